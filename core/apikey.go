@@ -1,0 +1,111 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/store"
+)
+
+// Role is what an API key may do.
+type Role string
+
+// The roles (DESIGN.md §8).
+const (
+	RoleIngest      Role = "ingest"
+	RoleMarketer    Role = "marketer"
+	RoleDPO         Role = "dpo"
+	RoleAdmin       Role = "admin"
+	RolePersonalize Role = "personalize"
+)
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(strings.TrimSpace(strings.ToLower(s))); r {
+	case RoleIngest, RoleMarketer, RoleDPO, RoleAdmin, RolePersonalize:
+		return r, nil
+	}
+	return "", fmt.Errorf("role %q: %w", s, ErrInvalidRole)
+}
+
+// APIKey is a stored key's record. The key itself is never stored: only
+// its SHA-256 (the key has 256 bits of entropy, so a fast hash is enough).
+type APIKey struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// NewAPIKey is returned once, at creation, with the plaintext key.
+type NewAPIKey struct {
+	Key string `json:"key"`
+	APIKey
+}
+
+const apiKeyPrefix = "cus_"
+
+// CreateAPIKey makes a new key with role and name and returns it; this is
+// the only time the plaintext key exists outside the client.
+func (c *CDP) CreateAPIKey(ctx context.Context, role Role, name string) (NewAPIKey, error) {
+	if _, err := ParseRole(string(role)); err != nil {
+		return NewAPIKey{}, err
+	}
+	if len(name) > 200 {
+		return NewAPIKey{}, fmt.Errorf("%w: key name longer than 200 bytes", ErrInvalidInput)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return NewAPIKey{}, err
+	}
+	key := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	rec := APIKey{ID: uuid.NewString(), Name: name, Role: role, CreatedAt: c.now().UTC()}
+	val, err := json.Marshal(rec)
+	if err != nil {
+		return NewAPIKey{}, err
+	}
+	sum := sha256.Sum256([]byte(key))
+	if err := c.store.Update(ctx, func(tx *store.Txn) error { return tx.Set(store.APIKeyKey(sum[:]), val) }); err != nil {
+		return NewAPIKey{}, fmt.Errorf("create api key: %w", err)
+	}
+	return NewAPIKey{Key: key, APIKey: rec}, nil
+}
+
+// Authenticate returns the record of key, or ErrUnauthorized. Lookups go by
+// hash, so the comparison does not depend on how much of a guess is right.
+func (c *CDP) Authenticate(ctx context.Context, key string) (APIKey, error) {
+	if !strings.HasPrefix(key, apiKeyPrefix) || len(key) > 100 {
+		return APIKey{}, ErrUnauthorized
+	}
+	sum := sha256.Sum256([]byte(key))
+	hk := hex.EncodeToString(sum[:])
+	if v, ok := c.apiKeys.Load(hk); ok {
+		return v.(APIKey), nil
+	}
+	var rec APIKey
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		v, err := tx.Get(store.APIKeyKey(sum[:]))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, &rec)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return APIKey{}, ErrUnauthorized
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("authenticate: %w", err)
+	}
+	c.apiKeys.Store(hk, rec)
+	return rec, nil
+}

@@ -1,0 +1,289 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ConfigFile is the name of the configuration file in the data directory.
+const ConfigFile = "custody.yaml"
+
+// Config is everything Custody needs to run. The zero value is not usable:
+// start from DefaultConfig, then LoadConfigFile, then ApplyEnv.
+type Config struct {
+	// DataDir holds master.key, custody.yaml, store/, vault/ and the
+	// admin socket. Not read from the file (the file lives in it).
+	DataDir string `yaml:"-"`
+	// MasterKeyFile overrides <data>/master.key.
+	MasterKeyFile string `yaml:"master_key_file"`
+	// MasterKeyHex and Passphrase come only from the environment
+	// (CUSTODY_MASTER_KEY, CUSTODY_PASSPHRASE): secrets never sit in the file.
+	MasterKeyHex string `yaml:"-"`
+	Passphrase   string `yaml:"-"`
+
+	Server ServerConfig `yaml:"server"`
+	Ingest IngestConfig `yaml:"ingest"`
+	Store  StoreConfig  `yaml:"store"`
+	Log    LogConfig    `yaml:"log"`
+}
+
+// ServerConfig configures `custody serve`.
+type ServerConfig struct {
+	Addr              string   `yaml:"addr"`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+}
+
+// IngestConfig configures the ingestion pipeline.
+type IngestConfig struct {
+	// DedupWindow is how long a messageId is remembered for de-duplication.
+	DedupWindow Duration `yaml:"dedup_window"`
+	// GroupMaxMessages and GroupMaxBytes bound one group commit.
+	GroupMaxMessages int `yaml:"group_max_messages"`
+	GroupMaxBytes    int `yaml:"group_max_bytes"`
+}
+
+// StoreConfig sizes the embedded stores, in MiB.
+type StoreConfig struct {
+	MemTableMiB   int `yaml:"memtable_mib"`
+	BlockCacheMiB int `yaml:"block_cache_mib"`
+	IndexCacheMiB int `yaml:"index_cache_mib"`
+	DEKCacheSize  int `yaml:"dek_cache_size"`
+}
+
+// LogConfig configures structured logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// DefaultConfig returns the documented defaults (docs/operations.md).
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "./custody-data",
+		Server: ServerConfig{
+			Addr:              "127.0.0.1:8700",
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			ReadTimeout:       Duration(30 * time.Second),
+			WriteTimeout:      Duration(60 * time.Second),
+			IdleTimeout:       Duration(120 * time.Second),
+			ShutdownTimeout:   Duration(20 * time.Second),
+		},
+		Ingest: IngestConfig{
+			DedupWindow:      Duration(7 * 24 * time.Hour),
+			GroupMaxMessages: 10000,
+			GroupMaxBytes:    4 << 20,
+		},
+		Store: StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
+		Log:   LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// ConfigError names the key that is wrong.
+type ConfigError struct {
+	Key    string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// LoadConfigFile overlays the YAML file at path on c. A missing file is not
+// an error when optional is true. Unknown keys are errors naming the key.
+func (c *Config) LoadConfigFile(path string, optional bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if optional && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+			return nil // empty file
+		}
+		return fmt.Errorf("config: %s: %w: %s", path, ErrInvalidConfig, describeYAMLError(b, err))
+	}
+	return nil
+}
+
+var errEOF = errors.New("EOF")
+
+// ApplyEnv reads secrets and overrides from the environment.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if v := getenv("CUSTODY_MASTER_KEY"); v != "" {
+		c.MasterKeyHex = v
+	}
+	if v := getenv("CUSTODY_PASSPHRASE"); v != "" {
+		c.Passphrase = v
+	}
+	if v := getenv("CUSTODY_ADDR"); v != "" {
+		c.Server.Addr = v
+	}
+	if v := getenv("CUSTODY_LOG_LEVEL"); v != "" {
+		c.Log.Level = v
+	}
+}
+
+// Validate checks every setting and names the first wrong key.
+func (c *Config) Validate() error {
+	bad := func(k, r string) error { return &ConfigError{Key: k, Reason: r} }
+	if c.DataDir == "" {
+		return bad("data", "must not be empty")
+	}
+	if c.Server.Addr == "" {
+		return bad("server.addr", "must not be empty")
+	}
+	for k, d := range map[string]Duration{
+		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
+		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
+		"server.shutdown_timeout": c.Server.ShutdownTimeout, "ingest.dedup_window": c.Ingest.DedupWindow,
+	} {
+		if d <= 0 {
+			return bad(k, "must be a positive duration such as 30s, 10m or 7d")
+		}
+	}
+	if c.Ingest.GroupMaxMessages < 1 || c.Ingest.GroupMaxMessages > 50000 {
+		return bad("ingest.group_max_messages", "must be between 1 and 50000")
+	}
+	if c.Ingest.GroupMaxBytes < 512<<10 || c.Ingest.GroupMaxBytes > 8<<20 {
+		return bad("ingest.group_max_bytes", "must be between 524288 and 8388608")
+	}
+	if c.Store.MemTableMiB < 8 || c.Store.MemTableMiB > 1024 {
+		return bad("store.memtable_mib", "must be between 8 and 1024")
+	}
+	if c.Store.BlockCacheMiB < 8 {
+		return bad("store.block_cache_mib", "must be at least 8 (Badger needs a block cache when encrypted)")
+	}
+	if c.Store.IndexCacheMiB < 8 {
+		return bad("store.index_cache_mib", "must be at least 8 (Badger needs an index cache when encrypted)")
+	}
+	if c.Store.DEKCacheSize < 1 {
+		return bad("store.dek_cache_size", "must be at least 1")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be one of debug, info, warn, error")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be text or json")
+	}
+	if c.MasterKeyHex != "" && c.Passphrase != "" {
+		return bad("CUSTODY_MASTER_KEY", "set either CUSTODY_MASTER_KEY or CUSTODY_PASSPHRASE, not both")
+	}
+	return nil
+}
+
+// Paths inside the data directory.
+func (c *Config) storeDir() string  { return filepath.Join(c.DataDir, "store") }
+func (c *Config) vaultDir() string  { return filepath.Join(c.DataDir, "vault") }
+func (c *Config) saltFile() string  { return filepath.Join(c.DataDir, "master.salt") }
+func (c *Config) masterFile() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, "master.key")
+}
+
+// SocketPath is the owner-only unix socket of a running server, through
+// which the CLI reaches a store that `custody serve` holds.
+func (c *Config) SocketPath() string { return filepath.Join(c.DataDir, "custody.sock") }
+
+// Duration is a time.Duration that also reads days ("7d").
+type Duration time.Duration
+
+// ParseDuration reads Go durations plus a "d" suffix for days.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return d, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %v (use e.g. 30s, 10m, 7d)", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+var lineRe = regexp.MustCompile(`line (\d+): `)
+
+// describeYAMLError adds the dotted key path to yaml's "line N: ..." errors,
+// so that "line 2: cannot unmarshal !!str into int" names
+// "ingest.group_max_messages".
+func describeYAMLError(src []byte, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var root yaml.Node
+	if yaml.Unmarshal(src, &root) != nil {
+		return msg
+	}
+	return lineRe.ReplaceAllStringFunc(msg, func(m string) string {
+		n, _ := strconv.Atoi(lineRe.FindStringSubmatch(m)[1])
+		if k := keyAtLine(&root, n, ""); k != "" {
+			return m + k + ": "
+		}
+		return m
+	})
+}
+
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			path := key.Value
+			if prefix != "" {
+				path = prefix + "." + key.Value
+			}
+			if key.Line == line {
+				return path
+			}
+			if k := keyAtLine(val, line, path); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}

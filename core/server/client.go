@@ -1,0 +1,113 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/keys"
+	"github.com/custody-cdp/custody/identity"
+)
+
+// Client reaches a running server's admin API over its unix socket. The
+// socket is owner-only, so whoever can open it is the data directory's owner.
+type Client struct {
+	hc *http.Client
+}
+
+// Dial returns a client for the socket at path if a server answers there.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	d := net.Dialer{}
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	conn.Close()
+	return &Client{hc: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://custody"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach running server: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var eb ErrorBody
+		_ = json.Unmarshal(b, &eb)
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return core.ErrProfileNotFound
+		case http.StatusBadRequest:
+			return fmt.Errorf("%w: %s", core.ErrInvalidInput, eb.Error)
+		}
+		return fmt.Errorf("server: %s (HTTP %d)", eb.Error, resp.StatusCode)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
+}
+
+// Profile is CDP.Profile through the server.
+func (c *Client) Profile(ctx context.Context, id identity.Identifier, so core.ShowOptions) (*core.ProfileView, error) {
+	q := url.Values{string(id.Type): {id.Value}}
+	if so.EventLimit > 0 {
+		q.Set("event_limit", fmt.Sprint(so.EventLimit))
+	}
+	var p core.ProfileView
+	if err := c.do(ctx, http.MethodGet, "/v1/admin/profiles?"+q.Encode(), nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// CreateAPIKey is CDP.CreateAPIKey through the server.
+func (c *Client) CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error) {
+	b, _ := json.Marshal(map[string]string{"role": string(role), "name": name})
+	var k core.NewAPIKey
+	err := c.do(ctx, http.MethodPost, "/v1/admin/apikeys", bytes.NewReader(b), &k)
+	return k, err
+}
+
+// RotateKeys is CDP.RotateKeys through the server.
+func (c *Client) RotateKeys(ctx context.Context) (keys.RotateReport, error) {
+	var r keys.RotateReport
+	err := c.do(ctx, http.MethodPost, "/v1/admin/keys/rotate", nil, &r)
+	return r, err
+}
+
+// Import streams JSON Lines to the server's importer.
+func (c *Client) Import(ctx context.Context, r io.Reader, opts core.ImportOptions) (core.ImportReport, error) {
+	var rep core.ImportReport
+	err := c.do(ctx, http.MethodPost, "/v1/admin/import", r, &rep)
+	if err != nil && !errors.Is(err, core.ErrInvalidInput) {
+		return rep, err
+	}
+	return rep, err
+}

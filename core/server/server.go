@@ -1,0 +1,465 @@
+package server
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/keys"
+	"github.com/custody-cdp/custody/identity"
+)
+
+// Backend is what the server needs from the CDP.
+type Backend interface {
+	Ingest(ctx context.Context, msgs []event.Message) (core.IngestResult, error)
+	Import(ctx context.Context, r io.Reader, opts core.ImportOptions) (core.ImportReport, error)
+	Authenticate(ctx context.Context, key string) (core.APIKey, error)
+	Profile(ctx context.Context, id identity.Identifier, so core.ShowOptions) (*core.ProfileView, error)
+	CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error)
+	RotateKeys(ctx context.Context) (keys.RotateReport, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Registry *prometheus.Registry
+	// Timeouts for the TCP listener (the socket has no write timeout:
+	// imports through it may run long).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, ShutdownTimeout time.Duration
+}
+
+// DefaultOptions returns sensible timeouts.
+func DefaultOptions() Options {
+	return Options{
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+// Server is the HTTP API over a Backend.
+type Server struct {
+	b        Backend
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	mux      *http.ServeMux
+}
+
+// New builds a Server.
+func New(b Backend, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{b: b, opts: opts, log: opts.Logger, now: opts.Now,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_http_requests_total", Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "custody_http_request_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"route"}),
+	}
+	opts.Registry.MustRegister(s.requests, s.latency)
+	s.mux = http.NewServeMux()
+	for _, t := range []event.Type{event.Identify, event.Track, event.Page, event.Screen, event.Group, event.Alias} {
+		s.mux.HandleFunc("POST /v1/"+string(t), s.ingestRole(s.handleMessage(t)))
+	}
+	s.mux.HandleFunc("POST /v1/batch", s.ingestRole(s.handleBatch))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /v1/admin/profiles", s.adminRole(s.handleProfile, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/apikeys", s.adminRole(s.handleCreateKey, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/keys/rotate", s.adminRole(s.handleRotate, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/import", s.adminRole(s.handleImport, core.RoleAdmin))
+	return s
+}
+
+// Handler returns the HTTP handler with logging and metrics.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		s.mux.ServeHTTP(rw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		s.requests.WithLabelValues(route, strconv.Itoa(rw.code)).Inc()
+		s.latency.WithLabelValues(route).Observe(d.Seconds())
+		// Never the URL's query or the body: lookups carry identifiers.
+		s.log.Debug("http", "route", route, "status", rw.code, "duration", d)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(c int) { w.code = c; w.ResponseWriter.WriteHeader(c) }
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+type ctxKey int
+
+const localKey ctxKey = 1
+
+// ingestRole authenticates a write key sent as the Basic user (as Segment
+// SDKs do), or as a Bearer token.
+func (s *Server) ingestRole(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key, _, ok := r.BasicAuth()
+		if !ok {
+			key = bearer(r)
+		}
+		if !s.authorize(w, r, key, core.RoleIngest, core.RoleAdmin) {
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) adminRole(h http.HandlerFunc, roles ...core.Role) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(localKey) == nil && !s.authorize(w, r, bearer(r), roles...) {
+			return
+		}
+		h(w, r)
+	}
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, roles ...core.Role) bool {
+	if key == "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
+		writeError(w, http.StatusUnauthorized, "missing API key", -1, "")
+		return false
+	}
+	rec, err := s.b.Authenticate(r.Context(), key)
+	if err != nil {
+		if errors.Is(err, core.ErrUnauthorized) {
+			writeError(w, http.StatusUnauthorized, "invalid API key", -1, "")
+		} else {
+			s.log.Error("authenticate", "err", err)
+			writeError(w, http.StatusInternalServerError, "internal error", -1, "")
+		}
+		return false
+	}
+	for _, role := range roles {
+		if rec.Role == role {
+			return true
+		}
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("a %s key may not do this", rec.Role), -1, "")
+	return false
+}
+
+// readBody reads at most limit bytes (after gzip decoding, if any) and
+// reports whether the body was larger.
+func readBody(r *http.Request, limit int) ([]byte, bool, error) {
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit)*4+1024)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, false, err
+		}
+		defer zr.Close()
+		rd = zr
+	}
+	b, err := io.ReadAll(io.LimitReader(rd, int64(limit)+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, true, nil
+		}
+		return nil, false, err
+	}
+	return b, len(b) > limit, nil
+}
+
+func (s *Server) handleMessage(t event.Type) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, over, err := readBody(r, event.MaxMessageBytes)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "could not read request body", -1, "")
+			return
+		}
+		if over {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("message larger than %d bytes", event.MaxMessageBytes), -1, "")
+			return
+		}
+		m, err := event.DecodeMessage(body, t, s.now())
+		if err != nil {
+			writeDecodeError(w, err)
+			return
+		}
+		s.ingest(w, r, []event.Message{m})
+	}
+}
+
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	body, over, err := readBody(r, event.MaxBatchBytes)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "could not read request body", -1, "")
+		return
+	}
+	if over {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("batch larger than %d bytes", event.MaxBatchBytes), -1, "")
+		return
+	}
+	msgs, err := event.DecodeBatch(body, s.now())
+	if err != nil {
+		writeDecodeError(w, err)
+		return
+	}
+	s.ingest(w, r, msgs)
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, msgs []event.Message) {
+	if _, err := s.b.Ingest(r.Context(), msgs); err != nil {
+		if errors.Is(err, core.ErrClosed) || errors.Is(err, context.Canceled) {
+			writeError(w, http.StatusServiceUnavailable, "shutting down, retry", -1, "")
+			return
+		}
+		s.log.Error("ingest", "messages", len(msgs), "err", err)
+		writeError(w, http.StatusInternalServerError, "could not store the batch; nothing was acknowledged, retry", -1, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+}
+
+func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var id identity.Identifier
+	n := 0
+	for _, t := range []identity.Type{identity.UserID, identity.AnonymousID, identity.Email, identity.Phone} {
+		if v := q.Get(string(t)); v != "" {
+			id = identity.Identifier{Type: t, Value: v}
+			n++
+		}
+	}
+	if n != 1 {
+		writeError(w, http.StatusBadRequest, "give exactly one of user_id, anonymous_id, email, phone", -1, "")
+		return
+	}
+	limit, _ := strconv.Atoi(q.Get("event_limit"))
+	p, err := s.b.Profile(r.Context(), id, core.ShowOptions{EventLimit: limit})
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Role string `json:"role"`
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be JSON {\"role\": ..., \"name\": ...}", -1, "")
+		return
+	}
+	role, err := core.ParseRole(req.Role)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), -1, "role")
+		return
+	}
+	k, err := s.b.CreateAPIKey(r.Context(), role, req.Name)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, k)
+}
+
+func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.b.RotateKeys(r.Context())
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.b.Import(r.Context(), r.Body, core.ImportOptions{})
+	if err != nil {
+		s.log.Error("import", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), "report": rep})
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) writeCoreError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, core.ErrProfileNotFound):
+		writeError(w, http.StatusNotFound, "profile not found", -1, "")
+	case errors.Is(err, core.ErrInvalidInput), errors.Is(err, core.ErrInvalidRole):
+		writeError(w, http.StatusBadRequest, err.Error(), -1, "")
+	default:
+		s.log.Error("request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error", -1, "")
+	}
+}
+
+// ErrorBody is the JSON of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
+	Index *int   `json:"index,omitempty"`
+	Field string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string, index int, field string) {
+	b := ErrorBody{Error: msg, Field: field}
+	if index >= 0 {
+		b.Index = &index
+	}
+	writeJSON(w, code, b)
+}
+
+func writeDecodeError(w http.ResponseWriter, err error) {
+	var fe *event.FieldError
+	if errors.As(err, &fe) {
+		b := ErrorBody{Error: fe.Error(), Field: fe.Field, Code: codeOf(fe.Err)}
+		if fe.Index >= 0 {
+			i := fe.Index
+			b.Index = &i
+		}
+		writeJSON(w, http.StatusBadRequest, b)
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error(), -1, "")
+}
+
+func codeOf(err error) string {
+	for code, e := range map[string]error{
+		"malformed_json": event.ErrMalformedJSON, "invalid_utf8": event.ErrInvalidUTF8,
+		"message_too_large": event.ErrMessageTooLarge, "batch_too_large": event.ErrBatchTooLarge,
+		"unknown_type": event.ErrUnknownType, "missing_identity": event.ErrMissingIdentity,
+		"invalid_field": event.ErrInvalidField, "empty_batch": event.ErrEmptyBatch,
+	} {
+		if errors.Is(err, e) {
+			return code
+		}
+	}
+	return ""
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Serve listens on addr (TCP) and socketPath (unix, owner-only) until ctx
+// is cancelled, then shuts down gracefully: in-flight requests finish, and
+// so their acknowledged messages are durable, before it returns.
+func (s *Server) Serve(ctx context.Context, addr, socketPath string, ready func(tcpAddr string)) error {
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	unix, err := listenSocket(socketPath)
+	if err != nil {
+		tcp.Close()
+		return err
+	}
+	defer os.Remove(socketPath)
+	h := s.Handler()
+	pub := &http.Server{Handler: h, ReadHeaderTimeout: s.opts.ReadHeaderTimeout, ReadTimeout: s.opts.ReadTimeout,
+		WriteTimeout: s.opts.WriteTimeout, IdleTimeout: s.opts.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	local := &http.Server{Handler: h, ReadHeaderTimeout: s.opts.ReadHeaderTimeout, IdleTimeout: s.opts.IdleTimeout,
+		BaseContext: func(net.Listener) context.Context { return context.WithValue(context.Background(), localKey, true) },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	for _, p := range []struct {
+		srv *http.Server
+		l   net.Listener
+	}{{pub, tcp}, {local, unix}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.srv.Serve(p.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	s.log.Info("serving", "addr", tcp.Addr().String(), "socket", socketPath)
+	if ready != nil {
+		ready(tcp.Addr().String())
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	err = errors.Join(pub.Shutdown(sctx), local.Shutdown(sctx))
+	wg.Wait()
+	s.log.Info("server stopped")
+	return errors.Join(serveErr, err)
+}
+
+func listenSocket(path string) (net.Listener, error) {
+	if _, err := os.Stat(path); err == nil {
+		// A socket left by a killed server: refuse if something answers.
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another server is running", path)
+		}
+		_ = os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}

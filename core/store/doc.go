@@ -1,0 +1,48 @@
+// Package store is Custody's only door to the embedded key-value engine
+// (Badger v4). It owns the keyspace, transactions, scans, the schema version
+// check and the translation of the engine's errors into its own sentinels, so
+// that another ordered, transactional KV engine could sit behind it.
+//
+// # Guarantees
+//
+//   - Encryption at rest is always on: Open refuses an empty key. The key is
+//     derived from the master key by core/keys (HKDF); a wrong key fails Open
+//     with ErrWrongKey and changes nothing on disk.
+//   - A committed Update is durable (fsynced) when Options.SyncWrites is set,
+//     which is the default. Callers batch work into few transactions (group
+//     commit) to keep this cheap; see core's ingest committer.
+//   - The schema version key is checked at Open; an unknown version fails
+//     with ErrSchemaVersion before anything is written.
+//
+// # Keyspace (schema version 1)
+//
+// Every key starts with a one-byte-or-more ASCII prefix and a slash. Profile
+// ids (pid) are 16 raw bytes (UUIDv7, so they sort by creation time).
+// Everything about a person lives under that person's pid so that access and
+// deletion read and erase a contiguous range, never a full-store scan.
+// Values marked "sealed" are encrypted with the profile's own data key
+// (XChaCha20-Poly1305, the storage key as associated data) on top of the
+// store-wide encryption.
+//
+//	!meta/schema                     schema version, decimal ASCII
+//	!meta/created                    RFC3339 time the store was initialised
+//	p/<pid>                          profile: identifiers, traits (sealed)
+//	e/<pid>/<ts:8>/<mid:16>          event; ts = event time, unix nanoseconds
+//	                                 big-endian; mid = keyed hash of the
+//	                                 messageId (sealed)
+//	i/<type>/<hmac:32>               identifier index -> pid. type is one of
+//	                                 user_id, anonymous_id, email, phone, or
+//	                                 x:<externalId type>; hmac = HMAC-SHA256 of
+//	                                 the normalised value under the identifier
+//	                                 subkey. No plaintext identifier in keys.
+//	u/<hmac:32>                      messageId de-duplication marker, empty
+//	                                 value, expires after the dedup window;
+//	                                 holds nothing that links to a person
+//	k/<sha256(api key):32>           API key record (name, role, created);
+//	                                 the key itself is never stored
+//
+// Prefixes reserved by the design for later parts (DESIGN.md §2): m/ merges,
+// c/ consent, s/ segment memberships, x/ export ledger, x-sup/ suppression,
+// r/ privacy requests, a/ audit log. They are listed in Prefixes so that the
+// privacy code can prove every person-scoped prefix is covered.
+package store

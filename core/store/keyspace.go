@@ -1,0 +1,114 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// SchemaVersion is the version of the keyspace this code reads and writes.
+const SchemaVersion = 1
+
+// Prefix is the first component of a key.
+type Prefix string
+
+// The keyspace prefixes. See doc.go for the layout of each.
+const (
+	PrefixMeta       Prefix = "!meta/"
+	PrefixProfile    Prefix = "p/"
+	PrefixEvent      Prefix = "e/"
+	PrefixIdentifier Prefix = "i/"
+	PrefixDedup      Prefix = "u/"
+	PrefixAPIKey     Prefix = "k/"
+)
+
+// PrefixInfo says whether a prefix holds personal data keyed by profile id.
+type PrefixInfo struct {
+	Prefix Prefix
+	// PersonScoped prefixes hold records about one person under their pid
+	// (or, for the identifier index, pointing at it) and must be covered by
+	// access and deletion.
+	PersonScoped bool
+	Doc          string
+}
+
+// Prefixes lists every prefix in use. A test checks that every key written by
+// the rest of the system starts with one of these.
+var Prefixes = []PrefixInfo{
+	{PrefixMeta, false, "store metadata (schema version)"},
+	{PrefixProfile, true, "profile record, sealed"},
+	{PrefixEvent, true, "events, sealed"},
+	{PrefixIdentifier, true, "identifier index: keyed hash -> pid"},
+	{PrefixDedup, false, "messageId de-duplication markers (keyed hash, no pid)"},
+	{PrefixAPIKey, false, "API key records (hashed keys)"},
+}
+
+var (
+	keySchema  = []byte(string(PrefixMeta) + "schema")
+	keyCreated = []byte(string(PrefixMeta) + "created")
+)
+
+// ProfileKey is p/<pid>.
+func ProfileKey(pid uuid.UUID) []byte {
+	k := make([]byte, 0, len(PrefixProfile)+16)
+	k = append(k, PrefixProfile...)
+	return append(k, pid[:]...)
+}
+
+// EventPrefix is e/<pid>/, the range of one profile's events.
+func EventPrefix(pid uuid.UUID) []byte {
+	k := make([]byte, 0, len(PrefixEvent)+17)
+	k = append(k, PrefixEvent...)
+	k = append(k, pid[:]...)
+	return append(k, '/')
+}
+
+// EventKey is e/<pid>/<ts>/<mid>.
+func EventKey(pid uuid.UUID, tsNanos int64, mid [16]byte) []byte {
+	k := make([]byte, 0, len(PrefixEvent)+17+9+16)
+	k = append(k, PrefixEvent...)
+	k = append(k, pid[:]...)
+	k = append(k, '/')
+	k = binary.BigEndian.AppendUint64(k, uint64(tsNanos))
+	k = append(k, '/')
+	return append(k, mid[:]...)
+}
+
+// ParseEventKey returns the parts of an event key.
+func ParseEventKey(k []byte) (pid uuid.UUID, tsNanos int64, mid [16]byte, err error) {
+	const n = len(PrefixEvent) + 16 + 1 + 8 + 1 + 16
+	if len(k) != n || string(k[:len(PrefixEvent)]) != string(PrefixEvent) {
+		return pid, 0, mid, fmt.Errorf("parse event key: %w", ErrNotFound)
+	}
+	off := len(PrefixEvent)
+	copy(pid[:], k[off:off+16])
+	off += 17
+	tsNanos = int64(binary.BigEndian.Uint64(k[off : off+8]))
+	off += 9
+	copy(mid[:], k[off:])
+	return pid, tsNanos, mid, nil
+}
+
+// IdentifierKey is i/<type>/<hash>.
+func IdentifierKey(typ string, hash []byte) []byte {
+	k := make([]byte, 0, len(PrefixIdentifier)+len(typ)+1+len(hash))
+	k = append(k, PrefixIdentifier...)
+	k = append(k, typ...)
+	k = append(k, '/')
+	return append(k, hash...)
+}
+
+// DedupKey is u/<hash>.
+func DedupKey(hash []byte) []byte {
+	k := make([]byte, 0, len(PrefixDedup)+len(hash))
+	k = append(k, PrefixDedup...)
+	return append(k, hash...)
+}
+
+// APIKeyKey is k/<hash>.
+func APIKeyKey(hash []byte) []byte {
+	k := make([]byte, 0, len(PrefixAPIKey)+len(hash))
+	k = append(k, PrefixAPIKey...)
+	return append(k, hash...)
+}

@@ -1,0 +1,336 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options configures a Store. Start from DefaultOptions.
+type Options struct {
+	// EncryptionKey is the 32-byte AES key for encryption at rest. Required.
+	EncryptionKey []byte
+	// SyncWrites makes every committed Update durable before it returns.
+	SyncWrites bool
+	// MustExist makes Open fail with ErrNotInitialised instead of creating
+	// a new store (every command but `custody init` sets it).
+	MustExist bool
+	// ReadOnly opens the store without taking the write lock.
+	ReadOnly bool
+	// Sizes, in bytes. Badger panics with encryption on and no block cache,
+	// so both caches must be non-zero.
+	MemTableSize   int64
+	BlockCacheSize int64
+	IndexCacheSize int64
+	VLogFileSize   int64
+	NumCompactors  int
+	// ConflictRetries is how often Update retries a transaction that lost a
+	// race before returning ErrConflict.
+	ConflictRetries int
+	Logger          *slog.Logger
+}
+
+// DefaultOptions are sized for one node with 2 cores and ~24 GiB of memory:
+// memtables and caches take a few hundred MiB, leaving the rest to the page
+// cache and the rest of the process.
+func DefaultOptions() Options {
+	return Options{
+		SyncWrites:      true,
+		MemTableSize:    64 << 20,
+		BlockCacheSize:  256 << 20,
+		IndexCacheSize:  128 << 20,
+		VLogFileSize:    256 << 20,
+		NumCompactors:   2,
+		ConflictRetries: 8,
+	}
+}
+
+// Store is an open Badger database with Custody's keyspace.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+}
+
+// Open opens (or, unless opts.MustExist, creates) the store in dir.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(opts.EncryptionKey) != 32 {
+		return nil, fmt.Errorf("open store: encryption key must be 32 bytes, got %d", len(opts.EncryptionKey))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ConflictRetries <= 0 {
+		opts.ConflictRetries = 1
+	}
+	exists := dirHasStore(dir)
+	if opts.MustExist && !exists {
+		return nil, fmt.Errorf("open store %s: %w", dir, ErrNotInitialised)
+	}
+	if !exists {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	bo := badger.DefaultOptions(dir).
+		WithEncryptionKey(opts.EncryptionKey).
+		WithEncryptionKeyRotationDuration(30 * 24 * time.Hour).
+		WithSyncWrites(opts.SyncWrites).
+		WithReadOnly(opts.ReadOnly).
+		WithMemTableSize(opts.MemTableSize).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithIndexCacheSize(opts.IndexCacheSize).
+		WithValueLogFileSize(opts.VLogFileSize).
+		WithNumCompactors(max(opts.NumCompactors, 2)).
+		WithNumVersionsToKeep(1).
+		WithCompression(options.ZSTD).
+		WithDetectConflicts(true).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, translateOpen(err))
+	}
+	s := &Store{db: db, opts: opts, log: opts.Logger}
+	if err := s.checkSchema(ctx, exists); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func dirHasStore(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "MANIFEST"))
+	return err == nil
+}
+
+func translateOpen(err error) error {
+	switch {
+	case errors.Is(err, badger.ErrEncryptionKeyMismatch):
+		return ErrWrongKey
+	case strings.Contains(err.Error(), "Cannot acquire directory lock"):
+		return ErrLocked
+	}
+	return err
+}
+
+func (s *Store) checkSchema(ctx context.Context, existed bool) error {
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(keySchema)
+		if err != nil {
+			return err
+		}
+		v, err = it.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		if existed {
+			return fmt.Errorf("open store: schema version key missing: %w", ErrSchemaVersion)
+		}
+		if s.opts.ReadOnly {
+			return nil
+		}
+		return s.Update(ctx, func(tx *Txn) error {
+			if err := tx.Set(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+			return tx.Set(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339)))
+		})
+	case err != nil:
+		return fmt.Errorf("open store: read schema version: %w", translate(err))
+	}
+	got, err := strconv.Atoi(string(v))
+	if err != nil || got != SchemaVersion {
+		return fmt.Errorf("open store: found schema version %q, this build reads %d: %w", v, SchemaVersion, ErrSchemaVersion)
+	}
+	return nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", translate(err))
+	}
+	return nil
+}
+
+// Sync forces everything written so far to disk.
+func (s *Store) Sync() error { return translate(s.db.Sync()) }
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(tx *Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return translate(s.db.View(func(txn *badger.Txn) error {
+		return fn(&Txn{txn: txn, ctx: ctx})
+	}))
+}
+
+// Update runs fn in a read-write transaction and commits it, retrying when
+// it lost a race with a concurrent transaction. fn must be safe to run more
+// than once. With SyncWrites on, the commit is durable when Update returns.
+func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
+	var err error
+	for attempt := 0; attempt < s.opts.ConflictRetries; attempt++ {
+		if err = ctx.Err(); err != nil {
+			return err
+		}
+		err = translate(s.db.Update(func(txn *badger.Txn) error {
+			return fn(&Txn{txn: txn, ctx: ctx})
+		}))
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+// Txn is a transaction. Values returned by Get and passed to Scan callbacks
+// are copies the caller may keep.
+type Txn struct {
+	txn *badger.Txn
+	ctx context.Context
+}
+
+// Get returns the value of key, or ErrNotFound.
+func (t *Txn) Get(key []byte) ([]byte, error) {
+	it, err := t.txn.Get(key)
+	if err != nil {
+		return nil, translate(err)
+	}
+	v, err := it.ValueCopy(nil)
+	return v, translate(err)
+}
+
+// Has reports whether key exists.
+func (t *Txn) Has(key []byte) (bool, error) {
+	_, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, translate(err)
+}
+
+// Set writes key = val. The store keeps references to both until commit:
+// do not modify them afterwards.
+func (t *Txn) Set(key, val []byte) error {
+	if len(key) == 0 {
+		return ErrEmptyKey
+	}
+	return translate(t.txn.Set(key, val))
+}
+
+// SetWithTTL writes key = val, expiring after ttl.
+func (t *Txn) SetWithTTL(key, val []byte, ttl time.Duration) error {
+	if len(key) == 0 {
+		return ErrEmptyKey
+	}
+	return translate(t.txn.SetEntry(badger.NewEntry(key, val).WithTTL(ttl)))
+}
+
+// Delete removes key.
+func (t *Txn) Delete(key []byte) error {
+	return translate(t.txn.Delete(key))
+}
+
+// ScanOptions tune Scan.
+type ScanOptions struct {
+	// KeysOnly skips reading values (fn gets a nil value).
+	KeysOnly bool
+	// Reverse walks from the last key of the prefix to the first.
+	Reverse bool
+	// Limit stops after this many keys (0: no limit).
+	Limit int
+}
+
+// ErrStopScan may be returned by a Scan callback to end the scan early
+// without error.
+var ErrStopScan = errors.New("store: stop scan")
+
+// Scan calls fn for every key with the given prefix, in key order. It checks
+// the context every 1024 keys so long scans can be cancelled.
+func (t *Txn) Scan(prefix []byte, so ScanOptions, fn func(key, val []byte) error) error {
+	io := badger.DefaultIteratorOptions
+	io.Prefix = prefix
+	io.PrefetchValues = !so.KeysOnly
+	io.Reverse = so.Reverse
+	it := t.txn.NewIterator(io)
+	defer it.Close()
+	start := prefix
+	if so.Reverse {
+		start = append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff)
+	}
+	n := 0
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		if n%1024 == 0 {
+			if err := t.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		item := it.Item()
+		key := item.KeyCopy(nil)
+		var val []byte
+		if !so.KeysOnly {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return translate(err)
+			}
+			val = v
+		}
+		if err := fn(key, val); err != nil {
+			if errors.Is(err, ErrStopScan) {
+				return nil
+			}
+			return err
+		}
+		n++
+		if so.Limit > 0 && n >= so.Limit {
+			return nil
+		}
+	}
+	return nil
+}
+
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return ErrNotFound
+	case errors.Is(err, badger.ErrConflict):
+		return ErrConflict
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return ErrTxnTooBig
+	case errors.Is(err, badger.ErrDBClosed):
+		return ErrClosed
+	case errors.Is(err, badger.ErrEmptyKey):
+		return ErrEmptyKey
+	}
+	return err
+}
+
+// badgerLogger sends Badger's log lines to slog. Badger logs file names
+// and sizes, never keys or values.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) { b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any)  { b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Debugf(f string, a ...any) {}
