@@ -192,9 +192,9 @@ func (c *Config) Validate() error {
 }
 
 // Paths inside the data directory.
-func (c *Config) storeDir() string  { return filepath.Join(c.DataDir, "store") }
-func (c *Config) vaultDir() string  { return filepath.Join(c.DataDir, "vault") }
-func (c *Config) saltFile() string  { return filepath.Join(c.DataDir, "master.salt") }
+func (c *Config) storeDir() string { return filepath.Join(c.DataDir, "store") }
+func (c *Config) vaultDir() string { return filepath.Join(c.DataDir, "vault") }
+func (c *Config) saltFile() string { return filepath.Join(c.DataDir, "master.salt") }
 func (c *Config) masterFile() string {
 	if c.MasterKeyFile != "" {
 		return c.MasterKeyFile

@@ -328,9 +328,13 @@ func translate(err error) error {
 // and sizes, never keys or values.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any) { b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
 func (b badgerLogger) Warningf(f string, a ...any) {
 	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
-func (b badgerLogger) Infof(f string, a ...any)  { b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
 func (b badgerLogger) Debugf(f string, a ...any) {}
