@@ -1,0 +1,256 @@
+package server
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/identity"
+)
+
+var fixedNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+type env struct {
+	cdp   *core.CDP
+	srv   *httptest.Server
+	keys  map[core.Role]string
+	clock func() time.Time
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	cfg := core.DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.Store.BlockCacheMiB, cfg.Store.IndexCacheMiB, cfg.Store.MemTableMiB = 16, 16, 16
+	if err := core.Init(ctx, cfg, core.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return fixedNow }
+	cdp, err := core.Open(ctx, cfg, core.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{cdp: cdp, keys: map[core.Role]string{}, clock: clock}
+	for _, r := range []core.Role{core.RoleIngest, core.RoleMarketer, core.RoleDPO, core.RoleAdmin, core.RolePersonalize} {
+		k, err := cdp.CreateAPIKey(ctx, r, string(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.keys[r] = k.Key
+	}
+	opts := DefaultOptions()
+	opts.Now = clock
+	opts.Registry = cdp.Registry()
+	e.srv = httptest.NewServer(New(cdp, opts).Handler())
+	t.Cleanup(func() { e.srv.Close(); _ = cdp.Close() })
+	return e
+}
+
+func (e *env) post(t *testing.T, path, writeKey string, body []byte, hdr map[string]string) (int, ErrorBody) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if writeKey != "" {
+		req.SetBasicAuth(writeKey, "")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb ErrorBody
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &eb)
+	return resp.StatusCode, eb
+}
+
+func (e *env) events(t *testing.T, id identity.Identifier) int {
+	t.Helper()
+	p, err := e.cdp.Profile(context.Background(), id, core.ShowOptions{})
+	if err != nil {
+		return 0
+	}
+	return p.EventCount
+}
+
+func TestIngestEndpoints(t *testing.T) {
+	e := newEnv(t)
+	k := e.keys[core.RoleIngest]
+	tests := []struct {
+		path, body string
+	}{
+		{"/v1/identify", `{"userId":"u1","traits":{"email":"a@example.com"}}`},
+		{"/v1/track", `{"userId":"u1","event":"Product Viewed","properties":{"sku":"S1"}}`},
+		{"/v1/page", `{"userId":"u1","name":"Home"}`},
+		{"/v1/screen", `{"userId":"u1","name":"Cart"}`},
+		{"/v1/group", `{"userId":"u1","groupId":"g1"}`},
+		{"/v1/alias", `{"userId":"u1","previousId":"anon-9"}`},
+		{"/v1/batch", `{"batch":[{"type":"track","userId":"u1","event":"A"},{"type":"page","userId":"u1"}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, eb := e.post(t, tt.path, k, []byte(tt.body), nil)
+			if code != http.StatusOK {
+				t.Fatalf("%s: %d %+v", tt.path, code, eb)
+			}
+		})
+	}
+	if n := e.events(t, identity.Identifier{Type: identity.UserID, Value: "u1"}); n != 8 {
+		t.Fatalf("stored %d events, want 8", n)
+	}
+}
+
+func TestGzipBody(t *testing.T) {
+	e := newEnv(t)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(`{"batch":[{"type":"track","userId":"gz","event":"A"}]}`))
+	zw.Close()
+	code, eb := e.post(t, "/v1/batch", e.keys[core.RoleIngest], buf.Bytes(), map[string]string{"Content-Encoding": "gzip"})
+	if code != http.StatusOK {
+		t.Fatalf("%d %+v", code, eb)
+	}
+}
+
+func TestBadInputStoresNothing(t *testing.T) {
+	e := newEnv(t)
+	k := e.keys[core.RoleIngest]
+	big := strings.Repeat("x", 40*1024)
+	var items []string
+	for i := 0; i < 20; i++ {
+		items = append(items, fmt.Sprintf(`{"type":"track","userId":"bad","event":"E","properties":{"p":"%s"}}`, strings.Repeat("y", 30*1024)))
+	}
+	tests := []struct {
+		name, path, body string
+		index            int
+		field            string
+		code             string
+	}{
+		{"malformed json", "/v1/batch", `{"batch":[{"type":"track","userId":"bad","event":"E"},{"type":`, -1, "", "malformed_json"},
+		{"userId number", "/v1/batch", `{"batch":[{"type":"track","userId":"bad","event":"E"},{"type":"track","userId":7,"event":"E"}]}`, 1, "userId", "invalid_field"},
+		{"no identity", "/v1/batch", `{"batch":[{"type":"track","userId":"bad","event":"E"},{"type":"track","event":"E"}]}`, 1, "", "missing_identity"},
+		{"unknown type", "/v1/batch", `{"batch":[{"type":"track","userId":"bad","event":"E"},{"type":"boom","userId":"bad"}]}`, 1, "type", "unknown_type"},
+		{"traits array", "/v1/identify", `{"userId":"bad","traits":[1,2]}`, -1, "traits", "invalid_field"},
+		{"track without event", "/v1/track", `{"userId":"bad"}`, -1, "event", ""},
+		{"oversize message", "/v1/track", `{"userId":"bad","event":"E","properties":{"p":"` + big + `"}}`, -1, "", ""},
+		{"oversize batch", "/v1/batch", `{"batch":[` + strings.Join(items, ",") + `]}`, -1, "", ""},
+		{"invalid utf8", "/v1/track", "{\"userId\":\"bad\",\"event\":\"\xff\xfe\"}", -1, "", "invalid_utf8"},
+		{"empty batch", "/v1/batch", `{"batch":[]}`, -1, "", "empty_batch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, eb := e.post(t, tt.path, k, []byte(tt.body), nil)
+			if code != http.StatusBadRequest || eb.Error == "" {
+				t.Fatalf("got %d %+v, want 400 with an error", code, eb)
+			}
+			if tt.index >= 0 && (eb.Index == nil || *eb.Index != tt.index) {
+				t.Errorf("index = %v, want %d (%s)", eb.Index, tt.index, eb.Error)
+			}
+			if tt.field != "" && !strings.Contains(eb.Field, tt.field) {
+				t.Errorf("field = %q, want %q (%s)", eb.Field, tt.field, eb.Error)
+			}
+			if tt.code != "" && eb.Code != tt.code {
+				t.Errorf("code = %q, want %q (%s)", eb.Code, tt.code, eb.Error)
+			}
+		})
+	}
+	if n := e.events(t, identity.Identifier{Type: identity.UserID, Value: "bad"}); n != 0 {
+		t.Fatalf("%d events of rejected requests were stored", n)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	e := newEnv(t)
+	body := []byte(`{"userId":"u","event":"E"}`)
+	tests := []struct {
+		name string
+		key  string
+		want int
+	}{
+		{"no key", "", http.StatusUnauthorized},
+		{"wrong key", "cus_not-a-real-key", http.StatusUnauthorized},
+		{"garbage", "hello", http.StatusUnauthorized},
+		{"ingest", e.keys[core.RoleIngest], http.StatusOK},
+		{"admin", e.keys[core.RoleAdmin], http.StatusOK},
+		{"marketer", e.keys[core.RoleMarketer], http.StatusForbidden},
+		{"dpo", e.keys[core.RoleDPO], http.StatusForbidden},
+		{"personalize", e.keys[core.RolePersonalize], http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, eb := e.post(t, "/v1/track", tt.key, body, nil); code != tt.want {
+				t.Fatalf("got %d %+v, want %d", code, eb, tt.want)
+			}
+		})
+	}
+}
+
+func TestAdminProfileRoles(t *testing.T) {
+	e := newEnv(t)
+	if code, _ := e.post(t, "/v1/identify", e.keys[core.RoleIngest], []byte(`{"userId":"who","traits":{"email":"w@example.com"}}`), nil); code != 200 {
+		t.Fatal(code)
+	}
+	tests := []struct {
+		role core.Role
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{core.RoleIngest, http.StatusForbidden},
+		{core.RoleMarketer, http.StatusForbidden},
+		{core.RolePersonalize, http.StatusForbidden},
+		{core.RoleDPO, http.StatusOK},
+		{core.RoleAdmin, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.role), func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/v1/admin/profiles?user_id=who", nil)
+			if tt.role != "" {
+				req.Header.Set("Authorization", "Bearer "+e.keys[tt.role])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.want == http.StatusOK {
+				var p core.ProfileView
+				if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.EventCount != 1 {
+					t.Fatalf("profile %+v %v", p, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	e := newEnv(t)
+	e.post(t, "/v1/track", e.keys[core.RoleIngest], []byte(`{"userId":"m","event":"E"}`), nil)
+	for path, want := range map[string]string{"/healthz": `"ok"`, "/metrics": "custody_ingest_messages_total"} {
+		resp, err := http.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
