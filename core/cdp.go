@@ -40,6 +40,10 @@ type CDP struct {
 	metrics *metrics
 	apiKeys sync.Map // sha256 hex -> APIKey
 
+	// Owned by the committer goroutine (see resolvecache.go).
+	ids   *idCache
+	dedup *dedupFilter
+
 	jobs    chan *job
 	stop    chan struct{}
 	stopped chan struct{}
@@ -163,6 +167,12 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		jobs:    make(chan *job),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		ids:     newIDCache(cfg.Ingest.IdentifierCacheSize),
+	}
+	if err := c.loadDedupFilter(ctx); err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, fmt.Errorf("load messageId filter: %w", err)
 	}
 	c.wg.Add(1)
 	go c.commitLoop()

@@ -53,6 +53,12 @@ type IngestConfig struct {
 	// GroupMaxMessages and GroupMaxBytes bound one group commit.
 	GroupMaxMessages int `yaml:"group_max_messages"`
 	GroupMaxBytes    int `yaml:"group_max_bytes"`
+	// IdentifierCacheSize is how many identifier -> profile mappings the
+	// committer keeps in memory.
+	IdentifierCacheSize int `yaml:"identifier_cache_size"`
+	// DedupFilterCapacity sizes the in-memory filter of recent messageIds
+	// (10 bits each); it grows by itself when outgrown.
+	DedupFilterCapacity int `yaml:"dedup_filter_capacity"`
 }
 
 // StoreConfig sizes the embedded stores, in MiB.
@@ -82,9 +88,11 @@ func DefaultConfig() Config {
 			ShutdownTimeout:   Duration(20 * time.Second),
 		},
 		Ingest: IngestConfig{
-			DedupWindow:      Duration(7 * 24 * time.Hour),
-			GroupMaxMessages: 10000,
-			GroupMaxBytes:    4 << 20,
+			DedupWindow:         Duration(24 * time.Hour),
+			GroupMaxMessages:    10000,
+			GroupMaxBytes:       4 << 20,
+			IdentifierCacheSize: 1 << 20,
+			DedupFilterCapacity: 8 << 20,
 		},
 		Store: StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:   LogConfig{Level: "info", Format: "text"},
@@ -162,6 +170,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.GroupMaxBytes < 512<<10 || c.Ingest.GroupMaxBytes > 8<<20 {
 		return bad("ingest.group_max_bytes", "must be between 524288 and 8388608")
+	}
+	if c.Ingest.IdentifierCacheSize < 1 {
+		return bad("ingest.identifier_cache_size", "must be at least 1")
+	}
+	if c.Ingest.DedupFilterCapacity < 1024 {
+		return bad("ingest.dedup_filter_capacity", "must be at least 1024")
 	}
 	if c.Store.MemTableMiB < 8 || c.Store.MemTableMiB > 1024 {
 		return bad("store.memtable_mib", "must be between 8 and 1024")

@@ -150,7 +150,26 @@ func (c *CDP) commitGroup(group []*job, n int) {
 	// The group is not tied to any one caller's context: once accepted it
 	// runs to completion so a cancelled request cannot tear it.
 	ctx := context.Background()
-	err := c.store.Update(ctx, func(tx *store.Txn) error { return c.applyGroup(ctx, tx, group) })
+	var st *groupState
+	err := c.store.Update(ctx, func(tx *store.Txn) error {
+		var err error
+		st, err = c.applyGroup(ctx, tx, group)
+		return err
+	})
+	if err == nil {
+		// Only committed state reaches the committer's caches.
+		for k, pid := range st.ids {
+			c.ids.put([]byte(k), pid)
+		}
+		for k := range st.dedup {
+			c.dedup.add([]byte(k)[len(store.PrefixDedup):])
+		}
+		if c.dedup.full() {
+			if ferr := c.loadDedupFilter(ctx); ferr != nil {
+				c.log.Error("reload messageId filter", "err", ferr)
+			}
+		}
+	}
 	if errors.Is(err, store.ErrTxnTooBig) && len(group) > 1 {
 		// Fall back to committing each job on its own.
 		for _, j := range group {
@@ -188,7 +207,7 @@ type groupState struct {
 	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
 }
 
-func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) error {
+func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*groupState, error) {
 	now := c.now().UTC()
 	st := &groupState{
 		ids:      map[string]uuid.UUID{},
@@ -208,18 +227,20 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) error
 				j.res.Duplicates++
 				continue
 			}
-			seen, err := tx.Has(it.dedup)
-			if err != nil {
-				return err
-			}
-			if seen {
-				j.res.Duplicates++
-				continue
+			if c.dedup.mayContain(it.dedup[len(store.PrefixDedup):]) {
+				seen, err := tx.Has(it.dedup)
+				if err != nil {
+					return nil, err
+				}
+				if seen {
+					j.res.Duplicates++
+					continue
+				}
 			}
 			st.dedup[dk] = true
 			pid, created, err := c.resolve(tx, st, it, now)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if created {
 				j.res.ProfilesCreated++
@@ -232,7 +253,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) error
 	// sealed with them is committed.
 	if len(st.newPIDs) > 0 {
 		if err := c.vault.CreateDEKs(ctx, st.newPIDs); err != nil {
-			return fmt.Errorf("create data keys: %w", err)
+			return nil, fmt.Errorf("create data keys: %w", err)
 		}
 	}
 	// Pass 2: seal and write.
@@ -246,19 +267,19 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) error
 			it := &j.items[ii]
 			if it.msg.Type == event.Identify && len(it.msg.Traits) > 0 {
 				if err := c.applyTraits(tx, st, pid, it); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			key := store.EventKey(pid, it.ts, it.mid)
 			sealed, err := c.vault.Seal(ctx, pid, key, it.payload)
 			if err != nil {
-				return fmt.Errorf("seal event: %w", err)
+				return nil, fmt.Errorf("seal event: %w", err)
 			}
 			if err := tx.Set(key, sealed); err != nil {
-				return err
+				return nil, err
 			}
 			if err := tx.SetWithTTL(it.dedup, nil, ttl); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -266,10 +287,10 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) error
 		p := st.profiles[pid]
 		p.UpdatedAt = now
 		if err := c.putProfile(ctx, tx, p); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return st, nil
 }
 
 // resolve finds or creates the profile for a message by exact match of its
@@ -320,6 +341,9 @@ func (c *CDP) resolve(tx *store.Txn, st *groupState, it *prepared, now time.Time
 
 func (c *CDP) lookupID(tx *store.Txn, st *groupState, key []byte) (uuid.UUID, error) {
 	if p, ok := st.ids[string(key)]; ok {
+		return p, nil
+	}
+	if p, ok := c.ids.get(key); ok {
 		return p, nil
 	}
 	v, err := tx.Get(key)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/keys"
+	"github.com/custody-cdp/custody/core/server"
+	"github.com/custody-cdp/custody/identity"
+)
+
+// backend is what commands need; core.CDP serves it directly, and
+// server.Client serves it through a running `custody serve`.
+type backend interface {
+	Import(ctx context.Context, r io.Reader, opts core.ImportOptions) (core.ImportReport, error)
+	Profile(ctx context.Context, id identity.Identifier, so core.ShowOptions) (*core.ProfileView, error)
+	CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error)
+	RotateKeys(ctx context.Context) (keys.RotateReport, error)
+	Close() error
+}
+
+// openBackend reaches the data directory: through the running server's
+// socket if one answers, otherwise by opening the store directly.
+func openBackend(c *cli.Context) (backend, core.Config, error) {
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if _, err := os.Stat(cfg.SocketPath()); err == nil {
+		if cl, err := server.Dial(c.Context, cfg.SocketPath()); err == nil {
+			return cl, cfg, nil
+		}
+	}
+	cdp, err := core.Open(c.Context, cfg, core.Options{Logger: newLogger(cfg, c.App.ErrWriter)})
+	if errors.Is(err, core.ErrLocked) {
+		return nil, cfg, fmt.Errorf("%w; and no server answers on %s", err, cfg.SocketPath())
+	}
+	if err != nil {
+		return nil, cfg, err
+	}
+	return cdp, cfg, nil
+}

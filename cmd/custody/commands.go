@@ -1,0 +1,314 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/server"
+	"github.com/custody-cdp/custody/identity"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create a data directory: master key, config file, key vault and store",
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			if err := core.Init(c.Context, cfg, core.Options{Logger: newLogger(cfg, c.App.ErrWriter)}); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "initialised %s\n", cfg.DataDir)
+			if cfg.MasterKeyHex == "" && cfg.MasterKeyFile == "" && cfg.Passphrase == "" {
+				fmt.Fprintf(c.App.Writer, "master key: %s/master.key (mode 0600) — back it up apart from the data; without it nothing can be read\n", cfg.DataDir)
+			}
+			return nil
+		},
+	}
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the HTTP API (Segment-compatible ingestion, admin API, /metrics)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Usage: "listen address (default from config: 127.0.0.1:8700)"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			if a := c.String("addr"); a != "" {
+				cfg.Server.Addr = a
+			}
+			log := newLogger(cfg, c.App.ErrWriter)
+			cdp, err := core.Open(c.Context, cfg, core.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			so := server.DefaultOptions()
+			so.Logger, so.Registry = log, cdp.Registry()
+			so.ReadHeaderTimeout, so.ReadTimeout = cfg.Server.ReadHeaderTimeout.D(), cfg.Server.ReadTimeout.D()
+			so.WriteTimeout, so.IdleTimeout = cfg.Server.WriteTimeout.D(), cfg.Server.IdleTimeout.D()
+			so.ShutdownTimeout = cfg.Server.ShutdownTimeout.D()
+			srv := server.New(cdp, so)
+			serr := srv.Serve(c.Context, cfg.Server.Addr, cfg.SocketPath(), func(addr string) {
+				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s)\n", addr, cfg.SocketPath())
+			})
+			cerr := cdp.Close()
+			if serr != nil {
+				return serr
+			}
+			return cerr
+		},
+	}
+}
+
+func apikeyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "apikey",
+		Usage: "manage API keys",
+		Subcommands: []*cli.Command{{
+			Name:  "create",
+			Usage: "create a key; it is printed once and stored only hashed",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "role", Required: true, Usage: "ingest, marketer, dpo, admin or personalize"},
+				&cli.StringFlag{Name: "name", Usage: "a label for the key"},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			},
+			Action: func(c *cli.Context) error {
+				role, err := core.ParseRole(c.String("role"))
+				if err != nil {
+					return err
+				}
+				b, _, err := openBackend(c)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				k, err := b.CreateAPIKey(c.Context, role, c.String("name"))
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, k)
+				}
+				fmt.Fprintf(c.App.Writer, "%s\n(role %s, id %s; shown once — store it now)\n", k.Key, k.Role, k.ID)
+				return nil
+			},
+		}},
+	}
+}
+
+func importCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "import a JSON Lines file of Segment messages ('-' for stdin)",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "messages per durable batch"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("import needs exactly one FILE argument", exitUsage)
+			}
+			var in io.Reader = os.Stdin
+			var size int64 = -1
+			if p := c.Args().First(); p != "-" {
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if st, err := f.Stat(); err == nil {
+					size = st.Size()
+				}
+				in = f
+			}
+			b, _, err := openBackend(c)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			start := time.Now()
+			in, done := withProgress(c, in, size, "importing")
+			rep, err := b.Import(c.Context, in, core.ImportOptions{BatchSize: c.Int("batch")})
+			done()
+			if err != nil {
+				return err
+			}
+			return printImport(c, rep, time.Since(start))
+		},
+	}
+}
+
+func printImport(c *cli.Context, rep core.ImportReport, d time.Duration) error {
+	if c.Bool("json") {
+		if err := printJSON(c.App.Writer, rep); err != nil {
+			return err
+		}
+	} else {
+		w := c.App.Writer
+		fmt.Fprintf(w, "lines %d, accepted %d, duplicates %d, rejected %d, profiles created %d in %s (%.0f msgs/s)\n",
+			rep.Lines, rep.Accepted, rep.Duplicates, rep.Rejected, rep.ProfilesCreated, d.Round(time.Millisecond),
+			float64(rep.Accepted+rep.Duplicates)/max(d.Seconds(), 1e-9))
+		for _, e := range rep.Errors {
+			fmt.Fprintf(w, "  line %d: %s\n", e.Line, e.Error)
+		}
+		if rep.Rejected > len(rep.Errors) {
+			fmt.Fprintf(w, "  … and %d more rejected lines\n", rep.Rejected-len(rep.Errors))
+		}
+	}
+	if rep.Rejected > 0 {
+		return cli.Exit("", exitRejected)
+	}
+	return nil
+}
+
+// withProgress wraps r with a progress bar on stderr when it is a terminal.
+func withProgress(c *cli.Context, r io.Reader, size int64, what string) (io.Reader, func()) {
+	f, ok := c.App.ErrWriter.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || c.Bool("json") {
+		return r, func() {}
+	}
+	bar := progressbar.DefaultBytes(size, what)
+	pr := progressbar.NewReader(r, bar)
+	return &pr, func() { _ = bar.Finish() }
+}
+
+func identifierFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "user-id", Usage: "look up by userId"},
+		&cli.StringFlag{Name: "anonymous-id", Usage: "look up by anonymousId"},
+		&cli.StringFlag{Name: "email", Usage: "look up by email"},
+		&cli.StringFlag{Name: "phone", Usage: "look up by phone"},
+	}
+}
+
+func identifierFromFlags(c *cli.Context) (identity.Identifier, error) {
+	var id identity.Identifier
+	n := 0
+	for _, p := range []struct {
+		flag string
+		typ  identity.Type
+	}{{"user-id", identity.UserID}, {"anonymous-id", identity.AnonymousID}, {"email", identity.Email}, {"phone", identity.Phone}} {
+		if v := c.String(p.flag); v != "" {
+			id = identity.Identifier{Type: p.typ, Value: v}
+			n++
+		}
+	}
+	if n != 1 {
+		return id, cli.Exit("give exactly one of --user-id, --anonymous-id, --email, --phone", exitUsage)
+	}
+	return id, nil
+}
+
+func profileCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "profile",
+		Usage: "read profiles",
+		Subcommands: []*cli.Command{{
+			Name:  "show",
+			Usage: "decrypt and print a profile with its events",
+			Flags: append(identifierFlags(),
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				&cli.IntFlag{Name: "events", Usage: "show only the newest N events (0: all)"}),
+			Action: func(c *cli.Context) error {
+				id, err := identifierFromFlags(c)
+				if err != nil {
+					return err
+				}
+				b, _, err := openBackend(c)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				p, err := b.Profile(c.Context, id, core.ShowOptions{EventLimit: c.Int("events")})
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, p)
+				}
+				printProfile(c.App.Writer, p)
+				return nil
+			},
+		}},
+	}
+}
+
+func printProfile(w io.Writer, p *core.ProfileView) {
+	fmt.Fprintf(w, "profile %s (created %s, updated %s)\n", p.ID, p.CreatedAt.Format(time.RFC3339), p.UpdatedAt.Format(time.RFC3339))
+	fmt.Fprintln(w, "identifiers:")
+	for _, id := range p.Identifiers {
+		fmt.Fprintf(w, "  %-13s %s\n", id.Type, id.Value)
+	}
+	if len(p.Traits) > 0 {
+		fmt.Fprintln(w, "traits:")
+		names := make([]string, 0, len(p.Traits))
+		for k := range p.Traits {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(w, "  %-13s %s\n", k, string(p.Traits[k]))
+		}
+	}
+	fmt.Fprintf(w, "events (%d):\n", p.EventCount)
+	for _, e := range p.Events {
+		label := e.Event
+		if label == "" {
+			label = e.Name
+		}
+		fmt.Fprintf(w, "  %s  %-8s %s\n", e.Timestamp.Format(time.RFC3339), e.Type, strings.TrimSpace(label))
+	}
+}
+
+func keysCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "keys",
+		Usage: "manage the key hierarchy",
+		Subcommands: []*cli.Command{{
+			Name:  "rotate",
+			Usage: "start a new KEK epoch, re-wrap every live data key, destroy the old KEK",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Action: func(c *cli.Context) error {
+				b, _, err := openBackend(c)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				r, err := b.RotateKeys(c.Context)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, r)
+				}
+				fmt.Fprintf(c.App.Writer, "rotated: epoch %d -> %d, %d data keys re-wrapped, retired epochs %v, in %s\n",
+					r.FromEpoch, r.ToEpoch, r.Rewrapped, r.Retired, r.Duration.Round(time.Millisecond))
+				return nil
+			},
+		}},
+	}
+}

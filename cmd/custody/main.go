@@ -1,0 +1,136 @@
+// Command custody is the Custody CLI. It is thin: flags become a
+// core.Config, the work is done by core (or, when `custody serve` holds the
+// data directory, by the running server over its unix socket), and the
+// result is printed. It is the only place that calls os.Exit.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/keys"
+	"github.com/custody-cdp/custody/core/store"
+)
+
+// Exit codes (docs/cli.md).
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitNotFound = 3
+	exitRejected = 4 // the command ran, but some input was rejected
+	exitNoInit   = 5
+	exitLocked   = 6
+	exitWrongKey = 7
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "custody:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "custody:", err)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, core.ErrProfileNotFound):
+		return exitNotFound
+	case errors.Is(err, core.ErrNotInitialised), errors.Is(err, core.ErrNoMasterKey):
+		return exitNoInit
+	case errors.Is(err, store.ErrLocked):
+		return exitLocked
+	case errors.Is(err, keys.ErrWrongMasterKey), errors.Is(err, store.ErrWrongKey):
+		return exitWrongKey
+	case errors.Is(err, core.ErrInvalidConfig), errors.Is(err, core.ErrInvalidInput), errors.Is(err, core.ErrInvalidRole),
+		errors.Is(err, errUsage):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+var errUsage = errors.New("usage")
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "custody",
+		Usage:     "privacy-first customer data platform",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Value: "./custody-data", EnvVars: []string{"CUSTODY_DATA"}, Usage: "data directory"},
+			&cli.StringFlag{Name: "config", Usage: "config file (default: <data>/custody.yaml)"},
+			&cli.StringFlag{Name: "master-key-file", Usage: "master key file (default: <data>/master.key); or set CUSTODY_MASTER_KEY / CUSTODY_PASSPHRASE"},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn, error (default from config: info)"},
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // run() prints and maps errors
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return cli.Exit(err.Error(), exitUsage)
+		},
+		Commands: []*cli.Command{
+			initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
+			keysCommand(), demoCommand(),
+		},
+	}
+}
+
+// loadConfig builds the Config from defaults, the config file, the
+// environment and the flags, in that order, and validates it.
+func loadConfig(c *cli.Context) (core.Config, error) {
+	cfg := core.DefaultConfig()
+	cfg.DataDir = c.String("data")
+	path, optional := c.String("config"), false
+	if path == "" {
+		path, optional = cfg.DataDir+"/"+core.ConfigFile, true
+	}
+	if err := cfg.LoadConfigFile(path, optional); err != nil {
+		return cfg, err
+	}
+	cfg.ApplyEnv(os.Getenv)
+	if v := c.String("master-key-file"); v != "" {
+		cfg.MasterKeyFile = v
+	}
+	if v := c.String("log-level"); v != "" {
+		cfg.Log.Level = v
+	}
+	return cfg, cfg.Validate()
+}
+
+func newLogger(cfg core.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// maxLine keeps printed errors for one input line short.
+var _ = event.MaxMessageBytes
