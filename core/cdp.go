@@ -40,8 +40,11 @@ type CDP struct {
 	metrics *metrics
 	apiKeys sync.Map // sha256 hex -> APIKey
 
+	rules identity.Rules
+
 	// Owned by the committer goroutine (see resolvecache.go).
 	ids   *idCache
+	obs   *obsCache
 	dedup *dedupFilter
 
 	jobs    chan *job
@@ -168,6 +171,8 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		ids:     newIDCache(cfg.Ingest.IdentifierCacheSize),
+		obs:     newObsCache(cfg.Ingest.IdentifierCacheSize),
+		rules:   cfg.Identity,
 	}
 	if err := c.loadDedupFilter(ctx); err != nil {
 		_ = st.Close()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/custody-cdp/custody/identity"
 )
 
 // ConfigFile is the name of the configuration file in the data directory.
@@ -30,10 +32,11 @@ type Config struct {
 	MasterKeyHex string `yaml:"-"`
 	Passphrase   string `yaml:"-"`
 
-	Server ServerConfig `yaml:"server"`
-	Ingest IngestConfig `yaml:"ingest"`
-	Store  StoreConfig  `yaml:"store"`
-	Log    LogConfig    `yaml:"log"`
+	Server   ServerConfig   `yaml:"server"`
+	Identity identity.Rules `yaml:"identity"`
+	Ingest   IngestConfig   `yaml:"ingest"`
+	Store    StoreConfig    `yaml:"store"`
+	Log      LogConfig      `yaml:"log"`
 }
 
 // ServerConfig configures `custody serve`.
@@ -94,8 +97,9 @@ func DefaultConfig() Config {
 			IdentifierCacheSize: 1 << 20,
 			DedupFilterCapacity: 8 << 20,
 		},
-		Store: StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
-		Log:   LogConfig{Level: "info", Format: "text"},
+		Identity: identity.DefaultRules(),
+		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
+		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -170,6 +174,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.GroupMaxBytes < 512<<10 || c.Ingest.GroupMaxBytes > 8<<20 {
 		return bad("ingest.group_max_bytes", "must be between 524288 and 8388608")
+	}
+	if err := c.Identity.Validate(); err != nil {
+		return &ConfigError{Key: strings.SplitN(err.Error(), ":", 2)[0], Reason: strings.TrimSpace(strings.SplitN(err.Error(), ":", 2)[1])}
 	}
 	if c.Ingest.IdentifierCacheSize < 1 {
 		return bad("ingest.identifier_cache_size", "must be at least 1")

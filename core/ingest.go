@@ -2,9 +2,11 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,33 +21,42 @@ type IngestResult struct {
 	Accepted        int `json:"accepted"`
 	Duplicates      int `json:"duplicates"`
 	ProfilesCreated int `json:"profiles_created"`
+	Merges          int `json:"merges"`
+	MergesRefused   int `json:"merges_refused"`
 }
 
 func (r *IngestResult) add(o IngestResult) {
 	r.Accepted += o.Accepted
 	r.Duplicates += o.Duplicates
 	r.ProfilesCreated += o.ProfilesCreated
+	r.Merges += o.Merges
+	r.MergesRefused += o.MergesRefused
 }
 
 // prepared is a message with everything that does not need the store
 // computed ahead, in the caller's goroutine, so the committer's serial work
 // is only lookups, sealing and writes.
 type prepared struct {
-	msg     *event.Message
-	payload []byte
-	mid     [16]byte
-	dedup   []byte
-	ids     []idRef
-	ts      int64
+	msg      *event.Message
+	payload  []byte
+	mid      [16]byte
+	dedup    []byte
+	ids      []idRef // strongest first
+	explicit bool    // alias: an explicit merge instruction
+	ts       int64
 }
 
 type idRef struct {
-	typ   identity.Type
-	value string // normalised
-	key   []byte // i/<type>/<hmac>
+	typ     identity.Type
+	value   string // normalised
+	key     []byte // i/<type>/<hmac>
+	blocked bool
 }
 
 type job struct {
+	// op, when set, is an identity operation (unmerge) run alone in its own
+	// transaction instead of ingesting items.
+	op    func(tx *store.Txn) error
 	items []prepared
 	bytes int
 	res   IngestResult
@@ -90,29 +101,42 @@ func (c *CDP) prepare(m *event.Message) (prepared, error) {
 	if err != nil {
 		return prepared{}, fmt.Errorf("encode: %w", err)
 	}
-	p := prepared{msg: m, payload: payload, ts: m.Timestamp.UnixNano()}
+	p := prepared{msg: m, payload: payload, ts: m.Timestamp.UnixNano(), explicit: m.Type == event.Alias}
 	sum := c.hasher.Sum("message_id", m.MessageID)
 	copy(p.mid[:], sum)
 	p.dedup = store.DedupKey(sum)
+	seen := map[string]bool{}
 	add := func(t identity.Type, v string) {
 		if v == "" {
 			return
 		}
-		n, err := identity.Normalize(t, v)
+		n, err := c.rules.Normalize(t, v)
 		if err != nil {
 			return
 		}
-		p.ids = append(p.ids, idRef{typ: t, value: n, key: store.IdentifierKey(string(t), c.hasher.Sum(string(t), n))})
+		k := store.IdentifierKey(string(t), c.hasher.Sum(string(t), n))
+		if seen[string(k)] {
+			return
+		}
+		seen[string(k)] = true
+		p.ids = append(p.ids, idRef{typ: t, value: n, key: k, blocked: c.rules.Blocked(t, n)})
 	}
-	// user_id first: it decides which profile a message lands on when its
-	// identifiers point at different profiles.
 	add(identity.UserID, m.UserID)
 	add(identity.AnonymousID, m.AnonymousID)
-	if m.Type == event.Alias && m.PreviousID != "" {
-		// previousId is either an earlier userId or an anonymousId; the
-		// identity-resolution issue turns this into a real merge.
+	if m.Type == event.Alias {
+		// previousId is an earlier userId or anonymousId: it names both,
+		// so the result does not depend on which was seen first.
+		add(identity.UserID, m.PreviousID)
 		add(identity.AnonymousID, m.PreviousID)
 	}
+	add(identity.Email, m.TraitString("email"))
+	add(identity.Phone, m.TraitString("phone"))
+	for _, x := range m.ExternalIDs() {
+		add(identity.Type("x:"+x.Type), x.ID)
+	}
+	sort.SliceStable(p.ids, func(i, j int) bool {
+		return c.rules.Rule(p.ids[i].typ).Priority < c.rules.Rule(p.ids[j].typ).Priority
+	})
 	return p, nil
 }
 
@@ -128,20 +152,32 @@ func (c *CDP) commitLoop() {
 		case <-c.stop:
 			return
 		}
-		group := []*job{first}
-		n, size := len(first.items), first.bytes
-	gather:
-		for n < c.cfg.Ingest.GroupMaxMessages && size < c.cfg.Ingest.GroupMaxBytes {
-			select {
-			case j := <-c.jobs:
-				group = append(group, j)
-				n += len(j.items)
-				size += j.bytes
-			default:
-				break gather
+		for first != nil {
+			if first.op != nil {
+				first.err = c.store.Update(context.Background(), first.op)
+				close(first.done)
+				break
 			}
+			group := []*job{first}
+			n, size := len(first.items), first.bytes
+			first = nil
+		gather:
+			for n < c.cfg.Ingest.GroupMaxMessages && size < c.cfg.Ingest.GroupMaxBytes {
+				select {
+				case j := <-c.jobs:
+					if j.op != nil {
+						first = j // run it after this group
+						break gather
+					}
+					group = append(group, j)
+					n += len(j.items)
+					size += j.bytes
+				default:
+					break gather
+				}
+			}
+			c.commitGroup(group, n)
 		}
-		c.commitGroup(group, n)
 	}
 }
 
@@ -156,26 +192,15 @@ func (c *CDP) commitGroup(group []*job, n int) {
 		st, err = c.applyGroup(ctx, tx, group)
 		return err
 	})
-	if err == nil {
-		// Only committed state reaches the committer's caches.
-		for k, pid := range st.ids {
-			c.ids.put([]byte(k), pid)
-		}
-		for k := range st.dedup {
-			c.dedup.add([]byte(k)[len(store.PrefixDedup):])
-		}
-		if c.dedup.full() {
-			if ferr := c.loadDedupFilter(ctx); ferr != nil {
-				c.log.Error("reload messageId filter", "err", ferr)
-			}
-		}
-	}
 	if errors.Is(err, store.ErrTxnTooBig) && len(group) > 1 {
 		// Fall back to committing each job on its own.
 		for _, j := range group {
 			c.commitGroup([]*job{j}, len(j.items))
 		}
 		return
+	}
+	if err == nil {
+		c.publish(ctx, st)
 	}
 	for _, j := range group {
 		if err != nil {
@@ -185,6 +210,8 @@ func (c *CDP) commitGroup(group []*job, n int) {
 			c.metrics.messages.WithLabelValues("accepted").Add(float64(j.res.Accepted))
 			c.metrics.messages.WithLabelValues("duplicate").Add(float64(j.res.Duplicates))
 			c.metrics.profilesCreated.Add(float64(j.res.ProfilesCreated))
+			c.metrics.merges.WithLabelValues("merged").Add(float64(j.res.Merges))
+			c.metrics.merges.WithLabelValues("refused").Add(float64(j.res.MergesRefused))
 		}
 		close(j.done)
 	}
@@ -195,28 +222,49 @@ func (c *CDP) commitGroup(group []*job, n int) {
 	c.metrics.groupMessages.Observe(float64(n))
 }
 
+// publish moves what a committed group learned into the committer's caches.
+// Only committed state reaches them.
+func (c *CDP) publish(ctx context.Context, st *groupState) {
+	for k, pid := range st.ids {
+		c.ids.put([]byte(k), pid)
+	}
+	for k, key := range st.obs {
+		c.obs.put([]byte(k), key)
+	}
+	for k := range st.dedup {
+		c.dedup.add([]byte(k)[len(store.PrefixDedup):])
+	}
+	if c.dedup.full() {
+		if err := c.loadDedupFilter(ctx); err != nil {
+			c.log.Error("reload messageId filter", "err", err)
+		}
+	}
+}
+
 // groupState is the committer's view of one group: identifiers resolved so
-// far and the profiles it changed. Badger transactions see their own writes,
-// but caching here skips re-reading and re-unsealing.
+// far and the node records it changed. Badger transactions see their own
+// writes, but caching here skips re-reading and re-unsealing.
 type groupState struct {
-	ids      map[string]uuid.UUID
-	profiles map[uuid.UUID]*profileRecord
-	dirty    map[uuid.UUID]bool
-	newPIDs  []uuid.UUID
-	dedup    map[string]bool
-	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
+	ids     map[string]uuid.UUID
+	obs     map[string]identity.ObsKey
+	records map[uuid.UUID]*nodeRecord
+	dirty   map[uuid.UUID]bool
+	newPIDs []uuid.UUID
+	dedup   map[string]bool
+	pids    [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
 }
 
 func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*groupState, error) {
 	now := c.now().UTC()
 	st := &groupState{
-		ids:      map[string]uuid.UUID{},
-		profiles: map[uuid.UUID]*profileRecord{},
-		dirty:    map[uuid.UUID]bool{},
-		dedup:    map[string]bool{},
-		pids:     make([][]uuid.UUID, len(group)),
+		ids:     map[string]uuid.UUID{},
+		obs:     map[string]identity.ObsKey{},
+		records: map[uuid.UUID]*nodeRecord{},
+		dirty:   map[uuid.UUID]bool{},
+		dedup:   map[string]bool{},
+		pids:    make([][]uuid.UUID, len(group)),
 	}
-	// Pass 1: de-duplicate and resolve every message to a profile.
+	// Pass 1: de-duplicate and resolve every message to a node.
 	for gi, j := range group {
 		j.res = IngestResult{}
 		st.pids[gi] = make([]uuid.UUID, len(j.items))
@@ -238,18 +286,15 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 				}
 			}
 			st.dedup[dk] = true
-			pid, created, err := c.resolve(tx, st, it, now)
+			pid, err := c.resolve(tx, st, it, &j.res, now)
 			if err != nil {
 				return nil, err
-			}
-			if created {
-				j.res.ProfilesCreated++
 			}
 			st.pids[gi][ii] = pid
 			j.res.Accepted++
 		}
 	}
-	// Data keys for new profiles are durable in the vault before anything
+	// Data keys for new nodes are durable in the vault before anything
 	// sealed with them is committed.
 	if len(st.newPIDs) > 0 {
 		if err := c.vault.CreateDEKs(ctx, st.newPIDs); err != nil {
@@ -265,7 +310,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 				continue
 			}
 			it := &j.items[ii]
-			if it.msg.Type == event.Identify && len(it.msg.Traits) > 0 {
+			if len(it.msg.Traits) > 0 && (it.msg.Type == event.Identify || it.msg.Type == event.Group) {
 				if err := c.applyTraits(tx, st, pid, it); err != nil {
 					return nil, err
 				}
@@ -284,59 +329,84 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 		}
 	}
 	for pid := range st.dirty {
-		p := st.profiles[pid]
-		p.UpdatedAt = now
-		if err := c.putProfile(ctx, tx, p); err != nil {
+		if err := c.putRecord(ctx, tx, st.records[pid]); err != nil {
 			return nil, err
 		}
 	}
 	return st, nil
 }
 
-// resolve finds or creates the profile for a message by exact match of its
-// identifiers, and indexes identifiers the profile did not have yet.
-func (c *CDP) resolve(tx *store.Txn, st *groupState, it *prepared, now time.Time) (uuid.UUID, bool, error) {
-	found := make([]uuid.UUID, len(it.ids))
-	var pid uuid.UUID
-	for i, id := range it.ids {
-		p, err := c.lookupID(tx, st, id.key)
+// resolve finds or creates the node of each of the message's identifiers,
+// records what they say about each other (merging clusters as the rules
+// allow), and returns the node the event is stored under: the strongest
+// usable identifier's.
+func (c *CDP) resolve(tx *store.Txn, st *groupState, it *prepared, res *IngestResult, now time.Time) (uuid.UUID, error) {
+	var usable, junk []uuid.UUID
+	hasUsable := false
+	for i := range it.ids {
+		hasUsable = hasUsable || !it.ids[i].blocked
+	}
+	for i := range it.ids {
+		id := &it.ids[i]
+		if id.blocked && (hasUsable || len(junk) > 0) {
+			// Junk values get a node only as the home of events that carry
+			// nothing else.
+			continue
+		}
+		pid, created, err := c.node(tx, st, id, it.msg.Timestamp, now)
 		if err != nil {
-			return uuid.Nil, false, err
+			return uuid.Nil, err
 		}
-		found[i] = p
-		if pid == uuid.Nil && p != uuid.Nil {
-			pid = p
+		if created {
+			res.ProfilesCreated++
 		}
-	}
-	created := false
-	if pid == uuid.Nil {
-		var err error
-		if pid, err = uuid.NewV7(); err != nil {
-			return uuid.Nil, false, err
-		}
-		created = true
-		st.newPIDs = append(st.newPIDs, pid)
-		st.profiles[pid] = &profileRecord{ID: pid, CreatedAt: now}
-		st.dirty[pid] = true
-	}
-	for i, id := range it.ids {
-		if found[i] != uuid.Nil {
-			continue // known, possibly on another profile: no merge here
-		}
-		if err := tx.Set(id.key, pid[:]); err != nil {
-			return uuid.Nil, false, err
-		}
-		st.ids[string(id.key)] = pid
-		p, err := c.loadProfile(tx, st, pid)
-		if err != nil {
-			return uuid.Nil, false, err
-		}
-		if !p.hasIdentifier(id.typ, id.value) {
-			p.Identifiers = append(p.Identifiers, identifierRecord{Type: id.typ, Value: id.value, FirstSeen: it.msg.Timestamp})
-			st.dirty[pid] = true
+		if id.blocked {
+			junk = append(junk, pid)
+		} else {
+			usable = append(usable, pid)
 		}
 	}
-	return pid, created, nil
+	if len(usable) >= 2 {
+		if err := c.observe(tx, st, it, usable, res); err != nil {
+			return uuid.Nil, err
+		}
+	}
+	switch {
+	case len(usable) > 0:
+		return usable[0], nil
+	case len(junk) > 0:
+		// Only junk identifiers: the event is kept on the junk node, which
+		// never merges with anything.
+		return junk[0], nil
+	}
+	return uuid.Nil, fmt.Errorf("message has no identifier: %w", ErrInvalidInput)
+}
+
+// node returns the node of one identifier, creating it (own cluster, own
+// data key) at first sight.
+func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time) (uuid.UUID, bool, error) {
+	p, err := c.lookupID(tx, st, id.key)
+	if err != nil || p != uuid.Nil {
+		return p, false, err
+	}
+	pid, err := uuid.NewV7()
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	if err := tx.Set(id.key, pid[:]); err != nil {
+		return uuid.Nil, false, err
+	}
+	if err := c.setMember(tx, pid, membership{root: pid, typ: id.typ, token: id.key[len(id.key)-32:]}); err != nil {
+		return uuid.Nil, false, err
+	}
+	if err := tx.Set(store.ClusterKey(pid, pid), []byte(id.typ)); err != nil {
+		return uuid.Nil, false, err
+	}
+	st.ids[string(id.key)] = pid
+	st.newPIDs = append(st.newPIDs, pid)
+	st.records[pid] = &nodeRecord{ID: pid, Type: id.typ, Value: id.value, Blocked: id.blocked, CreatedAt: now, FirstSeen: seen}
+	st.dirty[pid] = true
+	return pid, true, nil
 }
 
 func (c *CDP) lookupID(tx *store.Txn, st *groupState, key []byte) (uuid.UUID, error) {
@@ -366,7 +436,7 @@ func (c *CDP) applyTraits(tx *store.Txn, st *groupState, pid uuid.UUID, it *prep
 	if err := json.Unmarshal(it.msg.Traits, &traits); err != nil {
 		return fmt.Errorf("traits: %w", err)
 	}
-	p, err := c.loadProfile(tx, st, pid)
+	p, err := c.loadRecord(tx, st, pid)
 	if err != nil {
 		return err
 	}
@@ -376,19 +446,19 @@ func (c *CDP) applyTraits(tx *store.Txn, st *groupState, pid uuid.UUID, it *prep
 	return nil
 }
 
-func (c *CDP) loadProfile(tx *store.Txn, st *groupState, pid uuid.UUID) (*profileRecord, error) {
-	if p, ok := st.profiles[pid]; ok {
+func (c *CDP) loadRecord(tx *store.Txn, st *groupState, pid uuid.UUID) (*nodeRecord, error) {
+	if p, ok := st.records[pid]; ok {
 		return p, nil
 	}
-	p, err := c.getProfile(context.Background(), tx, pid)
+	p, err := c.getRecord(context.Background(), tx, pid)
 	if err != nil {
 		return nil, err
 	}
-	st.profiles[pid] = p
+	st.records[pid] = p
 	return p, nil
 }
 
-func (c *CDP) getProfile(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*profileRecord, error) {
+func (c *CDP) getRecord(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*nodeRecord, error) {
 	key := store.ProfileKey(pid)
 	sealed, err := tx.Get(key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -401,14 +471,14 @@ func (c *CDP) getProfile(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*pr
 	if err != nil {
 		return nil, fmt.Errorf("profile %s: %w", pid, err)
 	}
-	var p profileRecord
+	var p nodeRecord
 	if err := json.Unmarshal(plain, &p); err != nil {
 		return nil, fmt.Errorf("profile %s: decode: %w", pid, err)
 	}
 	return &p, nil
 }
 
-func (c *CDP) putProfile(ctx context.Context, tx *store.Txn, p *profileRecord) error {
+func (c *CDP) putRecord(ctx context.Context, tx *store.Txn, p *nodeRecord) error {
 	plain, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -419,4 +489,13 @@ func (c *CDP) putProfile(ctx context.Context, tx *store.Txn, p *profileRecord) e
 		return fmt.Errorf("seal profile %s: %w", p.ID, err)
 	}
 	return tx.Set(key, sealed)
+}
+
+// obsHash names an observation by its node set.
+func obsHash(nodes []uuid.UUID) []byte {
+	h := sha256.New()
+	for _, n := range nodes {
+		h.Write(n[:])
+	}
+	return h.Sum(nil)[:16]
 }

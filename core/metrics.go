@@ -9,6 +9,8 @@ type metrics struct {
 	profilesCreated prometheus.Counter
 	groupSeconds    prometheus.Histogram
 	groupMessages   prometheus.Histogram
+	merges          *prometheus.CounterVec
+	replays         prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -29,6 +31,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 15),
 		}),
 	}
-	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.groupMessages)
+	m.merges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "custody_identity_merges_total", Help: "Cluster merges by outcome (merged, refused by a rule).",
+	}, []string{"outcome"})
+	m.replays = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custody_identity_replays_total", Help: "Identity components re-clustered because evidence arrived out of order.",
+	})
+	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.groupMessages, m.merges, m.replays)
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/identity"
 )
 
 // idCache maps identifier index keys to profile ids. Only the committer
@@ -39,6 +40,38 @@ func (c *idCache) put(k []byte, p uuid.UUID) {
 	s := string(k)
 	c.ring[c.next] = s
 	c.m[s] = p
+	c.next = (c.next + 1) % len(c.ring)
+}
+
+// obsCache remembers the order key of observations already recorded, so
+// that the many messages repeating one pair of identifiers (every event of
+// a signed-in session) cost no store read. Committer-owned, like idCache.
+type obsCache struct {
+	m    map[string]identity.ObsKey
+	ring []string
+	next int
+}
+
+func newObsCache(size int) *obsCache {
+	return &obsCache{m: make(map[string]identity.ObsKey, size), ring: make([]string, size)}
+}
+
+func (c *obsCache) get(k []byte) (identity.ObsKey, bool) {
+	v, ok := c.m[string(k)]
+	return v, ok
+}
+
+func (c *obsCache) put(k []byte, v identity.ObsKey) {
+	if _, ok := c.m[string(k)]; ok {
+		c.m[string(k)] = v
+		return
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.m, old)
+	}
+	s := string(k)
+	c.ring[c.next] = s
+	c.m[s] = v
 	c.next = (c.next + 1) % len(c.ring)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,17 +15,34 @@ import (
 	"github.com/custody-cdp/custody/identity"
 )
 
-// ProfileView is a decrypted profile with its events, as `custody profile
-// show` prints it.
+// ProfileView is a person, decrypted: every identifier node of their
+// cluster, the merged traits, the merge journal and all events.
 type ProfileView struct {
+	// ID is the cluster's root: its oldest profile id.
 	ID          uuid.UUID                  `json:"id"`
 	CreatedAt   time.Time                  `json:"created_at"`
-	UpdatedAt   time.Time                  `json:"updated_at"`
-	Identifiers []identifierRecord         `json:"identifiers"`
+	Profiles    []uuid.UUID                `json:"profiles"`
+	Identifiers []IdentifierView           `json:"identifiers"`
 	Traits      map[string]json.RawMessage `json:"traits"`
+	History     []TraitChange              `json:"trait_history"`
+	Merges      []MergeView                `json:"merges"`
+	Unmerges    []Separation               `json:"unmerges"`
 	EventCount  int                        `json:"event_count"`
 	Events      []event.Message            `json:"events"`
 }
+
+// IdentifierView is one identifier of a person, with the profile id of its
+// node (the id `custody profile unmerge --profile` takes).
+type IdentifierView struct {
+	Type      identity.Type `json:"type"`
+	Value     string        `json:"value"`
+	Profile   uuid.UUID     `json:"profile"`
+	Blocked   bool          `json:"blocked,omitempty"`
+	FirstSeen time.Time     `json:"first_seen"`
+}
+
+// MergeView is one journal entry: two clusters merged or a merge refused.
+type MergeView = journalEntry
 
 // ShowOptions tune Profile.
 type ShowOptions struct {
@@ -32,54 +50,128 @@ type ShowOptions struct {
 	EventLimit int
 }
 
-// Profile finds the profile holding id and returns it decrypted, with its
-// events oldest first.
+// Profile finds the person holding id and returns them decrypted, events
+// oldest first.
 func (c *CDP) Profile(ctx context.Context, id identity.Identifier, so ShowOptions) (*ProfileView, error) {
-	h, err := c.hasher.Hash(id.Type, id.Value)
+	v, err := c.rules.Normalize(id.Type, id.Value)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 	}
+	h := c.hasher.Sum(string(id.Type), v)
 	var view *ProfileView
 	err = c.store.View(ctx, func(tx *store.Txn) error {
-		v, err := tx.Get(store.IdentifierKey(string(id.Type), h))
+		raw, err := tx.Get(store.IdentifierKey(string(id.Type), h))
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("lookup by %s: %w", id.Type, ErrProfileNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		pid, err := uuid.FromBytes(v)
+		pid, err := uuid.FromBytes(raw)
 		if err != nil {
 			return fmt.Errorf("identifier index: %w", err)
 		}
-		p, err := c.getProfile(ctx, tx, pid)
+		view, err = c.person(ctx, tx, pid, so)
+		return err
+	})
+	return view, err
+}
+
+// members returns the node ids of pid's cluster, root first.
+func (c *CDP) members(tx *store.Txn, pid uuid.UUID) (uuid.UUID, []uuid.UUID, error) {
+	m, err := c.getMember(tx, pid)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	out := []uuid.UUID{m.root}
+	err = tx.Scan(store.PIDPrefix(store.PrefixCluster, m.root), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+		var n uuid.UUID
+		copy(n[:], k[len(k)-16:])
+		if n != m.root {
+			out = append(out, n)
+		}
+		return nil
+	})
+	return m.root, out, err
+}
+
+func (c *CDP) person(ctx context.Context, tx *store.Txn, pid uuid.UUID, so ShowOptions) (*ProfileView, error) {
+	root, members, err := c.members(tx, pid)
+	if err != nil {
+		return nil, err
+	}
+	view := &ProfileView{ID: root, Profiles: members, Traits: map[string]json.RawMessage{},
+		Identifiers: []IdentifierView{}, History: []TraitChange{}, Merges: []MergeView{}, Unmerges: []Separation{}, Events: []event.Message{}}
+	traitAt := map[string]time.Time{}
+	for _, n := range members {
+		rec, err := c.getRecord(ctx, tx, n)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		view = &ProfileView{ID: p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
-			Identifiers: p.Identifiers, Traits: p.Traits, Events: []event.Message{}}
-		if view.Traits == nil {
-			view.Traits = map[string]json.RawMessage{}
+		if n == root || view.CreatedAt.IsZero() || rec.CreatedAt.Before(view.CreatedAt) {
+			if view.CreatedAt.IsZero() || rec.CreatedAt.Before(view.CreatedAt) {
+				view.CreatedAt = rec.CreatedAt
+			}
 		}
-		return tx.Scan(store.EventPrefix(pid), store.ScanOptions{}, func(key, val []byte) error {
+		view.Identifiers = append(view.Identifiers, IdentifierView{Type: rec.Type, Value: rec.Value, Profile: n, Blocked: rec.Blocked, FirstSeen: rec.FirstSeen})
+		for k, v := range rec.Traits {
+			at := rec.TraitTimes[k]
+			if prev, ok := traitAt[k]; !ok || at.After(prev) || (at.Equal(prev) && string(v) > string(view.Traits[k])) {
+				view.Traits[k], traitAt[k] = v, at
+			}
+		}
+		view.History = append(view.History, rec.History...)
+		err = tx.Scan(store.PIDPrefix(store.PrefixJournal, n), store.ScanOptions{}, func(_, v []byte) error {
+			var e journalEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("merge journal: %w", err)
+			}
+			view.Merges = append(view.Merges, e)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		seps, err := c.separationRecords(tx, n)
+		if err != nil {
+			return nil, err
+		}
+		view.Unmerges = append(view.Unmerges, seps...)
+		err = tx.Scan(store.EventPrefix(n), store.ScanOptions{}, func(key, val []byte) error {
 			view.EventCount++
-			plain, err := c.vault.Unseal(ctx, pid, key, val)
+			plain, err := c.vault.Unseal(ctx, n, key, val)
 			if err != nil {
-				return fmt.Errorf("event of profile %s: %w", pid, err)
+				return fmt.Errorf("event of profile %s: %w", n, err)
 			}
 			m, err := event.DecodeStored(plain)
 			if err != nil {
-				return fmt.Errorf("event of profile %s: %w", pid, err)
+				return fmt.Errorf("event of profile %s: %w", n, err)
 			}
 			view.Events = append(view.Events, m)
-			if so.EventLimit > 0 && len(view.Events) > so.EventLimit {
-				view.Events = view.Events[1:]
-			}
 			return nil
 		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.SliceStable(view.Identifiers, func(i, j int) bool {
+		a, b := view.Identifiers[i], view.Identifiers[j]
+		if pa, pb := c.rules.Rule(a.Type).Priority, c.rules.Rule(b.Type).Priority; pa != pb {
+			return pa < pb
+		}
+		return a.Value < b.Value
 	})
-	if err != nil {
-		return nil, err
+	sort.SliceStable(view.Events, func(i, j int) bool {
+		a, b := view.Events[i], view.Events[j]
+		if !a.Timestamp.Equal(b.Timestamp) {
+			return a.Timestamp.Before(b.Timestamp)
+		}
+		return a.MessageID < b.MessageID
+	})
+	sort.SliceStable(view.History, func(i, j int) bool { return view.History[i].At.Before(view.History[j].At) })
+	sort.SliceStable(view.Merges, func(i, j int) bool { return view.Merges[i].At.Before(view.Merges[j].At) })
+	if so.EventLimit > 0 && len(view.Events) > so.EventLimit {
+		view.Events = view.Events[len(view.Events)-so.EventLimit:]
 	}
 	return view, nil
 }

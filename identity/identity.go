@@ -28,7 +28,8 @@ type Identifier struct {
 }
 
 // Normalize returns the canonical form of value for typ: ids are trimmed,
-// emails trimmed and lower-cased, phones reduced to + and digits.
+// emails trimmed and lower-cased, phones in E.164 (a national number needs
+// Rules.Normalize, which knows the default region).
 func Normalize(typ Type, value string) (string, error) {
 	v := strings.TrimSpace(value)
 	switch typ {
@@ -36,13 +37,7 @@ func Normalize(typ Type, value string) (string, error) {
 	case Email:
 		v = strings.ToLower(v)
 	case Phone:
-		var b strings.Builder
-		for i, r := range v {
-			if (r >= '0' && r <= '9') || (r == '+' && i == 0) {
-				b.WriteRune(r)
-			}
-		}
-		v = b.String()
+		v = NormalizePhone(v, "")
 	default:
 		if !strings.HasPrefix(string(typ), "x:") {
 			return "", fmt.Errorf("normalize %q: %w", typ, ErrUnknownType)
@@ -86,4 +81,17 @@ func (h *Hasher) Hash(typ Type, value string) ([]byte, error) {
 		return nil, err
 	}
 	return h.Sum(string(typ), v), nil
+}
+
+// Normalize is the package Normalize, reading national phone numbers in the
+// rules' default region.
+func (r *Rules) Normalize(typ Type, value string) (string, error) {
+	if typ == Phone {
+		v := NormalizePhone(value, r.DefaultRegion)
+		if v == "" {
+			return "", fmt.Errorf("normalize %s: %w", typ, ErrEmptyIdentifier)
+		}
+		return v, nil
+	}
+	return Normalize(typ, value)
 }

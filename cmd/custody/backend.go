@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
 
 	"github.com/custody-cdp/custody/core"
@@ -22,6 +23,7 @@ type backend interface {
 	Profile(ctx context.Context, id identity.Identifier, so core.ShowOptions) (*core.ProfileView, error)
 	CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error)
 	RotateKeys(ctx context.Context) (keys.RotateReport, error)
+	Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error)
 	Close() error
 }
 

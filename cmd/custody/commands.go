@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -253,15 +254,19 @@ func profileCommand() *cli.Command {
 				printProfile(c.App.Writer, p)
 				return nil
 			},
-		}},
+		}, unmergeCommand()},
 	}
 }
 
 func printProfile(w io.Writer, p *core.ProfileView) {
-	fmt.Fprintf(w, "profile %s (created %s, updated %s)\n", p.ID, p.CreatedAt.Format(time.RFC3339), p.UpdatedAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "person %s (first seen %s, %d profile(s) in the cluster)\n", p.ID, p.CreatedAt.Format(time.RFC3339), len(p.Profiles))
 	fmt.Fprintln(w, "identifiers:")
 	for _, id := range p.Identifiers {
-		fmt.Fprintf(w, "  %-13s %s\n", id.Type, id.Value)
+		note := ""
+		if id.Blocked {
+			note = "  (blocklisted: never merges)"
+		}
+		fmt.Fprintf(w, "  %-13s %-40s profile %s%s\n", id.Type, id.Value, id.Profile, note)
 	}
 	if len(p.Traits) > 0 {
 		fmt.Fprintln(w, "traits:")
@@ -274,6 +279,19 @@ func printProfile(w io.Writer, p *core.ProfileView) {
 			fmt.Fprintf(w, "  %-13s %s\n", k, string(p.Traits[k]))
 		}
 	}
+	if len(p.Merges) > 0 {
+		fmt.Fprintln(w, "merges:")
+		for _, m := range p.Merges {
+			if m.Merged {
+				fmt.Fprintf(w, "  %s  %s folded into %s (linked by %s)\n", m.At.Format(time.RFC3339), m.From, m.Into, m.Trigger)
+			} else {
+				fmt.Fprintf(w, "  %s  refused %s + %s (%s; %s)\n", m.At.Format(time.RFC3339), m.From, m.Into, m.Trigger, m.Reason)
+			}
+		}
+	}
+	for _, u := range p.Unmerges {
+		fmt.Fprintf(w, "  unmerged %s from %s at %s: %s\n", u.Profile, u.From, u.At.Format(time.RFC3339), u.Reason)
+	}
 	fmt.Fprintf(w, "events (%d):\n", p.EventCount)
 	for _, e := range p.Events {
 		label := e.Event
@@ -281,6 +299,38 @@ func printProfile(w io.Writer, p *core.ProfileView) {
 			label = e.Name
 		}
 		fmt.Fprintf(w, "  %s  %-8s %s\n", e.Timestamp.Format(time.RFC3339), e.Type, strings.TrimSpace(label))
+	}
+}
+
+func unmergeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "unmerge",
+		Usage: "split a wrongly merged profile back out of its person, with its own identifiers, traits and events",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "profile", Required: true, Usage: "the folded profile id (a `from` in profile show's merges)"},
+			&cli.StringFlag{Name: "reason", Required: true, Usage: "why (kept with the record)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			pid, err := uuid.Parse(c.String("profile"))
+			if err != nil {
+				return cli.Exit("--profile must be a profile id (UUID)", exitUsage)
+			}
+			b, _, err := openBackend(c)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			r, err := b.Unmerge(c.Context, pid, c.String("reason"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, r)
+			}
+			fmt.Fprintf(c.App.Writer, "unmerged profile %s from %s; they are now %d person(s)\n", r.Profile, r.From, r.NewRoots)
+			return nil
+		},
 	}
 }
 

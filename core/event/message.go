@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -316,5 +317,49 @@ func mergeObjects(own, dflt json.RawMessage) json.RawMessage {
 		return own
 	}
 	out = append(out, '}')
+	return out
+}
+
+// ExternalID is one entry of context.externalIds.
+type ExternalID struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+}
+
+// ExternalIDs returns context.externalIds entries that have a string id and
+// type; others are skipped (they are free-form in the spec).
+func (m *Message) ExternalIDs() []ExternalID {
+	if len(m.Context) == 0 || !bytes.Contains(m.Context, []byte("externalIds")) {
+		return nil
+	}
+	raw, ok := lookupMember(m.Context, "externalIds")
+	if !ok {
+		return nil
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return nil
+	}
+	var out []ExternalID
+	for _, item := range list {
+		var x struct {
+			ID   any    `json:"id"`
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(item, &x) != nil || x.Type == "" || len(x.Type) > 64 {
+			continue
+		}
+		var id string
+		switch v := x.ID.(type) {
+		case string:
+			id = v
+		case float64:
+			id = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		if id == "" || len(id) > MaxIDBytes {
+			continue
+		}
+		out = append(out, ExternalID{ID: id, Type: x.Type})
+	}
 	return out
 }

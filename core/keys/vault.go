@@ -266,7 +266,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Vault, error) {
 		cache:   newAEADCache(opts.CacheSize),
 	}
 	v.state.Store(st)
-	v.log.Info("key vault opened", "dir", dir, "created", created, "epoch", st.current,
+	v.log.Debug("key vault opened", "dir", dir, "created", created, "epoch", st.current,
 		"master_fingerprint", v.fp)
 	if len(st.keks) > 1 {
 		v.log.Warn("key vault has an unfinished KEK rotation; run Rotate to finish it",

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/google/uuid"
+
 	"github.com/custody-cdp/custody/core"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
@@ -110,4 +112,12 @@ func (c *Client) Import(ctx context.Context, r io.Reader, opts core.ImportOption
 		return rep, err
 	}
 	return rep, err
+}
+
+// Unmerge is CDP.Unmerge through the server.
+func (c *Client) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error) {
+	b, _ := json.Marshal(map[string]string{"profile": pid.String(), "reason": reason})
+	var r core.UnmergeResult
+	err := c.do(ctx, http.MethodPost, "/v1/admin/profiles/unmerge", bytes.NewReader(b), &r)
+	return r, err
 }

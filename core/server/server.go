@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -33,6 +34,7 @@ type Backend interface {
 	Profile(ctx context.Context, id identity.Identifier, so core.ShowOptions) (*core.ProfileView, error)
 	CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error)
 	RotateKeys(ctx context.Context) (keys.RotateReport, error)
+	Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error)
 }
 
 // Options configure a Server.
@@ -95,6 +97,7 @@ func New(b Backend, opts Options) *Server {
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /v1/admin/profiles", s.adminRole(s.handleProfile, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/apikeys", s.adminRole(s.handleCreateKey, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/keys/rotate", s.adminRole(s.handleRotate, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/import", s.adminRole(s.handleImport, core.RoleAdmin))
@@ -287,6 +290,28 @@ func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) handleUnmerge(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Profile string `json:"profile"`
+		Reason  string `json:"reason"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 8192)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be JSON {\"profile\": ..., \"reason\": ...}", -1, "")
+		return
+	}
+	pid, err := uuid.Parse(req.Profile)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "profile must be a profile id (UUID)", -1, "profile")
+		return
+	}
+	res, err := s.b.Unmerge(r.Context(), pid, req.Reason)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request) {

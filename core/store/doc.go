@@ -40,9 +40,24 @@
 //	                                 holds nothing that links to a person
 //	k/<sha256(api key):32>           API key record (name, role, created);
 //	                                 the key itself is never stored
+//	m/<pid>                          identity node's cluster: root pid (16),
+//	                                 on roots the key of the latest accepted
+//	                                 merge (24), then the identifier type
+//	n/<root>/<pid>                   member pid of root's cluster -> type
+//	g/<pid>/<obs:16>                 an observation (identifiers seen in one
+//	                                 message) touching pid: order key (24) +
+//	                                 the node pids
+//	j/<pid>/<order:24>/<other:16>    merge journal entry about pid's cluster
+//	                                 (JSON: merged or refused, trigger type,
+//	                                 reason; pids and types only)
+//	q/<pid>/<other:16>               separation from an unmerge (JSON: when,
+//	                                 why); stored under both pids
 //
-// Prefixes reserved by the design for later parts (DESIGN.md §2): m/ merges,
-// c/ consent, s/ segment memberships, x/ export ledger, x-sup/ suppression,
+// Identity model: every identifier is a node with its own pid (and data
+// key); events are stored under the node of the message's strongest
+// identifier; a person is a cluster of nodes rooted at its oldest pid.
+//
+// Prefixes reserved by the design for later parts (DESIGN.md §2): c/ consent, s/ segment memberships, x/ export ledger, x-sup/ suppression,
 // r/ privacy requests, a/ audit log. They are listed in Prefixes so that the
 // privacy code can prove every person-scoped prefix is covered.
 package store

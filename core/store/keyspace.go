@@ -21,6 +21,11 @@ const (
 	PrefixIdentifier Prefix = "i/"
 	PrefixDedup      Prefix = "u/"
 	PrefixAPIKey     Prefix = "k/"
+	PrefixMember     Prefix = "m/"
+	PrefixCluster    Prefix = "n/"
+	PrefixObs        Prefix = "g/"
+	PrefixJournal    Prefix = "j/"
+	PrefixSeparation Prefix = "q/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -42,6 +47,11 @@ var Prefixes = []PrefixInfo{
 	{PrefixIdentifier, true, "identifier index: keyed hash -> pid"},
 	{PrefixDedup, false, "messageId de-duplication markers (keyed hash, no pid)"},
 	{PrefixAPIKey, false, "API key records (hashed keys)"},
+	{PrefixMember, true, "cluster membership of a node: root pid, last merge"},
+	{PrefixCluster, true, "members of a cluster, under its root pid"},
+	{PrefixObs, true, "identity observations touching a node"},
+	{PrefixJournal, true, "merge journal: merges and refusals, under the folded root"},
+	{PrefixSeparation, true, "separations recorded by unmerge"},
 }
 
 var (
@@ -112,3 +122,39 @@ func APIKeyKey(hash []byte) []byte {
 	k = append(k, PrefixAPIKey...)
 	return append(k, hash...)
 }
+
+func pidKey(p Prefix, pid uuid.UUID, extra ...[]byte) []byte {
+	n := len(p) + 16
+	for _, e := range extra {
+		n += 1 + len(e)
+	}
+	k := make([]byte, 0, n)
+	k = append(k, p...)
+	k = append(k, pid[:]...)
+	for _, e := range extra {
+		k = append(k, '/')
+		k = append(k, e...)
+	}
+	return k
+}
+
+// PIDPrefix is <prefix><pid>/, the range of one node's records under a
+// person-scoped prefix.
+func PIDPrefix(p Prefix, pid uuid.UUID) []byte { return append(pidKey(p, pid), '/') }
+
+// MemberKey is m/<pid>.
+func MemberKey(pid uuid.UUID) []byte { return pidKey(PrefixMember, pid) }
+
+// ClusterKey is n/<root>/<member>.
+func ClusterKey(root, member uuid.UUID) []byte { return pidKey(PrefixCluster, root, member[:]) }
+
+// ObsKeyFor is g/<pid>/<obs hash>.
+func ObsKeyFor(pid uuid.UUID, obs []byte) []byte { return pidKey(PrefixObs, pid, obs) }
+
+// JournalKey is j/<pid>/<order key>/<other pid>.
+func JournalKey(pid uuid.UUID, order []byte, other uuid.UUID) []byte {
+	return pidKey(PrefixJournal, pid, order, other[:])
+}
+
+// SeparationKey is q/<pid>/<other>.
+func SeparationKey(pid, other uuid.UUID) []byte { return pidKey(PrefixSeparation, pid, other[:]) }
