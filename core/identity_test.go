@@ -369,3 +369,36 @@ func orderIndependence(t *testing.T, seed int64) {
 	}
 	t.Logf("%d messages -> %d people; %v replays, %v refusals over 5 orders", len(msgs), strings.Count(want, "\n")+1, replays, refused)
 }
+
+// Every key written by ingestion, merges and unmerges starts with a
+// registered prefix: a new prefix must be registered (and so covered by
+// access and deletion) before anything can write it.
+func TestEveryKeyHasARegisteredPrefix(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ingestAll(t, c,
+		`{"type":"identify","messageId":"1","userId":"u1","anonymousId":"a1","traits":{"email":"e@example.com","phone":"+44 20 7946 0958"},"timestamp":"2026-10-01T09:00:00Z"}`,
+		`{"type":"identify","messageId":"2","userId":"u2","anonymousId":"a1","timestamp":"2026-10-01T09:01:00Z"}`,
+		`{"type":"alias","messageId":"3","previousId":"a9","userId":"u1","context":{"externalIds":[{"id":"9","type":"crm"}]},"timestamp":"2026-09-01T09:00:00Z"}`,
+	)
+	if _, err := c.CreateAPIKey(context.Background(), RoleAdmin, "k"); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := c.store.View(context.Background(), func(tx *store.Txn) error {
+		return tx.Scan(nil, store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			n++
+			for _, p := range store.Prefixes {
+				if strings.HasPrefix(string(k), string(p.Prefix)) {
+					return nil
+				}
+			}
+			return fmt.Errorf("key %q has no registered prefix", k[:min(len(k), 8)])
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 20 {
+		t.Fatalf("only %d keys", n)
+	}
+}

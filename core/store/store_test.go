@@ -1,0 +1,212 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+func testOptions() Options {
+	o := DefaultOptions()
+	o.EncryptionKey = bytes.Repeat([]byte{7}, 32)
+	o.MemTableSize, o.BlockCacheSize, o.IndexCacheSize = 8<<20, 8<<20, 8<<20
+	return o
+}
+
+func openTest(t *testing.T, dir string, o Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	tests := []struct {
+		name string
+		dir  string
+		opts func(*Options)
+		want error
+	}{
+		{"locked by another open", dir, func(*Options) {}, ErrLocked},
+		{"must exist", filepath.Join(t.TempDir(), "none"), func(o *Options) { o.MustExist = true }, ErrNotInitialised},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := testOptions()
+			tt.opts(&o)
+			if _, err := Open(ctx, tt.dir, o); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("wrong key", func(t *testing.T) {
+		o := testOptions()
+		o.EncryptionKey = bytes.Repeat([]byte{8}, 32)
+		if _, err := Open(ctx, dir, o); !errors.Is(err, ErrWrongKey) {
+			t.Fatalf("err = %v, want ErrWrongKey", err)
+		}
+	})
+	t.Run("short key", func(t *testing.T) {
+		o := testOptions()
+		o.EncryptionKey = []byte("short")
+		if _, err := Open(ctx, t.TempDir(), o); err == nil {
+			t.Fatal("opened with a short key")
+		}
+	})
+}
+
+func TestSchemaVersionChecked(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	if err := s.Update(ctx, func(tx *Txn) error { return tx.Set(keySchema, []byte("99")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, dir, testOptions()); !errors.Is(err, ErrSchemaVersion) {
+		t.Fatalf("err = %v, want ErrSchemaVersion", err)
+	}
+}
+
+func TestTxnAndScan(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), testOptions())
+	pid := uuid.Must(uuid.NewV7())
+	err := s.Update(ctx, func(tx *Txn) error {
+		for i := 0; i < 5; i++ {
+			var mid [16]byte
+			mid[0] = byte(i)
+			if err := tx.Set(EventKey(pid, int64(1000-i), mid), []byte{byte(i)}); err != nil {
+				return err
+			}
+		}
+		return tx.Set(ProfileKey(pid), []byte("p"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		so   ScanOptions
+		want []byte // first byte of each value, in scan order
+	}{
+		{"forward, by time", ScanOptions{}, []byte{4, 3, 2, 1, 0}},
+		{"reverse", ScanOptions{Reverse: true}, []byte{0, 1, 2, 3, 4}},
+		{"limit", ScanOptions{Limit: 2}, []byte{4, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []byte
+			err := s.View(ctx, func(tx *Txn) error {
+				return tx.Scan(EventPrefix(pid), tt.so, func(k, v []byte) error {
+					if _, ts, _, err := ParseEventKey(k); err != nil || ts < 996 {
+						return fmt.Errorf("bad key %x", k)
+					}
+					got = append(got, v[0])
+					return nil
+				})
+			})
+			if err != nil || !bytes.Equal(got, tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	err = s.View(ctx, func(tx *Txn) error {
+		if _, err := tx.Get(ProfileKey(uuid.New())); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("missing key: %v", err)
+		}
+		ok, err := tx.Has(ProfileKey(pid))
+		if !ok || err != nil {
+			return fmt.Errorf("Has = %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScanHonoursContext(t *testing.T) {
+	s := openTest(t, t.TempDir(), testOptions())
+	err := s.Update(context.Background(), func(tx *Txn) error {
+		for i := 0; i < 3000; i++ {
+			if err := tx.Set([]byte(fmt.Sprintf("e/%06d", i)), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	err = s.View(ctx, func(tx *Txn) error {
+		return tx.Scan([]byte("e/"), ScanOptions{KeysOnly: true}, func(_, _ []byte) error {
+			n++
+			if n == 10 {
+				cancel()
+			}
+			return nil
+		})
+	})
+	if !errors.Is(err, context.Canceled) || n >= 3000 {
+		t.Fatalf("scan went on after cancel: %d keys, err %v", n, err)
+	}
+}
+
+func TestTTLExpires(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), testOptions())
+	if err := s.Update(ctx, func(tx *Txn) error { return tx.SetWithTTL([]byte("u/x"), nil, time.Second) }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // Badger's TTL has second resolution
+	err := s.View(ctx, func(tx *Txn) error {
+		if ok, _ := tx.Has([]byte("u/x")); ok {
+			return errors.New("expired key still present")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every key the system writes must start with a registered prefix.
+func TestPrefixesAreDistinct(t *testing.T) {
+	for i, a := range Prefixes {
+		for j, b := range Prefixes {
+			if i != j && bytes.HasPrefix([]byte(a.Prefix), []byte(b.Prefix)) {
+				t.Errorf("prefix %q shadows %q", b.Prefix, a.Prefix)
+			}
+		}
+	}
+	if _, err := os.Stat("doc.go"); err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := os.ReadFile("doc.go")
+	for _, p := range Prefixes {
+		if !bytes.Contains(doc, []byte(string(p.Prefix))) {
+			t.Errorf("prefix %q is not documented in doc.go", p.Prefix)
+		}
+	}
+}
