@@ -46,6 +46,7 @@ type CDP struct {
 	ids   *idCache
 	obs   *obsCache
 	dedup *dedupFilter
+	seps  separationSet
 
 	jobs    chan *job
 	stop    chan struct{}
@@ -173,6 +174,11 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		ids:     newIDCache(cfg.Ingest.IdentifierCacheSize),
 		obs:     newObsCache(cfg.Ingest.IdentifierCacheSize),
 		rules:   cfg.Identity,
+	}
+	if err := c.loadSeparations(ctx); err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, fmt.Errorf("load separations: %w", err)
 	}
 	if err := c.loadDedupFilter(ctx); err != nil {
 		_ = st.Close()

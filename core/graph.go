@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,51 @@ func (c *CDP) setMember(tx *store.Txn, pid uuid.UUID, m membership) error {
 	return tx.Set(store.MemberKey(pid), v)
 }
 
+// clusterMember is one entry of n/<root>: the members of a cluster live in
+// one value so that the committer reads them with a point lookup (an
+// iterator inside a large write transaction costs a sort of its writes).
+type clusterMember struct {
+	pid   uuid.UUID
+	token []byte
+	typ   identity.Type
+}
+
+func encodeMembers(ms []clusterMember) []byte {
+	var b []byte
+	for _, m := range ms {
+		b = append(b, m.pid[:]...)
+		b = append(b, m.token...)
+		b = append(b, byte(len(m.typ)))
+		b = append(b, m.typ...)
+	}
+	return b
+}
+
+func decodeMembers(b []byte) ([]clusterMember, error) {
+	var out []clusterMember
+	for len(b) > 0 {
+		if len(b) < 49 || len(b) < 49+int(b[48]) {
+			return nil, fmt.Errorf("cluster record: corrupt")
+		}
+		var m clusterMember
+		copy(m.pid[:], b[:16])
+		m.token = append([]byte(nil), b[16:48]...)
+		n := int(b[48])
+		m.typ = identity.Type(b[49 : 49+n])
+		out = append(out, m)
+		b = b[49+n:]
+	}
+	return out, nil
+}
+
+func (c *CDP) getMembers(tx *store.Txn, root uuid.UUID) ([]clusterMember, error) {
+	v, err := tx.Get(store.ClusterKey(root))
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", root, err)
+	}
+	return decodeMembers(v)
+}
+
 func (c *CDP) getMember(tx *store.Txn, pid uuid.UUID) (membership, error) {
 	v, err := tx.Get(store.MemberKey(pid))
 	if err != nil {
@@ -81,9 +127,11 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	} else {
 		key.Tie[0] &^= 0x80
 	}
-	if prev, ok, err := c.knownObs(tx, st, sorted[0], h); err != nil {
+	prev, replaced, err := c.knownObs(tx, st, sorted[0], h)
+	if err != nil {
 		return err
-	} else if ok && !key.Less(prev) {
+	}
+	if replaced && !key.Less(prev) {
 		return nil // the same evidence, seen no later: nothing changes
 	}
 	rec := append(key.Bytes(), make([]byte, 0, 16*len(sorted))...)
@@ -93,6 +141,15 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	for _, n := range sorted {
 		if err := tx.Set(store.ObsKeyFor(n, h), rec); err != nil {
 			return err
+		}
+		if !replaced {
+			list, err := tx.Get(store.ObsListKey(n))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err := tx.Set(store.ObsListKey(n), append(list, h...)); err != nil {
+				return err
+			}
 		}
 	}
 	st.obs[string(h)] = key
@@ -130,37 +187,24 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	for r, rm := range roots {
 		cl.Add(rm.node(r))
 		cl.SetLast(r, rm.last)
-		mems[r] = rm
-		var ids []uuid.UUID
-		err := tx.Scan(store.PIDPrefix(store.PrefixCluster, r), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
-			var m uuid.UUID
-			copy(m[:], k[len(k)-16:])
-			ids = append(ids, m)
-			return nil
-		})
+		ms, err := c.getMembers(tx, r)
 		if err != nil {
 			return err
 		}
-		for _, m := range ids {
-			mm := rm
-			if m != r {
-				if mm, err = c.getMember(tx, m); err != nil {
-					return err
-				}
+		for _, m := range ms {
+			mm := membership{root: r, token: m.token, typ: m.typ}
+			if m.pid == r {
+				mm = rm
 			}
-			mems[m] = mm
-			oldRoot[m] = r
-			cl.AddMember(mm.node(m), r)
-			s, err := c.separations(tx, m)
-			if err != nil {
-				return err
-			}
-			seps = append(seps, s...)
+			mems[m.pid] = mm
+			oldRoot[m.pid] = r
+			cl.AddMember(mm.node(m.pid), r)
+			seps = append(seps, c.seps.of(m.pid)...)
 		}
 	}
 	cl.AddSeparations(seps...)
 	outcomes := cl.Apply(identity.Observation{Key: key, Nodes: sorted, Explicit: it.explicit})
-	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true)
+	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true, false)
 }
 
 func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte) (identity.ObsKey, bool, error) {
@@ -185,17 +229,6 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 	return k, true, nil
 }
 
-func (c *CDP) separations(tx *store.Txn, pid uuid.UUID) ([]identity.Separation, error) {
-	var out []identity.Separation
-	err := tx.Scan(store.PIDPrefix(store.PrefixSeparation, pid), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
-		var o uuid.UUID
-		copy(o[:], k[len(k)-16:])
-		out = append(out, identity.Separation{A: pid, B: o})
-		return nil
-	})
-	return out, err
-}
-
 // replayComponent re-clusters every node connected to start through
 // observations, from scratch, and rewrites memberships and the journal.
 func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResult) error {
@@ -218,15 +251,22 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 		if len(types) > maxComponent {
 			c.log.Warn("identity component is very large; blocklist the shared identifier", "nodes", len(types))
 		}
-		s, err := c.separations(tx, n)
+		seps = append(seps, c.seps.of(n)...)
+		list, err := tx.Get(store.ObsListKey(n))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
-		seps = append(seps, s...)
-		err = tx.Scan(store.PIDPrefix(store.PrefixObs, n), store.ScanOptions{}, func(k, v []byte) error {
-			h := string(k[len(k)-16:])
-			if _, ok := obs[h]; ok {
-				return nil
+		for i := 0; i+16 <= len(list); i += 16 {
+			h := list[i : i+16]
+			if _, ok := obs[string(h)]; ok {
+				continue
+			}
+			v, err := tx.Get(store.ObsKeyFor(n, h))
+			if err != nil {
+				return fmt.Errorf("observation record: %w", err)
 			}
 			key, ok := identity.ParseObsKey(v[:24])
 			if !ok || (len(v)-24)%16 != 0 {
@@ -239,11 +279,7 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 				o.Nodes = append(o.Nodes, p)
 				queue = append(queue, p)
 			}
-			obs[h] = o
-			return nil
-		})
-		if err != nil {
-			return err
+			obs[string(h)] = o
 		}
 	}
 	nodes := make([]identity.Node, 0, len(types))
@@ -257,23 +293,13 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 	// The journal of the component is a function of its observations:
 	// drop it and write the replay's.
 	for n := range types {
-		var stale [][]byte
-		err := tx.Scan(store.PIDPrefix(store.PrefixJournal, n), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
-			stale = append(stale, k)
-			return nil
-		})
-		if err != nil {
+		if err := tx.Delete(store.JournalKey(n)); err != nil {
 			return err
-		}
-		for _, k := range stale {
-			if err := tx.Delete(k); err != nil {
-				return err
-			}
 		}
 	}
 	cl, outcomes := identity.Replay(&c.rules, nodes, list, seps)
 	c.metrics.replays.Inc()
-	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false)
+	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false, true)
 }
 
 // journalEntry is the value of j/<from>/<order>/<into>.
@@ -287,22 +313,19 @@ type journalEntry struct {
 	Reason  string        `json:"reason,omitempty"`
 }
 
-// persistClusters writes the memberships that changed and the outcomes.
-// counted says whether the outcomes are new (incremental) and so counted
-// in res; a replay rewrites outcomes that were counted before.
+// persistClusters writes the memberships that changed, the member lists of
+// the clusters involved, and the outcomes to the journal. counted says
+// whether the outcomes are new (incremental) and so counted in res; fresh
+// says the journal of every node was dropped (replay).
 func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uuid.UUID]membership,
-	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted bool) error {
+	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted, fresh bool) error {
 	roots := cl.Roots()
+	lists := map[uuid.UUID][]clusterMember{}
+	touched := map[uuid.UUID]bool{}
 	for n, m := range mems {
 		nr, or := roots[n], oldRoot[n]
-		if nr != or {
-			if err := tx.Delete(store.ClusterKey(or, n)); err != nil {
-				return err
-			}
-			if err := tx.Set(store.ClusterKey(nr, n), []byte(m.typ)); err != nil {
-				return err
-			}
-		}
+		lists[nr] = append(lists[nr], clusterMember{pid: n, token: m.token, typ: m.typ})
+		touched[or] = true
 		var last identity.ObsKey
 		if n == nr {
 			last = cl.Last(nr)
@@ -314,19 +337,40 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 			}
 		}
 	}
+	for r := range touched {
+		if _, ok := lists[r]; !ok {
+			if err := tx.Delete(store.ClusterKey(r)); err != nil {
+				return err
+			}
+		}
+	}
+	for r, ms := range lists {
+		sort.Slice(ms, func(i, j int) bool { return bytes.Compare(ms[i].pid[:], ms[j].pid[:]) < 0 })
+		if err := tx.Set(store.ClusterKey(r), encodeMembers(ms)); err != nil {
+			return err
+		}
+	}
+	journal := map[uuid.UUID][]journalEntry{}
+	add := func(pid uuid.UUID, e journalEntry) error {
+		if _, ok := journal[pid]; !ok && !fresh {
+			prev, err := c.journal(tx, pid)
+			if err != nil {
+				return err
+			}
+			journal[pid] = prev
+		}
+		journal[pid] = append(journal[pid], e)
+		return nil
+	}
 	for _, o := range outcomes {
 		e := journalEntry{Merged: o.Merged, Into: o.Into, From: o.From, At: time.Unix(0, o.Key.TS).UTC(),
 			Message: fmt.Sprintf("%x", o.Key.Tie[:8]), Trigger: o.Trigger, Reason: o.Reason}
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if err := tx.Set(store.JournalKey(o.From, o.Key.Bytes(), o.Into), b); err != nil {
+		if err := add(o.From, e); err != nil {
 			return err
 		}
 		if !o.Merged {
 			// A refusal concerns both people, who stay apart: both see it.
-			if err := tx.Set(store.JournalKey(o.Into, o.Key.Bytes(), o.From), b); err != nil {
+			if err := add(o.Into, e); err != nil {
 				return err
 			}
 		}
@@ -339,5 +383,58 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 			res.MergesRefused++
 		}
 	}
+	for pid, es := range journal {
+		b, err := json.Marshal(es)
+		if err != nil {
+			return err
+		}
+		if err := tx.Set(store.JournalKey(pid), b); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// journal returns the merge journal kept under pid.
+func (c *CDP) journal(tx *store.Txn, pid uuid.UUID) ([]journalEntry, error) {
+	v, err := tx.Get(store.JournalKey(pid))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var es []journalEntry
+	if err := json.Unmarshal(v, &es); err != nil {
+		return nil, fmt.Errorf("merge journal of %s: %w", pid, err)
+	}
+	return es, nil
+}
+
+// separationSet holds every separation in memory: they are few (one per
+// unmerge), and checking them must not cost a store read per merge. The
+// committer owns it; it is loaded at Open.
+type separationSet map[uuid.UUID][]uuid.UUID
+
+func (s separationSet) of(pid uuid.UUID) []identity.Separation {
+	var out []identity.Separation
+	for _, o := range s[pid] {
+		out = append(out, identity.Separation{A: pid, B: o})
+	}
+	return out
+}
+
+func (c *CDP) loadSeparations(ctx context.Context) error {
+	set := separationSet{}
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixSeparation), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			var a, b uuid.UUID
+			copy(a[:], k[len(store.PrefixSeparation):])
+			copy(b[:], k[len(k)-16:])
+			set[a] = append(set[a], b)
+			return nil
+		})
+	})
+	c.seps = set
+	return err
 }

@@ -155,6 +155,13 @@ func (c *CDP) commitLoop() {
 		for first != nil {
 			if first.op != nil {
 				first.err = c.store.Update(context.Background(), first.op)
+				if first.err != nil {
+					// An op may have changed committer-owned state that its
+					// failed transaction did not persist: reload it.
+					if err := c.loadSeparations(context.Background()); err != nil {
+						c.log.Error("reload separations", "err", err)
+					}
+				}
 				close(first.done)
 				break
 			}
@@ -396,10 +403,11 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	if err := tx.Set(id.key, pid[:]); err != nil {
 		return uuid.Nil, false, err
 	}
-	if err := c.setMember(tx, pid, membership{root: pid, typ: id.typ, token: id.key[len(id.key)-32:]}); err != nil {
+	token := id.key[len(id.key)-32:]
+	if err := c.setMember(tx, pid, membership{root: pid, typ: id.typ, token: token}); err != nil {
 		return uuid.Nil, false, err
 	}
-	if err := tx.Set(store.ClusterKey(pid, pid), []byte(id.typ)); err != nil {
+	if err := tx.Set(store.ClusterKey(pid), encodeMembers([]clusterMember{{pid: pid, token: token, typ: id.typ}})); err != nil {
 		return uuid.Nil, false, err
 	}
 	st.ids[string(id.key)] = pid

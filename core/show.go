@@ -83,16 +83,17 @@ func (c *CDP) members(tx *store.Txn, pid uuid.UUID) (uuid.UUID, []uuid.UUID, err
 	if err != nil {
 		return uuid.Nil, nil, err
 	}
+	ms, err := c.getMembers(tx, m.root)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
 	out := []uuid.UUID{m.root}
-	err = tx.Scan(store.PIDPrefix(store.PrefixCluster, m.root), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
-		var n uuid.UUID
-		copy(n[:], k[len(k)-16:])
-		if n != m.root {
-			out = append(out, n)
+	for _, n := range ms {
+		if n.pid != m.root {
+			out = append(out, n.pid)
 		}
-		return nil
-	})
-	return m.root, out, err
+	}
+	return m.root, out, nil
 }
 
 func (c *CDP) person(ctx context.Context, tx *store.Txn, pid uuid.UUID, so ShowOptions) (*ProfileView, error) {
@@ -121,17 +122,11 @@ func (c *CDP) person(ctx context.Context, tx *store.Txn, pid uuid.UUID, so ShowO
 			}
 		}
 		view.History = append(view.History, rec.History...)
-		err = tx.Scan(store.PIDPrefix(store.PrefixJournal, n), store.ScanOptions{}, func(_, v []byte) error {
-			var e journalEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("merge journal: %w", err)
-			}
-			view.Merges = append(view.Merges, e)
-			return nil
-		})
+		js, err := c.journal(tx, n)
 		if err != nil {
 			return nil, err
 		}
+		view.Merges = append(view.Merges, js...)
 		seps, err := c.separationRecords(tx, n)
 		if err != nil {
 			return nil, err

@@ -46,18 +46,14 @@ func (c *CDP) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (Unmerg
 			return fmt.Errorf("unmerge %s: %w", pid, ErrProfileNotFound)
 		}
 		var into uuid.UUID
-		err := tx.Scan(store.PIDPrefix(store.PrefixJournal, pid), store.ScanOptions{}, func(_, v []byte) error {
-			var e journalEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
+		js, err := c.journal(tx, pid)
+		if err != nil {
+			return err
+		}
+		for _, e := range js {
 			if e.Merged && e.From == pid {
 				into = e.Into
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		if into == uuid.Nil {
 			return fmt.Errorf("%w: profile %s was not folded into another profile; pass a `from` id of the person's merges", ErrInvalidInput, pid)
@@ -72,6 +68,8 @@ func (c *CDP) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (Unmerg
 				return err
 			}
 		}
+		c.seps[pid] = append(c.seps[pid], into)
+		c.seps[into] = append(c.seps[into], pid)
 		var res IngestResult
 		if err := c.replayComponent(tx, []uuid.UUID{pid, into}, &res); err != nil {
 			return err

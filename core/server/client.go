@@ -121,3 +121,10 @@ func (c *Client) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (cor
 	err := c.do(ctx, http.MethodPost, "/v1/admin/profiles/unmerge", bytes.NewReader(b), &r)
 	return r, err
 }
+
+// Stats is CDP.Stats through the server.
+func (c *Client) Stats(ctx context.Context) (core.Stats, error) {
+	var st core.Stats
+	err := c.do(ctx, http.MethodGet, "/v1/admin/stats", nil, &st)
+	return st, err
+}

@@ -35,6 +35,7 @@ type Backend interface {
 	CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error)
 	RotateKeys(ctx context.Context) (keys.RotateReport, error)
 	Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error)
+	Stats(ctx context.Context) (core.Stats, error)
 }
 
 // Options configure a Server.
@@ -98,6 +99,14 @@ func New(b Backend, opts Options) *Server {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /v1/admin/profiles", s.adminRole(s.handleProfile, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.b.Stats(r.Context())
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	}, core.RoleAdmin, core.RoleDPO, core.RoleMarketer))
 	s.mux.HandleFunc("POST /v1/admin/apikeys", s.adminRole(s.handleCreateKey, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/keys/rotate", s.adminRole(s.handleRotate, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/import", s.adminRole(s.handleImport, core.RoleAdmin))

@@ -43,13 +43,20 @@
 //	m/<pid>                          identity node's cluster: root pid (16),
 //	                                 on roots the key of the latest accepted
 //	                                 merge (24), then the identifier type
-//	n/<root>/<pid>                   member pid of root's cluster -> type
+//	n/<root>                         members of root's cluster: repeated
+//	                                 pid (16), token (32), type length, type
+//	g/<pid>                          hashes (16 each) of the observations
+//	                                 touching pid
 //	g/<pid>/<obs:16>                 an observation (identifiers seen in one
-//	                                 message) touching pid: order key (24) +
-//	                                 the node pids
-//	j/<pid>/<order:24>/<other:16>    merge journal entry about pid's cluster
-//	                                 (JSON: merged or refused, trigger type,
+//	                                 message): order key (24) + node pids
+//	j/<pid>                          merge journal of pid as a JSON array
+//	                                 (merged or refused, trigger type,
 //	                                 reason; pids and types only)
+//
+// The identity records are single values read by point lookups, because
+// the committer works inside large write transactions, where every
+// iterator first sorts the transaction's pending writes.
+//
 //	q/<pid>/<other:16>               separation from an unmerge (JSON: when,
 //	                                 why); stored under both pids
 //

@@ -48,9 +48,9 @@ var Prefixes = []PrefixInfo{
 	{PrefixDedup, false, "messageId de-duplication markers (keyed hash, no pid)"},
 	{PrefixAPIKey, false, "API key records (hashed keys)"},
 	{PrefixMember, true, "cluster membership of a node: root pid, last merge"},
-	{PrefixCluster, true, "members of a cluster, under its root pid"},
-	{PrefixObs, true, "identity observations touching a node"},
-	{PrefixJournal, true, "merge journal: merges and refusals, under the folded root"},
+	{PrefixCluster, true, "members of a cluster, one value under its root pid"},
+	{PrefixObs, true, "identity observations touching a node, and their list"},
+	{PrefixJournal, true, "merge journal: merges and refusals, one value a node"},
 	{PrefixSeparation, true, "separations recorded by unmerge"},
 }
 
@@ -145,16 +145,17 @@ func PIDPrefix(p Prefix, pid uuid.UUID) []byte { return append(pidKey(p, pid), '
 // MemberKey is m/<pid>.
 func MemberKey(pid uuid.UUID) []byte { return pidKey(PrefixMember, pid) }
 
-// ClusterKey is n/<root>/<member>.
-func ClusterKey(root, member uuid.UUID) []byte { return pidKey(PrefixCluster, root, member[:]) }
+// ClusterKey is n/<root>: the members of root's cluster.
+func ClusterKey(root uuid.UUID) []byte { return pidKey(PrefixCluster, root) }
+
+// ObsListKey is g/<pid>: the hashes of the observations touching pid.
+func ObsListKey(pid uuid.UUID) []byte { return pidKey(PrefixObs, pid) }
 
 // ObsKeyFor is g/<pid>/<obs hash>.
 func ObsKeyFor(pid uuid.UUID, obs []byte) []byte { return pidKey(PrefixObs, pid, obs) }
 
-// JournalKey is j/<pid>/<order key>/<other pid>.
-func JournalKey(pid uuid.UUID, order []byte, other uuid.UUID) []byte {
-	return pidKey(PrefixJournal, pid, order, other[:])
-}
+// JournalKey is j/<pid>: the merge journal kept under pid.
+func JournalKey(pid uuid.UUID) []byte { return pidKey(PrefixJournal, pid) }
 
 // SeparationKey is q/<pid>/<other>.
 func SeparationKey(pid, other uuid.UUID) []byte { return pidKey(PrefixSeparation, pid, other[:]) }
