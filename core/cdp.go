@@ -199,7 +199,11 @@ func loadMaster(cfg Config) (*keys.Master, error) {
 		}
 		return m, nil
 	case cfg.MasterKeyFile != "":
-		return keys.LoadMasterFile(cfg.MasterKeyFile)
+		m, err := keys.LoadMasterFile(cfg.MasterKeyFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w (%s does not exist)", ErrNoMasterKey, cfg.MasterKeyFile)
+		}
+		return m, err
 	case cfg.Passphrase != "":
 		salt, err := os.ReadFile(cfg.saltFile())
 		if err != nil {

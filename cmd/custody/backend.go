@@ -24,6 +24,7 @@ type backend interface {
 	CreateAPIKey(ctx context.Context, role core.Role, name string) (core.NewAPIKey, error)
 	RotateKeys(ctx context.Context) (keys.RotateReport, error)
 	Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error)
+	Stats(ctx context.Context) (core.Stats, error)
 	Close() error
 }
 

@@ -76,8 +76,17 @@ func runDemo(c *cli.Context) error {
 		st.Messages, st.Orders, st.CouponOrders, st.Refunds, st.AnonymousVisitors)
 	fmt.Fprintf(w, "by region: %s\n", formatCounts(st.ByRegion))
 	fmt.Fprintf(w, "by type:   %s\n", formatCounts(st.ByType))
-	fmt.Fprintf(w, "ingested %d messages (%d duplicates, %d rejected) into %d profiles in %s — %.0f msgs/s, each durable, sealed under its profile's own key\n",
-		rep.Accepted, rep.Duplicates, rep.Rejected, rep.ProfilesCreated, d.Round(time.Millisecond), float64(rep.Accepted)/max(d.Seconds(), 1e-9))
+	fmt.Fprintf(w, "ingested %d messages (%d duplicates, %d rejected) in %s — %.0f msgs/s, each durable, sealed under its profile's own key\n",
+		rep.Accepted, rep.Duplicates, rep.Rejected, d.Round(time.Millisecond), float64(rep.Accepted)/max(d.Seconds(), 1e-9))
+
+	stats, err := b.Stats(c.Context)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n== identity: %d identifiers became %d people: %d known customers (%d anonymous devices stitched to them), %d anonymous-only visitors\n",
+		stats.Profiles, stats.People, stats.KnownPeople, stats.DevicesStitched, stats.AnonymousPeople)
+	fmt.Fprintf(w, "%d merges made, %d refused by the merge rules (e.g. a shared device signed into by two users)\n",
+		rep.Merges, stats.MergesRefused)
 
 	p := demo.Person(opts, 0)
 	fmt.Fprintf(w, "\n== one customer, decrypted on demand (custody profile show --user-id %s)\n", p.UserID)

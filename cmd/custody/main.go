@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -43,7 +44,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -68,6 +69,8 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, keys.ErrWrongMasterKey), errors.Is(err, store.ErrWrongKey):
 		return exitWrongKey
+	case errors.Is(err, keys.ErrBadMasterKey), errors.Is(err, keys.ErrMasterKeyPermissions):
+		return exitUsage
 	case errors.Is(err, core.ErrInvalidConfig), errors.Is(err, core.ErrInvalidInput), errors.Is(err, core.ErrInvalidRole),
 		errors.Is(err, errUsage):
 		return exitUsage
@@ -78,7 +81,7 @@ func exitCode(err error) int {
 var errUsage = errors.New("usage")
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "custody",
 		Usage:     "privacy-first customer data platform",
 		Writer:    stdout,
@@ -98,6 +101,122 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keysCommand(), demoCommand(),
 		},
 	}
+	usageEverywhere(app.Commands)
+	return app
+}
+
+// usageEverywhere makes usage errors of every subcommand (unknown flags,
+// missing required flags) exit with exitUsage: urfave/cli applies the
+// app's OnUsageError to the top level only, and reports a missing required
+// flag outside it.
+func usageEverywhere(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return cli.Exit(err.Error(), exitUsage) }
+		var required []string
+		for _, f := range c.Flags {
+			if rf, ok := f.(cli.RequiredFlag); ok && rf.IsRequired() {
+				required = append(required, f.Names()[0])
+			}
+		}
+		if action := c.Action; action != nil && len(required) > 0 {
+			c.Before = func(ctx *cli.Context) error {
+				for _, name := range required {
+					if !ctx.IsSet(name) {
+						return cli.Exit(fmt.Sprintf("missing required flag --%s", name), exitUsage)
+					}
+				}
+				return nil
+			}
+			for _, f := range c.Flags {
+				unrequire(f)
+			}
+		}
+		usageEverywhere(c.Subcommands)
+	}
+}
+
+func unrequire(f cli.Flag) {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		f.Required = false
+	case *cli.IntFlag:
+		f.Required = false
+	case *cli.BoolFlag:
+		f.Required = false
+	}
+}
+
+// interspersed moves flags written after positional arguments in front of
+// them, so that the documented forms such as `custody import FILE --json`
+// work (urfave/cli v2 stops parsing flags at the first argument).
+func interspersed(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	cmds := app.Commands
+	flags := app.Flags
+	i := 1
+	// Walk global flags and command names down to the leaf command.
+	for i < len(args) {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			out = append(out, a)
+			if takesValue(flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+				out = append(out, args[i+1])
+				i++
+			}
+			i++
+			continue
+		}
+		var next *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				next = c
+			}
+		}
+		if next == nil {
+			break
+		}
+		out = append(out, a)
+		cmds, flags = next.Subcommands, next.Flags
+		i++
+		if len(cmds) == 0 {
+			break
+		}
+	}
+	var fl, pos []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && a != "-":
+			fl = append(fl, a)
+			if takesValue(flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+				fl = append(fl, args[i+1])
+				i++
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	out = append(out, fl...)
+	return append(out, pos...)
+}
+
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
 }
 
 // loadConfig builds the Config from defaults, the config file, the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -104,14 +103,34 @@ func (c *Client) RotateKeys(ctx context.Context) (keys.RotateReport, error) {
 	return r, err
 }
 
-// Import streams JSON Lines to the server's importer.
+// Import streams JSON Lines to the server's importer. On a failure part way
+// the report of what was stored before it comes back with the error.
 func (c *Client) Import(ctx context.Context, r io.Reader, opts core.ImportOptions) (core.ImportReport, error) {
-	var rep core.ImportReport
-	err := c.do(ctx, http.MethodPost, "/v1/admin/import", r, &rep)
-	if err != nil && !errors.Is(err, core.ErrInvalidInput) {
-		return rep, err
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://custody/v1/admin/import?batch=%d", opts.BatchSize), r)
+	if err != nil {
+		return core.ImportReport{}, err
 	}
-	return rep, err
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return core.ImportReport{}, fmt.Errorf("reach running server: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		core.ImportReport
+		Error  string             `json:"error"`
+		Report *core.ImportReport `json:"report"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return core.ImportReport{}, fmt.Errorf("server: bad import response (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var rep core.ImportReport
+		if body.Report != nil {
+			rep = *body.Report
+		}
+		return rep, fmt.Errorf("server: import failed: %s", body.Error)
+	}
+	return body.ImportReport, nil
 }
 
 // Unmerge is CDP.Unmerge through the server.

@@ -355,7 +355,8 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
-	rep, err := s.b.Import(r.Context(), r.Body, core.ImportOptions{})
+	batch, _ := strconv.Atoi(r.URL.Query().Get("batch"))
+	rep, err := s.b.Import(r.Context(), r.Body, core.ImportOptions{BatchSize: batch})
 	if err != nil {
 		s.log.Error("import", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error(), "report": rep})
