@@ -16,6 +16,7 @@ import (
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/policies"
 )
 
 // Options are the per-process settings that do not belong in the config file.
@@ -40,7 +41,8 @@ type CDP struct {
 	metrics *metrics
 	apiKeys sync.Map // sha256 hex -> APIKey
 
-	rules identity.Rules
+	rules  identity.Rules
+	engine *policies.Engine
 
 	// Owned by the committer goroutine (see resolvecache.go).
 	ids   *idCache
@@ -144,6 +146,11 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	if err != nil {
 		return nil, fmt.Errorf("open key vault: %w", err)
 	}
+	engine, err := policies.New(ctx, policies.Options{Dir: cfg.Policies.Dir, Logger: opts.Logger, CacheSize: cfg.Policies.CacheSize})
+	if err != nil {
+		_ = vault.Close()
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
 	so := store.DefaultOptions()
 	so.EncryptionKey = master.Subkey(keys.PurposeStoreEncryption, 32)
 	so.MustExist = mustExist
@@ -174,6 +181,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		ids:     newIDCache(cfg.Ingest.IdentifierCacheSize),
 		obs:     newObsCache(cfg.Ingest.IdentifierCacheSize),
 		rules:   cfg.Identity,
+		engine:  engine,
 	}
 	if err := c.loadSeparations(ctx); err != nil {
 		_ = st.Close()

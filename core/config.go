@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/privacy"
 )
 
 // ConfigFile is the name of the configuration file in the data directory.
@@ -34,6 +35,8 @@ type Config struct {
 
 	Server   ServerConfig   `yaml:"server"`
 	Identity identity.Rules `yaml:"identity"`
+	Policies PoliciesConfig `yaml:"policies"`
+	Consent  ConsentConfig  `yaml:"consent"`
 	Ingest   IngestConfig   `yaml:"ingest"`
 	Store    StoreConfig    `yaml:"store"`
 	Log      LogConfig      `yaml:"log"`
@@ -72,6 +75,22 @@ type StoreConfig struct {
 	DEKCacheSize  int `yaml:"dek_cache_size"`
 }
 
+// PoliciesConfig configures the policy gate.
+type PoliciesConfig struct {
+	// Dir overrides the embedded default policies with a directory of
+	// .rego files (flag --policies).
+	Dir string `yaml:"dir"`
+	// CacheSize bounds the decision cache.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// ConsentConfig configures consent signals.
+type ConsentConfig struct {
+	// Categories maps a consent manager's category ids, as they arrive in
+	// context.consent.categoryPreferences, to purposes.
+	Categories privacy.CategoryMap `yaml:"categories"`
+}
+
 // LogConfig configures structured logging.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -98,6 +117,8 @@ func DefaultConfig() Config {
 			DedupFilterCapacity: 8 << 20,
 		},
 		Identity: identity.DefaultRules(),
+		Policies: PoliciesConfig{CacheSize: 4096},
+		Consent:  ConsentConfig{Categories: privacy.DefaultCategories()},
 		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
@@ -177,6 +198,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Identity.Validate(); err != nil {
 		return &ConfigError{Key: strings.SplitN(err.Error(), ":", 2)[0], Reason: strings.TrimSpace(strings.SplitN(err.Error(), ":", 2)[1])}
+	}
+	if c.Policies.CacheSize < 1 {
+		return bad("policies.cache_size", "must be at least 1")
+	}
+	if c.Policies.Dir != "" {
+		if st, err := os.Stat(c.Policies.Dir); err != nil || !st.IsDir() {
+			return bad("policies.dir", "must be a directory of .rego files")
+		}
 	}
 	if c.Ingest.IdentifierCacheSize < 1 {
 		return bad("ingest.identifier_cache_size", "must be at least 1")

@@ -23,6 +23,7 @@ type IngestResult struct {
 	ProfilesCreated int `json:"profiles_created"`
 	Merges          int `json:"merges"`
 	MergesRefused   int `json:"merges_refused"`
+	ConsentRecorded int `json:"consent_recorded"`
 }
 
 func (r *IngestResult) add(o IngestResult) {
@@ -31,6 +32,7 @@ func (r *IngestResult) add(o IngestResult) {
 	r.ProfilesCreated += o.ProfilesCreated
 	r.Merges += o.Merges
 	r.MergesRefused += o.MergesRefused
+	r.ConsentRecorded += o.ConsentRecorded
 }
 
 // prepared is a message with everything that does not need the store
@@ -58,6 +60,7 @@ type job struct {
 	// transaction instead of ingesting items.
 	op    func(tx *store.Txn) error
 	items []prepared
+	gpc   bool
 	bytes int
 	res   IngestResult
 	err   error
@@ -67,11 +70,15 @@ type job struct {
 // Ingest stores msgs durably, resolving each to a profile. It returns when
 // the whole batch is committed (or failed as a whole). The messages must
 // already be validated by core/event.
-func (c *CDP) Ingest(ctx context.Context, msgs []event.Message) (IngestResult, error) {
+func (c *CDP) Ingest(ctx context.Context, msgs []event.Message, opts ...IngestOption) (IngestResult, error) {
 	if len(msgs) == 0 {
 		return IngestResult{}, nil
 	}
-	j := &job{items: make([]prepared, 0, len(msgs)), done: make(chan struct{})}
+	var o ingestOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	j := &job{items: make([]prepared, 0, len(msgs)), done: make(chan struct{}), gpc: o.gpc}
 	for i := range msgs {
 		p, err := c.prepare(&msgs[i])
 		if err != nil {
@@ -261,16 +268,20 @@ type groupState struct {
 	pids    [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
 }
 
-func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*groupState, error) {
-	now := c.now().UTC()
-	st := &groupState{
+func newGroupState(jobs int) *groupState {
+	return &groupState{
 		ids:     map[string]uuid.UUID{},
 		obs:     map[string]identity.ObsKey{},
 		records: map[uuid.UUID]*nodeRecord{},
 		dirty:   map[uuid.UUID]bool{},
 		dedup:   map[string]bool{},
-		pids:    make([][]uuid.UUID, len(group)),
+		pids:    make([][]uuid.UUID, jobs),
 	}
+}
+
+func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*groupState, error) {
+	now := c.now().UTC()
+	st := newGroupState(len(group))
 	// Pass 1: de-duplicate and resolve every message to a node.
 	for gi, j := range group {
 		j.res = IngestResult{}
@@ -332,6 +343,13 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			}
 			if err := tx.SetWithTTL(it.dedup, nil, ttl); err != nil {
 				return nil, err
+			}
+			for _, rec := range c.consentSignals(it, j.gpc, now) {
+				id := c.hasher.Sum("consent", string(it.mid[:])+"|"+rec.Purpose+"|"+rec.Source)
+				if err := c.putConsent(ctx, tx, pid, rec, id); err != nil {
+					return nil, err
+				}
+				j.res.ConsentRecorded++
 			}
 		}
 	}

@@ -19,16 +19,18 @@ import (
 // cluster, the merged traits, the merge journal and all events.
 type ProfileView struct {
 	// ID is the cluster's root: its oldest profile id.
-	ID          uuid.UUID                  `json:"id"`
-	CreatedAt   time.Time                  `json:"created_at"`
-	Profiles    []uuid.UUID                `json:"profiles"`
-	Identifiers []IdentifierView           `json:"identifiers"`
-	Traits      map[string]json.RawMessage `json:"traits"`
-	History     []TraitChange              `json:"trait_history"`
-	Merges      []MergeView                `json:"merges"`
-	Unmerges    []Separation               `json:"unmerges"`
-	EventCount  int                        `json:"event_count"`
-	Events      []event.Message            `json:"events"`
+	ID           uuid.UUID                  `json:"id"`
+	CreatedAt    time.Time                  `json:"created_at"`
+	Profiles     []uuid.UUID                `json:"profiles"`
+	Identifiers  []IdentifierView           `json:"identifiers"`
+	Traits       map[string]json.RawMessage `json:"traits"`
+	History      []TraitChange              `json:"trait_history"`
+	Merges       []MergeView                `json:"merges"`
+	Unmerges     []Separation               `json:"unmerges"`
+	Jurisdiction string                     `json:"jurisdiction"`
+	Consent      ConsentView                `json:"consent"`
+	EventCount   int                        `json:"event_count"`
+	Events       []event.Message            `json:"events"`
 }
 
 // IdentifierView is one identifier of a person, with the profile id of its
@@ -149,6 +151,11 @@ func (c *CDP) person(ctx context.Context, tx *store.Txn, pid uuid.UUID, so ShowO
 			return nil, err
 		}
 	}
+	cv, err := c.consentOf(ctx, tx, root, members, view.Traits)
+	if err != nil {
+		return nil, err
+	}
+	view.Consent, view.Jurisdiction = cv, cv.Jurisdiction
 	sort.SliceStable(view.Identifiers, func(i, j int) bool {
 		a, b := view.Identifiers[i], view.Identifiers[j]
 		if pa, pb := c.rules.Rule(a.Type).Priority, c.rules.Rule(b.Type).Priority; pa != pb {

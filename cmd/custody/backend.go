@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/server"
 	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/privacy"
 )
 
 // backend is what commands need; core.CDP serves it directly, and
@@ -25,6 +27,9 @@ type backend interface {
 	RotateKeys(ctx context.Context) (keys.RotateReport, error)
 	Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error)
 	Stats(ctx context.Context) (core.Stats, error)
+	RecordConsent(ctx context.Context, req core.ConsentRequest) (privacy.Consent, error)
+	Consent(ctx context.Context, id identity.Identifier) (core.ConsentView, error)
+	Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error)
 	Close() error
 }
 
@@ -49,3 +54,5 @@ func openBackend(c *cli.Context) (backend, core.Config, error) {
 	}
 	return cdp, cfg, nil
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

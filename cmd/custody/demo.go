@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -88,6 +90,10 @@ func runDemo(c *cli.Context) error {
 	fmt.Fprintf(w, "%d merges made, %d refused by the merge rules (e.g. a shared device signed into by two users)\n",
 		rep.Merges, stats.MergesRefused)
 
+	if err := demoConsent(c, b, opts); err != nil {
+		return err
+	}
+
 	p := demo.Person(opts, 0)
 	fmt.Fprintf(w, "\n== one customer, decrypted on demand (custody profile show --user-id %s)\n", p.UserID)
 	view, err := b.Profile(c.Context, identity.Identifier{Type: identity.UserID, Value: p.UserID}, core.ShowOptions{EventLimit: 8})
@@ -148,4 +154,57 @@ func scanFor(dir string, needles [][]byte) (files int, size int64, hits int, err
 		return nil
 	})
 	return files, size, hits, err
+}
+
+// demoConsent records consent as a preference centre and browsers would:
+// email opt-ins for some customers, SMS for fewer, and Global Privacy
+// Control opt-outs from some US browsers; then shows how many people each
+// purpose may reach through the policy gate.
+func demoConsent(c *cli.Context, b backend, opts demo.Options) error {
+	w := c.App.Writer
+	rng := rand.New(rand.NewSource(opts.Seed))
+	n := min(opts.Customers, 400)
+	recorded := 0
+	for i := 0; i < n; i++ {
+		p := demo.Person(opts, i)
+		id := identity.Identifier{Type: identity.Email, Value: p.Email}
+		at := opts.Now.Add(-time.Duration(rng.Intn(90*24)) * time.Hour)
+		var reqs []core.ConsentRequest
+		switch r := rng.Intn(10); {
+		case r < 5:
+			reqs = append(reqs, core.ConsentRequest{Purpose: "marketing.communications.email", Status: "granted", Notice: "preference-centre/v3"})
+		case r < 7:
+			reqs = append(reqs, core.ConsentRequest{Purpose: "marketing.communications.email", Status: "denied", Notice: "preference-centre/v3"})
+		}
+		if rng.Intn(6) == 0 {
+			reqs = append(reqs, core.ConsentRequest{Purpose: "marketing.communications.sms", Status: "granted", Notice: "checkout-sms/v1"})
+		}
+		if strings.HasPrefix(p.Region, "US") && rng.Intn(4) == 0 {
+			for _, purpose := range []string{"third_party_sharing", "marketing.advertising.third_party.targeted"} {
+				reqs = append(reqs, core.ConsentRequest{Purpose: purpose, Status: "denied", Source: "gpc", Notice: "Sec-GPC: 1"})
+			}
+		}
+		for _, r := range reqs {
+			r.Identifier, r.CollectedAt = id, at
+			if r.Source == "" {
+				r.Source = "api"
+			}
+			if _, err := b.RecordConsent(c.Context, r); err != nil {
+				return fmt.Errorf("demo consent: %w", err)
+			}
+			recorded++
+		}
+	}
+	fmt.Fprintf(w, "\n== consent: %d records from the preference centre and GPC signals for %d customers, plus the cookie banner choices that arrived on events\n", recorded, n)
+	purposes := []string{"analytics", "marketing.communications.email", "marketing.communications.sms",
+		"marketing.advertising.third_party.targeted", "personalize.content.profiled", "third_party_sharing"}
+	reps, err := b.Reach(c.Context, purposes)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%-45s %9s %14s   allowed by jurisdiction\n", "purpose", "may reach", "not consented")
+	for _, r := range reps {
+		fmt.Fprintf(w, "%-45s %9d %14d   %s\n", r.Purpose, r.Allowed, r.NotConsented, formatCounts(r.ByJurisdiction))
+	}
+	return nil
 }

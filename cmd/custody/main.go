@@ -98,7 +98,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
-			keysCommand(), demoCommand(),
+			keysCommand(), demoCommand(), consentCommand(), policyCommand(),
 		},
 	}
 	usageEverywhere(app.Commands)

@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/core"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/privacy"
 )
 
 // Client reaches a running server's admin API over its unix socket. The
@@ -146,4 +148,29 @@ func (c *Client) Stats(ctx context.Context) (core.Stats, error) {
 	var st core.Stats
 	err := c.do(ctx, http.MethodGet, "/v1/admin/stats", nil, &st)
 	return st, err
+}
+
+// RecordConsent is CDP.RecordConsent through the server.
+func (c *Client) RecordConsent(ctx context.Context, req core.ConsentRequest) (privacy.Consent, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return privacy.Consent{}, err
+	}
+	var rec privacy.Consent
+	err = c.do(ctx, http.MethodPost, "/v1/admin/consent", bytes.NewReader(b), &rec)
+	return rec, err
+}
+
+// Consent is CDP.Consent through the server.
+func (c *Client) Consent(ctx context.Context, id identity.Identifier) (core.ConsentView, error) {
+	var cv core.ConsentView
+	err := c.do(ctx, http.MethodGet, "/v1/admin/consent?"+url.Values{string(id.Type): {id.Value}}.Encode(), nil, &cv)
+	return cv, err
+}
+
+// Reach is CDP.Reach through the server.
+func (c *Client) Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error) {
+	var reps []core.ReachReport
+	err := c.do(ctx, http.MethodGet, "/v1/admin/reach?"+url.Values{"purpose": {strings.Join(purposes, ",")}}.Encode(), nil, &reps)
+	return reps, err
 }

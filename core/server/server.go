@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -24,11 +25,13 @@ import (
 	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/policies"
+	"github.com/custody-cdp/custody/privacy"
 )
 
 // Backend is what the server needs from the CDP.
 type Backend interface {
-	Ingest(ctx context.Context, msgs []event.Message) (core.IngestResult, error)
+	Ingest(ctx context.Context, msgs []event.Message, opts ...core.IngestOption) (core.IngestResult, error)
 	Import(ctx context.Context, r io.Reader, opts core.ImportOptions) (core.ImportReport, error)
 	Authenticate(ctx context.Context, key string) (core.APIKey, error)
 	Profile(ctx context.Context, id identity.Identifier, so core.ShowOptions) (*core.ProfileView, error)
@@ -36,6 +39,10 @@ type Backend interface {
 	RotateKeys(ctx context.Context) (keys.RotateReport, error)
 	Unmerge(ctx context.Context, pid uuid.UUID, reason string) (core.UnmergeResult, error)
 	Stats(ctx context.Context) (core.Stats, error)
+	RecordConsent(ctx context.Context, req core.ConsentRequest) (privacy.Consent, error)
+	Consent(ctx context.Context, id identity.Identifier) (core.ConsentView, error)
+	Decide(ctx context.Context, id identity.Identifier, gr core.GateRequest) (policies.Decision, error)
+	Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error)
 }
 
 // Options configure a Server.
@@ -98,6 +105,9 @@ func New(b Backend, opts Options) *Server {
 	})
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /v1/admin/profiles", s.adminRole(s.handleProfile, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/consent", s.adminRole(s.handleRecordConsent, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/consent", s.adminRole(s.handleConsent, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.b.Stats(r.Context())
@@ -145,7 +155,19 @@ func (w *statusWriter) Flush() {
 
 type ctxKey int
 
-const localKey ctxKey = 1
+const (
+	localKey ctxKey = 1
+	roleKey  ctxKey = 2
+)
+
+// roleOf is the role of the request's key; the owner-only socket acts as
+// admin.
+func roleOf(r *http.Request) core.Role {
+	if role, ok := r.Context().Value(roleKey).(core.Role); ok {
+		return role
+	}
+	return core.RoleAdmin
+}
 
 // ingestRole authenticates a write key sent as the Basic user (as Segment
 // SDKs do), or as a Bearer token.
@@ -155,7 +177,7 @@ func (s *Server) ingestRole(h http.HandlerFunc) http.HandlerFunc {
 		if !ok {
 			key = bearer(r)
 		}
-		if !s.authorize(w, r, key, core.RoleIngest, core.RoleAdmin) {
+		if _, ok := s.authorize(w, r, key, core.RoleIngest, core.RoleAdmin); !ok {
 			return
 		}
 		h(w, r)
@@ -164,10 +186,15 @@ func (s *Server) ingestRole(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) adminRole(h http.HandlerFunc, roles ...core.Role) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Context().Value(localKey) == nil && !s.authorize(w, r, bearer(r), roles...) {
+		if r.Context().Value(localKey) != nil {
+			h(w, r)
 			return
 		}
-		h(w, r)
+		rec, ok := s.authorize(w, r, bearer(r), roles...)
+		if !ok {
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), roleKey, rec.Role)))
 	}
 }
 
@@ -179,11 +206,11 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, roles ...core.Role) bool {
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, roles ...core.Role) (core.APIKey, bool) {
 	if key == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
 		writeError(w, http.StatusUnauthorized, "missing API key", -1, "")
-		return false
+		return core.APIKey{}, false
 	}
 	rec, err := s.b.Authenticate(r.Context(), key)
 	if err != nil {
@@ -193,15 +220,15 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, r
 			s.log.Error("authenticate", "err", err)
 			writeError(w, http.StatusInternalServerError, "internal error", -1, "")
 		}
-		return false
+		return core.APIKey{}, false
 	}
 	for _, role := range roles {
 		if rec.Role == role {
-			return true
+			return rec, true
 		}
 	}
 	writeError(w, http.StatusForbidden, fmt.Sprintf("a %s key may not do this", rec.Role), -1, "")
-	return false
+	return core.APIKey{}, false
 }
 
 // readBody reads at most limit bytes (after gzip decoding, if any) and
@@ -266,7 +293,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, msgs []event.Message) {
-	if _, err := s.b.Ingest(r.Context(), msgs); err != nil {
+	// A Global Privacy Control signal is an opt-out of sale and sharing
+	// for every person in the request.
+	gpc := strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1"
+	if _, err := s.b.Ingest(r.Context(), msgs, core.WithGPC(gpc)); err != nil {
 		if errors.Is(err, core.ErrClosed) || errors.Is(err, context.Canceled) {
 			writeError(w, http.StatusServiceUnavailable, "shutting down, retry", -1, "")
 			return
@@ -280,16 +310,19 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, msgs []event.Mes
 
 func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var id identity.Identifier
-	n := 0
-	for _, t := range []identity.Type{identity.UserID, identity.AnonymousID, identity.Email, identity.Phone} {
-		if v := q.Get(string(t)); v != "" {
-			id = identity.Identifier{Type: t, Value: v}
-			n++
-		}
-	}
-	if n != 1 {
+	id, ok := identifierFromQuery(q)
+	if !ok {
 		writeError(w, http.StatusBadRequest, "give exactly one of user_id, anonymous_id, email, phone", -1, "")
+		return
+	}
+	// Every profile read asks the policy gate (action profile.read).
+	d, err := s.b.Decide(r.Context(), id, core.GateRequest{Action: policies.ActionProfileRead, Role: string(roleOf(r))})
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	if !d.Allow {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": "the policy gate denied this profile read", "reasons": d.Reasons})
 		return
 	}
 	limit, _ := strconv.Atoi(q.Get("event_limit"))
@@ -299,6 +332,86 @@ func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+func identifierFromQuery(q url.Values) (identity.Identifier, bool) {
+	var id identity.Identifier
+	n := 0
+	for _, t := range []identity.Type{identity.UserID, identity.AnonymousID, identity.Email, identity.Phone} {
+		if v := q.Get(string(t)); v != "" {
+			id = identity.Identifier{Type: t, Value: v}
+			n++
+		}
+	}
+	return id, n == 1
+}
+
+func (s *Server) handleRecordConsent(w http.ResponseWriter, r *http.Request) {
+	var req core.ConsentRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 16384))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be a JSON consent request: "+jsonProblem(err), -1, "")
+		return
+	}
+	if req.Source == "" {
+		req.Source = "api"
+	}
+	rec, err := s.b.RecordConsent(r.Context(), req)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, rec)
+}
+
+// jsonProblem describes a JSON decoding error without echoing values.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q: expected %s", te.Field, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	}
+	if strings.HasPrefix(err.Error(), "json: unknown field") {
+		return err.Error()
+	}
+	return "malformed JSON"
+}
+
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	id, ok := identifierFromQuery(r.URL.Query())
+	if !ok {
+		writeError(w, http.StatusBadRequest, "give exactly one of user_id, anonymous_id, email, phone", -1, "")
+		return
+	}
+	cv, err := s.b.Consent(r.Context(), id)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cv)
+}
+
+func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {
+	var purposes []string
+	for _, p := range strings.Split(r.URL.Query().Get("purpose"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			purposes = append(purposes, p)
+		}
+	}
+	if len(purposes) == 0 {
+		writeError(w, http.StatusBadRequest, "give purpose=P[,P...]", -1, "purpose")
+		return
+	}
+	reps, err := s.b.Reach(r.Context(), purposes)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, reps)
 }
 
 func (s *Server) handleUnmerge(w http.ResponseWriter, r *http.Request) {

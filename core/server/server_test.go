@@ -254,3 +254,58 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+func (e *env) adminDo(t *testing.T, method, path string, role core.Role, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if role != "" {
+		req.Header.Set("Authorization", "Bearer "+e.keys[role])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestGPCHeaderRecordsOptOut(t *testing.T) {
+	e := newEnv(t)
+	body := []byte(`{"userId":"gpc-user","traits":{"address":{"country":"US","state":"CA"}}}`)
+	if code, eb := e.post(t, "/v1/identify", e.keys[core.RoleIngest], body, map[string]string{"Sec-GPC": "1"}); code != 200 {
+		t.Fatalf("%d %+v", code, eb)
+	}
+	code, b := e.adminDo(t, http.MethodGet, "/v1/admin/consent?user_id=gpc-user", core.RoleDPO, "")
+	if code != 200 || !strings.Contains(string(b), `"third_party_sharing"`) || !strings.Contains(string(b), `"gpc"`) {
+		t.Fatalf("%d %s", code, b)
+	}
+}
+
+func TestConsentEndpoints(t *testing.T) {
+	e := newEnv(t)
+	rec := `{"identifier":{"type":"email","value":"c@example.com"},"purpose":"marketing.communications.email","status":"granted","jurisdiction":"EU"}`
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		role   core.Role
+		body   string
+		want   int
+	}{
+		{"record as dpo", http.MethodPost, "/v1/admin/consent", core.RoleDPO, rec, http.StatusCreated},
+		{"record as marketer", http.MethodPost, "/v1/admin/consent", core.RoleMarketer, rec, http.StatusForbidden},
+		{"record with unknown purpose", http.MethodPost, "/v1/admin/consent", core.RoleAdmin, strings.Replace(rec, "marketing.communications.email", "mind.reading", 1), http.StatusBadRequest},
+		{"record with unknown field", http.MethodPost, "/v1/admin/consent", core.RoleAdmin, strings.Replace(rec, `"status"`, `"statuz"`, 1), http.StatusBadRequest},
+		{"read as dpo", http.MethodGet, "/v1/admin/consent?email=c@example.com", core.RoleDPO, "", http.StatusOK},
+		{"read as marketer", http.MethodGet, "/v1/admin/consent?email=c@example.com", core.RoleMarketer, "", http.StatusForbidden},
+		{"read unknown", http.MethodGet, "/v1/admin/consent?email=nobody@example.com", core.RoleDPO, "", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, b := e.adminDo(t, tt.method, tt.path, tt.role, tt.body); code != tt.want {
+				t.Fatalf("got %d %s, want %d", code, b, tt.want)
+			}
+		})
+	}
+}

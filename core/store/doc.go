@@ -59,12 +59,17 @@
 //
 //	q/<pid>/<other:16>               separation from an unmerge (JSON: when,
 //	                                 why); stored under both pids
+//	c/<pid>/<collected:8>/<id:16>    consent record (sealed JSON); id is a
+//	                                 keyed hash of its origin, so a replayed
+//	                                 message writes the same key
 //
 // Identity model: every identifier is a node with its own pid (and data
 // key); events are stored under the node of the message's strongest
 // identifier; a person is a cluster of nodes rooted at its oldest pid.
 //
-// Prefixes reserved by the design for later parts (DESIGN.md §2): c/ consent, s/ segment memberships, x/ export ledger, x-sup/ suppression,
-// r/ privacy requests, a/ audit log. They are listed in Prefixes so that the
-// privacy code can prove every person-scoped prefix is covered.
+// Prefixes reserved by the design for later parts (DESIGN.md §2): s/ segment
+// memberships, x/ export ledger, x-sup/ suppression, r/ privacy requests,
+// a/ audit log. Every prefix in use is listed in Prefixes, marked when it
+// holds records about a person, so that access and deletion can prove they
+// cover every one (a test fails for a key outside them).
 package store

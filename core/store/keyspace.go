@@ -26,6 +26,7 @@ const (
 	PrefixObs        Prefix = "g/"
 	PrefixJournal    Prefix = "j/"
 	PrefixSeparation Prefix = "q/"
+	PrefixConsent    Prefix = "c/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -52,6 +53,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixObs, true, "identity observations touching a node, and their list"},
 	{PrefixJournal, true, "merge journal: merges and refusals, one value a node"},
 	{PrefixSeparation, true, "separations recorded by unmerge"},
+	{PrefixConsent, true, "consent records, sealed; history never overwritten"},
 }
 
 var (
@@ -159,3 +161,8 @@ func JournalKey(pid uuid.UUID) []byte { return pidKey(PrefixJournal, pid) }
 
 // SeparationKey is q/<pid>/<other>.
 func SeparationKey(pid, other uuid.UUID) []byte { return pidKey(PrefixSeparation, pid, other[:]) }
+
+// ConsentKey is c/<pid>/<collected_at:8>/<id:16>.
+func ConsentKey(pid uuid.UUID, collectedNanos int64, id []byte) []byte {
+	return pidKey(PrefixConsent, pid, binary.BigEndian.AppendUint64(nil, uint64(collectedNanos)), id)
+}

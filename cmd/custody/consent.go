@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/policies"
+)
+
+func consentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "consent",
+		Usage: "record and show consent (history is kept, never overwritten)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "set",
+				Usage: "record a consent decision for the person holding an identifier",
+				Flags: append(identifierFlags(),
+					&cli.StringFlag{Name: "purpose", Required: true, Usage: "a purpose (`custody policy purposes`), e.g. marketing.communications.email"},
+					&cli.StringFlag{Name: "status", Required: true, Usage: "granted, denied or withdrawn"},
+					&cli.StringFlag{Name: "jurisdiction", Usage: "EU, UK, US-CA, US-<state> or a country code"},
+					&cli.StringFlag{Name: "lawful-basis", Usage: "consent (default for granted), contract, legal_obligation, vital_interests, public_task, legitimate_interests"},
+					&cli.StringFlag{Name: "notice", Usage: "id/version or hash of the notice shown"},
+					&cli.StringFlag{Name: "collected-at", Usage: "when the person decided (RFC3339; default now)"},
+					&cli.StringFlag{Name: "expires", Usage: "expiry: RFC3339 time or a duration such as 365d"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: func(c *cli.Context) error {
+					id, err := identifierFromFlags(c)
+					if err != nil {
+						return err
+					}
+					req := core.ConsentRequest{Identifier: id, Purpose: c.String("purpose"), Status: c.String("status"),
+						Jurisdiction: c.String("jurisdiction"), LawfulBasis: c.String("lawful-basis"), Notice: c.String("notice"), Source: "cli"}
+					if v := c.String("collected-at"); v != "" {
+						t, err := time.Parse(time.RFC3339, v)
+						if err != nil {
+							return cli.Exit("--collected-at must be an RFC3339 time", exitUsage)
+						}
+						req.CollectedAt = t
+					}
+					if v := c.String("expires"); v != "" {
+						t, err := time.Parse(time.RFC3339, v)
+						if err != nil {
+							d, derr := core.ParseDuration(v)
+							if derr != nil || d <= 0 {
+								return cli.Exit("--expires must be an RFC3339 time or a duration such as 365d", exitUsage)
+							}
+							from := req.CollectedAt
+							if from.IsZero() {
+								from = time.Now().UTC()
+							}
+							t = from.Add(d)
+						}
+						req.ExpiresAt = &t
+					}
+					b, _, err := openBackend(c)
+					if err != nil {
+						return err
+					}
+					defer b.Close()
+					rec, err := b.RecordConsent(c.Context, req)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, rec)
+					}
+					fmt.Fprintf(c.App.Writer, "recorded: %s %s (basis %s, collected %s)\n", rec.Purpose, rec.Status, rec.LawfulBasis, rec.CollectedAt.Format(time.RFC3339))
+					return nil
+				},
+			},
+			{
+				Name:  "show",
+				Usage: "show a person's consent state per purpose and its full history",
+				Flags: append(identifierFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: func(c *cli.Context) error {
+					id, err := identifierFromFlags(c)
+					if err != nil {
+						return err
+					}
+					b, _, err := openBackend(c)
+					if err != nil {
+						return err
+					}
+					defer b.Close()
+					cv, err := b.Consent(c.Context, id)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, cv)
+					}
+					printConsent(c.App.Writer, cv)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func printConsent(w io.Writer, cv core.ConsentView) {
+	j := cv.Jurisdiction
+	if j == "" {
+		j = "unknown (the strictest rules apply)"
+	}
+	fmt.Fprintf(w, "jurisdiction: %s\nstate:\n", j)
+	keys := make([]string, 0, len(cv.States))
+	for k := range cv.States {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		st := cv.States[k]
+		fmt.Fprintf(w, "  %-45s %-9s since %s (%s)", k, st.Record.Status, st.Record.CollectedAt.Format(time.RFC3339), st.Record.Source)
+		if st.Conflict != "" {
+			fmt.Fprintf(w, "  — %s", st.Conflict)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "history (%d records):\n", len(cv.History))
+	for _, h := range cv.History {
+		fmt.Fprintf(w, "  %s  %-45s %-9s %s %s\n", h.CollectedAt.Format(time.RFC3339), h.Purpose, h.Status, h.Source, h.Notice)
+	}
+}
+
+func policyCommand() *cli.Command {
+	dirFlag := &cli.StringFlag{Name: "policies", Usage: "a directory of .rego files (default: the built-in policies, or policies.dir of the config)"}
+	policyDir := func(c *cli.Context) string {
+		if d := c.String("policies"); d != "" {
+			return d
+		}
+		cfg, err := loadConfig(c)
+		if err == nil {
+			return cfg.Policies.Dir
+		}
+		return ""
+	}
+	return &cli.Command{
+		Name:  "policy",
+		Usage: "test and evaluate the consent policies",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "test",
+				Usage: "run the policy bundle's Rego tests (*_test.rego)",
+				Flags: []cli.Flag{dirFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}, &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every test"}},
+				Action: func(c *cli.Context) error {
+					rep, err := policies.RunTests(c.Context, policyDir(c))
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						if err := printJSON(c.App.Writer, rep); err != nil {
+							return err
+						}
+					} else {
+						for _, r := range rep.Results {
+							if !r.Pass || c.Bool("verbose") {
+								status := "PASS"
+								if !r.Pass {
+									status = "FAIL"
+								}
+								fmt.Fprintf(c.App.Writer, "%s %s.%s %s\n", status, r.Package, r.Name, r.Fail)
+							}
+						}
+						fmt.Fprintf(c.App.Writer, "%d passed, %d failed\n", rep.Passed, rep.Failed)
+					}
+					if rep.Failed > 0 {
+						return cli.Exit("", exitFailure)
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "eval",
+				Usage: "evaluate one decision: --input FILE holds the policy input (docs/policies.md)",
+				Flags: []cli.Flag{dirFlag, &cli.StringFlag{Name: "input", Required: true, Usage: "JSON input file ('-' for stdin)"}},
+				Action: func(c *cli.Context) error {
+					var raw []byte
+					var err error
+					if p := c.String("input"); p == "-" {
+						raw, err = io.ReadAll(os.Stdin)
+					} else {
+						raw, err = os.ReadFile(p)
+					}
+					if err != nil {
+						return err
+					}
+					var in policies.Input
+					dec := json.NewDecoder(bytesReader(raw))
+					dec.DisallowUnknownFields()
+					if err := dec.Decode(&in); err != nil {
+						return cli.Exit("input: "+err.Error(), exitUsage)
+					}
+					eng, err := policies.New(c.Context, policies.Options{Dir: policyDir(c)})
+					if err != nil {
+						return err
+					}
+					d, err := eng.Decide(c.Context, in)
+					if err != nil {
+						return cli.Exit(err.Error(), exitUsage)
+					}
+					return printJSON(c.App.Writer, d)
+				},
+			},
+			{
+				Name:  "purposes",
+				Usage: "list the purposes (fideslang data uses) the policies know",
+				Flags: []cli.Flag{dirFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					eng, err := policies.New(c.Context, policies.Options{Dir: policyDir(c)})
+					if err != nil {
+						return err
+					}
+					ps := eng.Purposes()
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, ps)
+					}
+					for _, p := range ps {
+						fmt.Fprintf(c.App.Writer, "%-45s %s\n", p.Key, p.Description)
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
