@@ -14,8 +14,8 @@ import (
 const (
 	SourceAPI    = "api"
 	SourceCLI    = "cli"
-	SourceEvent  = "event"   // context.consent on a message
-	SourceGPC    = "gpc"     // Sec-GPC: 1 on a request
+	SourceEvent  = "event" // context.consent on a message
+	SourceGPC    = "gpc"   // Sec-GPC: 1 on a request
 	SourceImport = "import"
 )
 
