@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -147,20 +150,57 @@ func (c *CDP) prepare(m *event.Message) (prepared, error) {
 	return p, nil
 }
 
-// commitLoop is the single writer of ingested data. It owns resolution and
-// writes; Close stops it after the group in flight.
+// inflight is a group handed to the store and not yet durable.
+type inflight struct {
+	st     *groupState
+	writes store.Overlay
+	done   chan error
+}
+
+// commitLoop is the single writer of ingested data and identity state.
+// It pipelines: while group N is being written and synced by the store,
+// it builds group N+1, reading N's writes through an overlay. At most one
+// group is in flight while the next is built. Ops (unmerge, consent) run
+// alone, after the group in flight is durable. Close stops it after the
+// group in flight.
 func (c *CDP) commitLoop() {
 	defer c.wg.Done()
 	defer close(c.stopped)
+	var prev *inflight
+	settle := func() {
+		if prev == nil {
+			return
+		}
+		if err := <-prev.done; err == nil {
+			c.publish(context.Background(), prev.st)
+		}
+		prev = nil
+	}
+	defer settle()
 	for {
 		var first *job
-		select {
-		case first = <-c.jobs:
-		case <-c.stop:
-			return
+		if prev != nil {
+			select {
+			case first = <-c.jobs:
+			case err := <-prev.done:
+				if err == nil {
+					c.publish(context.Background(), prev.st)
+				}
+				prev = nil
+				continue
+			case <-c.stop:
+				return
+			}
+		} else {
+			select {
+			case first = <-c.jobs:
+			case <-c.stop:
+				return
+			}
 		}
 		for first != nil {
 			if first.op != nil {
+				settle()
 				first.err = c.store.Update(context.Background(), first.op)
 				if first.err != nil {
 					// An op may have changed committer-owned state that its
@@ -190,50 +230,86 @@ func (c *CDP) commitLoop() {
 					break gather
 				}
 			}
-			c.commitGroup(group, n)
+			cur := c.commitGroup(group, n, prev, settle)
+			// Keep at most one group in flight while building the next.
+			settle()
+			prev = cur
 		}
 	}
 }
 
-func (c *CDP) commitGroup(group []*job, n int) {
+// commitGroup builds the group's transaction on top of prev (in flight)
+// and hands it to the store; its jobs are answered when it is durable.
+// It returns the in-flight group, or nil if it failed before committing.
+func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *inflight {
 	start := time.Now()
 	// The group is not tied to any one caller's context: once accepted it
 	// runs to completion so a cancelled request cannot tear it.
 	ctx := context.Background()
-	var st *groupState
-	err := c.store.Update(ctx, func(tx *store.Txn) error {
-		var err error
-		st, err = c.applyGroup(ctx, tx, group)
-		return err
-	})
-	if errors.Is(err, store.ErrTxnTooBig) && len(group) > 1 {
-		// Fall back to committing each job on its own.
+	var overlay store.Overlay
+	if prev != nil {
+		overlay = prev.writes
+	}
+	fail := func(err error) *inflight {
+		c.log.Error("ingest group failed", "messages", n, "err", err)
 		for _, j := range group {
-			c.commitGroup([]*job{j}, len(j.items))
+			j.err, j.res = fmt.Errorf("commit: %w", err), IngestResult{}
+			close(j.done)
 		}
-		return
+		return nil
 	}
-	if err == nil {
-		c.publish(ctx, st)
+	tx, err := c.store.Begin(ctx, overlay)
+	if err != nil {
+		return fail(err)
 	}
-	for _, j := range group {
-		if err != nil {
-			j.err = fmt.Errorf("commit: %w", err)
-			j.res = IngestResult{}
-		} else {
-			c.metrics.messages.WithLabelValues("accepted").Add(float64(j.res.Accepted))
-			c.metrics.messages.WithLabelValues("duplicate").Add(float64(j.res.Duplicates))
-			c.metrics.profilesCreated.Add(float64(j.res.ProfilesCreated))
-			c.metrics.merges.WithLabelValues("merged").Add(float64(j.res.Merges))
-			c.metrics.merges.WithLabelValues("refused").Add(float64(j.res.MergesRefused))
+	st, err := c.applyGroup(ctx, tx, group)
+	if errors.Is(err, store.ErrTxnTooBig) && len(group) > 1 {
+		// Too much for one transaction: let the group in flight finish,
+		// then commit the halves one after the other.
+		tx.Discard()
+		settle()
+		for _, half := range [][]*job{group[:len(group)/2], group[len(group)/2:]} {
+			m := 0
+			for _, j := range half {
+				m += len(j.items)
+			}
+			if f := c.commitGroup(half, m, nil, func() {}); f != nil {
+				if err := <-f.done; err == nil {
+					c.publish(ctx, f.st)
+				}
+			}
 		}
-		close(j.done)
+		return nil
 	}
 	if err != nil {
-		c.log.Error("ingest group failed", "messages", n, "err", err)
+		tx.Discard()
+		return fail(err)
 	}
-	c.metrics.groupSeconds.Observe(time.Since(start).Seconds())
-	c.metrics.groupMessages.Observe(float64(n))
+	cur := &inflight{st: st, writes: tx.Writes(), done: make(chan error, 1)}
+	err = tx.CommitAsync(func(err error) {
+		for _, j := range group {
+			if err != nil {
+				j.err, j.res = fmt.Errorf("commit: %w", err), IngestResult{}
+			} else {
+				c.metrics.messages.WithLabelValues("accepted").Add(float64(j.res.Accepted))
+				c.metrics.messages.WithLabelValues("duplicate").Add(float64(j.res.Duplicates))
+				c.metrics.profilesCreated.Add(float64(j.res.ProfilesCreated))
+				c.metrics.merges.WithLabelValues("merged").Add(float64(j.res.Merges))
+				c.metrics.merges.WithLabelValues("refused").Add(float64(j.res.MergesRefused))
+			}
+			close(j.done)
+		}
+		if err != nil {
+			c.log.Error("ingest group failed to commit", "messages", n, "err", err)
+		}
+		c.metrics.groupSeconds.Observe(time.Since(start).Seconds())
+		c.metrics.groupMessages.Observe(float64(n))
+		cur.done <- err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return cur
 }
 
 // publish moves what a committed group learned into the committer's caches.
@@ -293,6 +369,11 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 				j.res.Duplicates++
 				continue
 			}
+			if tx.Pending(it.dedup) {
+				// Seen in the group still being committed under this one.
+				j.res.Duplicates++
+				continue
+			}
 			if c.dedup.mayContain(it.dedup[len(store.PrefixDedup):]) {
 				seen, err := tx.Has(it.dedup)
 				if err != nil {
@@ -319,8 +400,14 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			return nil, fmt.Errorf("create data keys: %w", err)
 		}
 	}
-	// Pass 2: seal and write.
-	ttl := c.cfg.Ingest.DedupWindow.D()
+	// Pass 2: traits (serial: records are shared), then sealing in
+	// parallel on every core, then the writes (a transaction is not safe
+	// for concurrent use, and Set is cheap).
+	type sealedEvent struct {
+		key, val []byte
+	}
+	var work []*prepared
+	var workPID []uuid.UUID
 	for gi, j := range group {
 		for ii := range j.items {
 			pid := st.pids[gi][ii]
@@ -333,12 +420,42 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 					return nil, err
 				}
 			}
-			key := store.EventKey(pid, it.ts, it.mid)
-			sealed, err := c.vault.Seal(ctx, pid, key, it.payload)
+			work = append(work, it)
+			workPID = append(workPID, pid)
+		}
+	}
+	sealed := make([]sealedEvent, len(work))
+	records := make([]*nodeRecord, 0, len(st.dirty))
+	for pid := range st.dirty {
+		records = append(records, st.records[pid])
+	}
+	sealedRecords := make([]sealedEvent, len(records))
+	if err := c.parallel(len(work)+len(records), func(i int) error {
+		if i < len(work) {
+			key := store.EventKey(workPID[i], work[i].ts, work[i].mid)
+			v, err := c.vault.Seal(ctx, workPID[i], key, work[i].payload)
 			if err != nil {
-				return nil, fmt.Errorf("seal event: %w", err)
+				return fmt.Errorf("seal event: %w", err)
 			}
-			if err := tx.Set(key, sealed); err != nil {
+			sealed[i] = sealedEvent{key, v}
+			return nil
+		}
+		r := records[i-len(work)]
+		key, v, err := c.sealRecord(ctx, r)
+		sealedRecords[i-len(work)] = sealedEvent{key, v}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	ttl := c.cfg.Ingest.DedupWindow.D()
+	wi := 0
+	for _, j := range group {
+		for ii := range j.items {
+			if wi >= len(work) || work[wi] != &j.items[ii] {
+				continue
+			}
+			it := work[wi]
+			if err := tx.Set(sealed[wi].key, sealed[wi].val); err != nil {
 				return nil, err
 			}
 			if err := tx.SetWithTTL(it.dedup, nil, ttl); err != nil {
@@ -346,15 +463,16 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			}
 			for _, rec := range c.consentSignals(it, j.gpc, now) {
 				id := c.hasher.Sum("consent", string(it.mid[:])+"|"+rec.Purpose+"|"+rec.Source)
-				if err := c.putConsent(ctx, tx, pid, rec, id); err != nil {
+				if err := c.putConsent(ctx, tx, workPID[wi], rec, id); err != nil {
 					return nil, err
 				}
 				j.res.ConsentRecorded++
 			}
+			wi++
 		}
 	}
-	for pid := range st.dirty {
-		if err := c.putRecord(ctx, tx, st.records[pid]); err != nil {
+	for _, r := range sealedRecords {
+		if err := tx.Set(r.key, r.val); err != nil {
 			return nil, err
 		}
 	}
@@ -505,16 +623,59 @@ func (c *CDP) getRecord(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*nod
 }
 
 func (c *CDP) putRecord(ctx context.Context, tx *store.Txn, p *nodeRecord) error {
-	plain, err := json.Marshal(p)
+	key, sealed, err := c.sealRecord(ctx, p)
 	if err != nil {
 		return err
+	}
+	return tx.Set(key, sealed)
+}
+
+func (c *CDP) sealRecord(ctx context.Context, p *nodeRecord) ([]byte, []byte, error) {
+	plain, err := json.Marshal(p)
+	if err != nil {
+		return nil, nil, err
 	}
 	key := store.ProfileKey(p.ID)
 	sealed, err := c.vault.Seal(ctx, p.ID, key, plain)
 	if err != nil {
-		return fmt.Errorf("seal profile %s: %w", p.ID, err)
+		return nil, nil, fmt.Errorf("seal profile %s: %w", p.ID, err)
 	}
-	return tx.Set(key, sealed)
+	return key, sealed, nil
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines and returns the
+// first error. Small jobs run inline: goroutines cost more than they save.
+func (c *CDP) parallel(n int, fn func(i int) error) error {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 64 || workers < 2 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // obsHash names an observation by its node set.

@@ -73,7 +73,8 @@ func serveCommand() *cli.Command {
 			so.ShutdownTimeout = cfg.Server.ShutdownTimeout.D()
 			srv := server.New(cdp, so)
 			serr := srv.Serve(c.Context, cfg.Server.Addr, cfg.SocketPath(), func(addr string) {
-				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s, policy bundle %.12s)\n", addr, cfg.SocketPath(), cdp.PolicyEngine().BundleHash())
+				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s)\n", addr, cfg.SocketPath())
+				fmt.Fprintf(c.App.Writer, "policy bundle %s\n", cdp.PolicyEngine().BundleHash())
 			})
 			cerr := cdp.Close()
 			if serr != nil {

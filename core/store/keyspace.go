@@ -27,6 +27,7 @@ const (
 	PrefixJournal    Prefix = "j/"
 	PrefixSeparation Prefix = "q/"
 	PrefixConsent    Prefix = "c/"
+	PrefixAudit      Prefix = "a/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -54,6 +55,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixJournal, true, "merge journal: merges and refusals, one value a node"},
 	{PrefixSeparation, true, "separations recorded by unmerge"},
 	{PrefixConsent, true, "consent records, sealed; history never overwritten"},
+	{PrefixAudit, false, "audit log: hash-chained entries, no personal data (core/audit)"},
 }
 
 var (

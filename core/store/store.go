@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -33,10 +35,18 @@ type Options struct {
 	IndexCacheSize int64
 	VLogFileSize   int64
 	NumCompactors  int
+	// ValueThreshold: values at least this large live in the value log.
+	ValueThreshold int64
 	// ConflictRetries is how often Update retries a transaction that lost a
 	// race before returning ErrConflict.
 	ConflictRetries int
-	Logger          *slog.Logger
+	// Pipelined opens the store with timestamps managed here instead of by
+	// Badger, which lets one writer build its next transaction while the
+	// previous one is being written (Begin, CommitAsync, overlays). There is
+	// no conflict detection: every key family must have a single writer.
+	// Readers always see a prefix of commits (a watermark), never a gap.
+	Pipelined bool
+	Logger    *slog.Logger
 }
 
 // DefaultOptions are sized for one node with 2 cores and ~24 GiB of memory:
@@ -49,6 +59,7 @@ func DefaultOptions() Options {
 		BlockCacheSize:  256 << 20,
 		IndexCacheSize:  128 << 20,
 		VLogFileSize:    256 << 20,
+		ValueThreshold:  256,
 		NumCompactors:   2,
 		ConflictRetries: 8,
 	}
@@ -59,6 +70,13 @@ type Store struct {
 	db   *badger.DB
 	opts Options
 	log  *slog.Logger
+
+	// Pipelined mode: commit timestamps and the read watermark.
+	mu        sync.Mutex
+	next      uint64          // last assigned commit ts
+	committed atomic.Uint64   // every commit <= this is durable and visible
+	done      map[uint64]bool // finished commits above committed
+	failed    error           // first failed commit: the store refuses writes
 }
 
 // Open opens (or, unless opts.MustExist, creates) the store in dir.
@@ -95,15 +113,29 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		WithValueLogFileSize(opts.VLogFileSize).
 		WithNumCompactors(max(opts.NumCompactors, 2)).
 		WithNumVersionsToKeep(1).
-		WithCompression(options.ZSTD).
-		WithDetectConflicts(true).
+		// Sealed events (~1 KB) go to the value log, the LSM tree keeps
+		// pointers: compactions then move keys, not payloads (WiscKey).
+		WithValueThreshold(opts.ValueThreshold).
+		// Values are sealed (random bytes) before they reach the store:
+		// compressing them costs CPU and memory and saves nothing.
+		WithCompression(options.None).
+		WithDetectConflicts(!opts.Pipelined).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bo)
+	open := badger.Open
+	if opts.Pipelined {
+		open = badger.OpenManaged
+	}
+	db, err := open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, translateOpen(err))
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger}
+	s := &Store{db: db, opts: opts, log: opts.Logger, done: map[uint64]bool{}}
+	if opts.Pipelined {
+		s.next = db.MaxVersion()
+		s.committed.Store(s.next)
+		db.SetDiscardTs(s.next)
+	}
 	if err := s.checkSchema(ctx, exists); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -128,16 +160,13 @@ func translateOpen(err error) error {
 
 func (s *Store) checkSchema(ctx context.Context, existed bool) error {
 	var v []byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(keySchema)
-		if err != nil {
-			return err
-		}
-		v, err = it.ValueCopy(nil)
+	err := s.View(ctx, func(tx *Txn) error {
+		var err error
+		v, err = tx.Get(keySchema)
 		return err
 	})
 	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
+	case errors.Is(err, ErrNotFound):
 		if existed {
 			return fmt.Errorf("open store: schema version key missing: %w", ErrSchemaVersion)
 		}
@@ -176,6 +205,11 @@ func (s *Store) View(ctx context.Context, fn func(tx *Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if s.opts.Pipelined {
+		txn := s.db.NewTransactionAt(s.committed.Load(), false)
+		defer txn.Discard()
+		return translate(fn(&Txn{txn: txn, ctx: ctx}))
+	}
 	return translate(s.db.View(func(txn *badger.Txn) error {
 		return fn(&Txn{txn: txn, ctx: ctx})
 	}))
@@ -185,6 +219,21 @@ func (s *Store) View(ctx context.Context, fn func(tx *Txn) error) error {
 // it lost a race with a concurrent transaction. fn must be safe to run more
 // than once. With SyncWrites on, the commit is durable when Update returns.
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
+	if s.opts.Pipelined {
+		tx, err := s.Begin(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			tx.Discard()
+			return translate(err)
+		}
+		errc := make(chan error, 1)
+		if err := tx.CommitAsync(func(err error) { errc <- err }); err != nil {
+			return err
+		}
+		return <-errc
+	}
 	var err error
 	for attempt := 0; attempt < s.opts.ConflictRetries; attempt++ {
 		if err = ctx.Err(); err != nil {
@@ -200,15 +249,118 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	return err
 }
 
+// ErrFailed is returned by a pipelined store after a commit failed: what
+// was built on top of it cannot be trusted, so the store refuses writes
+// until it is reopened.
+var ErrFailed = errors.New("store: a commit failed; writes are refused until restart")
+
+// Overlay is the writes of a transaction that is committing but not yet
+// visible; a pipelined transaction built on top of it reads through it.
+type Overlay map[string][]byte
+
+// tombstone marks a deletion in an Overlay.
+var tombstone = []byte("\x00custody-tombstone\x00")
+
+// Begin starts a pipelined write transaction that reads the committed
+// state plus overlay (the writes of the commit still in flight, if any).
+func (s *Store) Begin(ctx context.Context, overlay Overlay) (*Txn, error) {
+	if !s.opts.Pipelined {
+		return nil, errors.New("store: Begin needs a pipelined store")
+	}
+	s.mu.Lock()
+	failed := s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFailed, failed)
+	}
+	return &Txn{txn: s.db.NewTransactionAt(s.committed.Load(), true), ctx: ctx, store: s,
+		overlay: overlay, writes: Overlay{}}, nil
+}
+
+// Pending reports whether key was written (not deleted) by this
+// transaction or the commit in flight under it: state no filter built from
+// committed data knows yet.
+func (t *Txn) Pending(key []byte) bool {
+	for _, o := range []Overlay{t.writes, t.overlay} {
+		if v, ok := o[string(key)]; ok {
+			return !isTombstone(v)
+		}
+	}
+	return false
+}
+
+// Writes returns what the transaction wrote, to be the next one's overlay.
+func (t *Txn) Writes() Overlay { return t.writes }
+
+// Discard abandons the transaction.
+func (t *Txn) Discard() { t.txn.Discard() }
+
+// CommitAsync assigns the next commit timestamp and hands the transaction
+// to Badger; cb runs once it is durable (or failed). Commits are written in
+// the order CommitAsync is called, and readers see them only when every
+// earlier one has finished too.
+func (t *Txn) CommitAsync(cb func(error)) error {
+	s := t.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		t.txn.Discard()
+		return fmt.Errorf("%w: %v", ErrFailed, s.failed)
+	}
+	s.next++
+	ts := s.next
+	return translate(t.txn.CommitAt(ts, func(err error) {
+		s.finish(ts, err)
+		cb(translate(err))
+	}))
+}
+
+func (s *Store) finish(ts uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && s.failed == nil {
+		s.failed = err
+		s.log.Error("store commit failed; refusing writes until restart", "err", err)
+	}
+	s.done[ts] = true
+	c := s.committed.Load()
+	for s.done[c+1] {
+		delete(s.done, c+1)
+		c++
+	}
+	s.committed.Store(c)
+	// Older versions may be dropped by compaction: with NumVersionsToKeep 1
+	// a deleted or overwritten value does not outlive the next compaction.
+	s.db.SetDiscardTs(c)
+}
+
 // Txn is a transaction. Values returned by Get and passed to Scan callbacks
 // are copies the caller may keep.
 type Txn struct {
-	txn *badger.Txn
-	ctx context.Context
+	txn   *badger.Txn
+	ctx   context.Context
+	store *Store
+	// Pipelined write transactions: what they read through, what they wrote.
+	overlay Overlay
+	writes  Overlay
 }
 
 // Get returns the value of key, or ErrNotFound.
 func (t *Txn) Get(key []byte) ([]byte, error) {
+	if t.writes != nil {
+		if v, ok := t.writes[string(key)]; ok {
+			if isTombstone(v) {
+				return nil, ErrNotFound
+			}
+			return append([]byte(nil), v...), nil
+		}
+		if v, ok := t.overlay[string(key)]; ok {
+			if isTombstone(v) {
+				return nil, ErrNotFound
+			}
+			return append([]byte(nil), v...), nil
+		}
+	}
 	it, err := t.txn.Get(key)
 	if err != nil {
 		return nil, translate(err)
@@ -217,8 +369,17 @@ func (t *Txn) Get(key []byte) ([]byte, error) {
 	return v, translate(err)
 }
 
+func isTombstone(v []byte) bool { return len(v) == len(tombstone) && string(v) == string(tombstone) }
+
 // Has reports whether key exists.
 func (t *Txn) Has(key []byte) (bool, error) {
+	if t.writes != nil {
+		_, err := t.Get(key)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
 	_, err := t.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -232,6 +393,9 @@ func (t *Txn) Set(key, val []byte) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
+	if t.writes != nil {
+		t.writes[string(key)] = val
+	}
 	return translate(t.txn.Set(key, val))
 }
 
@@ -240,11 +404,17 @@ func (t *Txn) SetWithTTL(key, val []byte, ttl time.Duration) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
+	if t.writes != nil {
+		t.writes[string(key)] = val
+	}
 	return translate(t.txn.SetEntry(badger.NewEntry(key, val).WithTTL(ttl)))
 }
 
 // Delete removes key.
 func (t *Txn) Delete(key []byte) error {
+	if t.writes != nil {
+		t.writes[string(key)] = tombstone
+	}
 	return translate(t.txn.Delete(key))
 }
 
@@ -265,6 +435,11 @@ var ErrStopScan = errors.New("store: stop scan")
 // Scan calls fn for every key with the given prefix, in key order. It checks
 // the context every 1024 keys so long scans can be cancelled.
 func (t *Txn) Scan(prefix []byte, so ScanOptions, fn func(key, val []byte) error) error {
+	if len(t.overlay) > 0 {
+		// Iterators do not see an overlay; the pipelined writer must not
+		// scan while a commit is in flight.
+		return errors.New("store: scan in a transaction with an overlay")
+	}
 	io := badger.DefaultIteratorOptions
 	io.Prefix = prefix
 	io.PrefetchValues = !so.KeysOnly
