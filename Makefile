@@ -30,8 +30,13 @@ demo: build
 	$(BIN) --data $(DEMO_DATA) init
 	$(BIN) --data $(DEMO_DATA) demo
 
+# Long runs with figures (nothing is asserted). bench/ingest.sh compares
+# HTTP ingestion with PostgreSQL 15 doing the same inserts (installed from
+# Debian if missing); the Go benchmarks print msgs/s, people/s and
+# decisions/s with their baselines in the same run.
 bench: build
-	$(GO) test -run=XXX -bench=. -benchmem ./core/... ./identity/...
+	$(GO) test -run=XXX -bench="BenchmarkIngest|BenchmarkGatedPass" -benchtime=200000x ./core/ | tee bench/out/core.txt
+	$(GO) test -run=XXX -bench=. -benchmem ./core/event/ ./core/keys/ ./core/audit/ ./policies/ | tee bench/out/packages.txt
 	./bench/ingest.sh
 
 fuzz:
