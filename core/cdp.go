@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/identity"
@@ -36,6 +37,7 @@ type CDP struct {
 	master *keys.Master
 	vault  *keys.Vault
 	store  *store.Store
+	audit  *audit.Log
 	hasher *identity.Hasher
 
 	metrics *metrics
@@ -184,6 +186,12 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		rules:   cfg.Identity,
 		engine:  engine,
 	}
+	c.audit, err = audit.Open(ctx, st, audit.Options{Master: master, HeadDir: cfg.vaultDir(), Now: opts.Now, Logger: opts.Logger})
+	if err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
 	if err := c.loadSeparations(ctx); err != nil {
 		_ = st.Close()
 		_ = vault.Close()
@@ -234,7 +242,7 @@ func (c *CDP) Close() error {
 	c.closeMu.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		err = errors.Join(c.store.Close(), c.vault.Close())
+		err = errors.Join(c.audit.Close(), c.store.Close(), c.vault.Close())
 	})
 	return err
 }
@@ -253,7 +261,9 @@ func (c *CDP) RotateKeys(ctx context.Context) (keys.RotateReport, error) {
 		return r, fmt.Errorf("rotate keys: %w", err)
 	}
 	c.log.Info("keys rotated", "from_epoch", r.FromEpoch, "to_epoch", r.ToEpoch, "rewrapped", r.Rewrapped, "duration", r.Duration)
-	return r, nil
+	err = c.record(ctx, "keys.rotate", map[string]any{"from_epoch": r.FromEpoch, "to_epoch": r.ToEpoch,
+		"rewrapped": r.Rewrapped, "retired": r.Retired})
+	return r, err
 }
 
 const defaultConfigYAML = `# Custody configuration. Every key is optional; the values shown are the

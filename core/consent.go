@@ -126,6 +126,7 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 	if c.rules.Blocked(req.Identifier.Type, v) {
 		return rec, fmt.Errorf("%w: identifier: a blocklisted value identifies no one", ErrInvalidInput)
 	}
+	var recorded uuid.UUID
 	ref := idRef{typ: req.Identifier.Type, value: v, key: store.IdentifierKey(string(req.Identifier.Type), c.hasher.Sum(string(req.Identifier.Type), v))}
 	err = c.runOp(ctx, func(tx *store.Txn) error {
 		st := newGroupState(0)
@@ -144,9 +145,14 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 			}
 		}
 		id := c.hasher.Sum("consent", fmt.Sprintf("%s|%s|%s|%d", pid, rec.Purpose, rec.Status, now.UnixNano()))
+		recorded = pid
 		return c.putConsent(ctx, tx, pid, rec, id)
 	})
-	return rec, err
+	if err != nil {
+		return rec, err
+	}
+	return rec, c.record(ctx, "consent.record", map[string]any{"profile": recorded, "purpose": rec.Purpose,
+		"status": rec.Status, "source": rec.Source, "lawful_basis": rec.LawfulBasis})
 }
 
 // ConsentView is a person's consent: the state per purpose, and every
@@ -281,7 +287,17 @@ func (c *CDP) Reach(ctx context.Context, purposes []string) ([]ReachReport, erro
 		}
 		return nil
 	})
-	return reps, err
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reps {
+		// Decision records: counts per purpose and the bundle that decided.
+		if err := c.record(ctx, "gate.decisions", map[string]any{"action": policies.ActionSegmentEvaluate, "purpose": r.Purpose,
+			"allowed": r.Allowed, "denied": r.NotConsented, "bundle_hash": c.engine.BundleHash()}); err != nil {
+			return nil, err
+		}
+	}
+	return reps, nil
 }
 
 // eachPerson calls fn for every person (cluster root and members) in one
@@ -368,7 +384,17 @@ func (c *CDP) Decide(ctx context.Context, id identity.Identifier, gr GateRequest
 	if err != nil {
 		return policies.Decision{}, err
 	}
-	return c.engine.Decide(ctx, c.subjectInput(gr, cv))
+	d, err := c.engine.Decide(ctx, c.subjectInput(gr, cv))
+	if err != nil {
+		return d, err
+	}
+	if gr.Action == policies.ActionProfileRead {
+		// Every profile read is on the record: who, which profile, allowed.
+		var root uuid.UUID
+		_ = c.withPerson(ctx, id, func(_ *store.Txn, r uuid.UUID, _ []uuid.UUID) error { root = r; return nil })
+		err = c.record(ctx, "profile.read", map[string]any{"person": root, "role": gr.Role, "allowed": d.Allow, "bundle_hash": c.engine.BundleHash()})
+	}
+	return d, err
 }
 
 // PolicyEngine returns the policy engine (for `custody policy eval`).

@@ -64,7 +64,13 @@ func (c *CDP) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (Unmerg
 			if err != nil {
 				return err
 			}
-			if err := tx.Set(store.SeparationKey(p[0], p[1]), b); err != nil {
+			// The reason is free text and may name the person: sealed.
+			key := store.SeparationKey(p[0], p[1])
+			sealed, err := c.vault.Seal(ctx, p[0], key, b)
+			if err != nil {
+				return err
+			}
+			if err := tx.Set(key, sealed); err != nil {
 				return err
 			}
 		}
@@ -92,14 +98,18 @@ func (c *CDP) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (Unmerg
 		return UnmergeResult{}, err
 	}
 	c.log.Info("profile unmerged", "profile", pid, "from", out.From)
-	return out, nil
+	return out, c.record(ctx, "identity.unmerge", map[string]any{"profile": pid, "from": out.From, "people_after": out.NewRoots})
 }
 
 func (c *CDP) separationRecords(tx *store.Txn, pid uuid.UUID) ([]Separation, error) {
 	var out []Separation
-	err := tx.Scan(store.PIDPrefix(store.PrefixSeparation, pid), store.ScanOptions{}, func(_, v []byte) error {
+	err := tx.Scan(store.PIDPrefix(store.PrefixSeparation, pid), store.ScanOptions{}, func(k, v []byte) error {
+		plain, err := c.vault.Unseal(context.Background(), pid, k, v)
+		if err != nil {
+			return fmt.Errorf("separation record: %w", err)
+		}
 		var s Separation
-		if err := json.Unmarshal(v, &s); err != nil {
+		if err := json.Unmarshal(plain, &s); err != nil {
 			return fmt.Errorf("separation record: %w", err)
 		}
 		out = append(out, s)

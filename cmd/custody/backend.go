@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/server"
 	"github.com/custody-cdp/custody/identity"
@@ -30,6 +31,8 @@ type backend interface {
 	RecordConsent(ctx context.Context, req core.ConsentRequest) (privacy.Consent, error)
 	Consent(ctx context.Context, id identity.Identifier) (core.ConsentView, error)
 	Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error)
+	AuditVerify(ctx context.Context) (audit.VerifyReport, error)
+	AuditTail(ctx context.Context, n int) ([]audit.Entry, error)
 	Close() error
 }
 

@@ -109,6 +109,12 @@ func runDemo(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "%d files, %.1f MiB scanned: %d plaintext occurrences\n", files, float64(size)/(1<<20), hits)
 
+	ver, err := b.AuditVerify(c.Context)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n== audit log: %d hash-chained entries (consent recorded, decisions with the policy bundle hash), verified: %v\n", ver.Entries, ver.OK)
+
 	k, err := b.CreateAPIKey(c.Context, core.RoleIngest, "demo")
 	if err != nil {
 		return err

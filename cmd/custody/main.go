@@ -98,7 +98,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
-			keysCommand(), demoCommand(), consentCommand(), policyCommand(),
+			keysCommand(), demoCommand(), consentCommand(), policyCommand(), auditCommand(),
 		},
 	}
 	usageEverywhere(app.Commands)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/privacy"
@@ -173,4 +174,18 @@ func (c *Client) Reach(ctx context.Context, purposes []string) ([]core.ReachRepo
 	var reps []core.ReachReport
 	err := c.do(ctx, http.MethodGet, "/v1/admin/reach?"+url.Values{"purpose": {strings.Join(purposes, ",")}}.Encode(), nil, &reps)
 	return reps, err
+}
+
+// AuditVerify is CDP.AuditVerify through the server.
+func (c *Client) AuditVerify(ctx context.Context) (audit.VerifyReport, error) {
+	var r audit.VerifyReport
+	err := c.do(ctx, http.MethodGet, "/v1/admin/audit/verify", nil, &r)
+	return r, err
+}
+
+// AuditTail is CDP.AuditTail through the server.
+func (c *Client) AuditTail(ctx context.Context, n int) ([]audit.Entry, error) {
+	var es []audit.Entry
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/admin/audit/tail?n=%d", n), nil, &es)
+	return es, err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
@@ -43,6 +44,8 @@ type Backend interface {
 	Consent(ctx context.Context, id identity.Identifier) (core.ConsentView, error)
 	Decide(ctx context.Context, id identity.Identifier, gr core.GateRequest) (policies.Decision, error)
 	Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error)
+	AuditVerify(ctx context.Context) (audit.VerifyReport, error)
+	AuditTail(ctx context.Context, n int) ([]audit.Entry, error)
 }
 
 // Options configure a Server.
@@ -107,6 +110,26 @@ func New(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("GET /v1/admin/profiles", s.adminRole(s.handleProfile, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/consent", s.adminRole(s.handleRecordConsent, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/consent", s.adminRole(s.handleConsent, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/audit/verify", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		rep, err := s.b.AuditVerify(r.Context())
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	}, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/audit/tail", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if n <= 0 || n > 10000 {
+			n = 20
+		}
+		es, err := s.b.AuditTail(r.Context(), n)
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, es)
+	}, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +217,8 @@ func (s *Server) adminRole(h http.HandlerFunc, roles ...core.Role) http.HandlerF
 		if !ok {
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), roleKey, rec.Role)))
+		ctx := context.WithValue(r.Context(), roleKey, rec.Role)
+		h(w, r.WithContext(core.WithActor(ctx, "key-"+rec.ID)))
 	}
 }
 
