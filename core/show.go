@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -55,25 +54,10 @@ type ShowOptions struct {
 // Profile finds the person holding id and returns them decrypted, events
 // oldest first.
 func (c *CDP) Profile(ctx context.Context, id identity.Identifier, so ShowOptions) (*ProfileView, error) {
-	v, err := c.rules.Normalize(id.Type, id.Value)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
-	}
-	h := c.hasher.Sum(string(id.Type), v)
 	var view *ProfileView
-	err = c.store.View(ctx, func(tx *store.Txn) error {
-		raw, err := tx.Get(store.IdentifierKey(string(id.Type), h))
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("lookup by %s: %w", id.Type, ErrProfileNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		pid, err := uuid.FromBytes(raw)
-		if err != nil {
-			return fmt.Errorf("identifier index: %w", err)
-		}
-		view, err = c.person(ctx, tx, pid, so)
+	err := c.withPerson(ctx, id, func(tx *store.Txn, root uuid.UUID, _ []uuid.UUID) error {
+		var err error
+		view, err = c.person(ctx, tx, root, so)
 		return err
 	})
 	return view, err

@@ -59,3 +59,22 @@ func openBackend(c *cli.Context) (backend, core.Config, error) {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// withBackend is the shape of most commands: reach the data directory,
+// make one call, print the result as JSON (--json) or as text.
+func withBackend[T any](c *cli.Context, call func(b backend) (T, error), text func(w io.Writer, v T)) error {
+	b, _, err := openBackend(c)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	v, err := call(b)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, v)
+	}
+	text(c.App.Writer, v)
+	return nil
+}

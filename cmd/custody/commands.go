@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/server"
 	"github.com/custody-cdp/custody/identity"
 )
@@ -102,20 +103,11 @@ func apikeyCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				b, _, err := openBackend(c)
-				if err != nil {
-					return err
-				}
-				defer b.Close()
-				k, err := b.CreateAPIKey(c.Context, role, c.String("name"))
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, k)
-				}
-				fmt.Fprintf(c.App.Writer, "%s\n(role %s, id %s; shown once — store it now)\n", k.Key, k.Role, k.ID)
-				return nil
+				return withBackend(c, func(b backend) (core.NewAPIKey, error) {
+					return b.CreateAPIKey(c.Context, role, c.String("name"))
+				}, func(w io.Writer, k core.NewAPIKey) {
+					fmt.Fprintf(w, "%s\n(role %s, id %s; shown once — store it now)\n", k.Key, k.Role, k.ID)
+				})
 			},
 		}},
 	}
@@ -240,20 +232,9 @@ func profileCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				b, _, err := openBackend(c)
-				if err != nil {
-					return err
-				}
-				defer b.Close()
-				p, err := b.Profile(c.Context, id, core.ShowOptions{EventLimit: c.Int("events")})
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, p)
-				}
-				printProfile(c.App.Writer, p)
-				return nil
+				return withBackend(c, func(b backend) (*core.ProfileView, error) {
+					return b.Profile(c.Context, id, core.ShowOptions{EventLimit: c.Int("events")})
+				}, printProfile)
 			},
 		}, unmergeCommand()},
 	}
@@ -317,20 +298,11 @@ func unmergeCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("--profile must be a profile id (UUID)", exitUsage)
 			}
-			b, _, err := openBackend(c)
-			if err != nil {
-				return err
-			}
-			defer b.Close()
-			r, err := b.Unmerge(c.Context, pid, c.String("reason"))
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, r)
-			}
-			fmt.Fprintf(c.App.Writer, "unmerged profile %s from %s; they are now %d person(s)\n", r.Profile, r.From, r.NewRoots)
-			return nil
+			return withBackend(c, func(b backend) (core.UnmergeResult, error) {
+				return b.Unmerge(c.Context, pid, c.String("reason"))
+			}, func(w io.Writer, r core.UnmergeResult) {
+				fmt.Fprintf(w, "unmerged profile %s from %s; they are now %d person(s)\n", r.Profile, r.From, r.NewRoots)
+			})
 		},
 	}
 }
@@ -344,21 +316,12 @@ func keysCommand() *cli.Command {
 			Usage: "start a new KEK epoch, re-wrap every live data key, destroy the old KEK",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 			Action: func(c *cli.Context) error {
-				b, _, err := openBackend(c)
-				if err != nil {
-					return err
-				}
-				defer b.Close()
-				r, err := b.RotateKeys(c.Context)
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, r)
-				}
-				fmt.Fprintf(c.App.Writer, "rotated: epoch %d -> %d, %d data keys re-wrapped, retired epochs %v, in %s\n",
-					r.FromEpoch, r.ToEpoch, r.Rewrapped, r.Retired, r.Duration.Round(time.Millisecond))
-				return nil
+				return withBackend(c, func(b backend) (keys.RotateReport, error) {
+					return b.RotateKeys(c.Context)
+				}, func(w io.Writer, r keys.RotateReport) {
+					fmt.Fprintf(w, "rotated: epoch %d -> %d, %d data keys re-wrapped, retired epochs %v, in %s\n",
+						r.FromEpoch, r.ToEpoch, r.Rewrapped, r.Retired, r.Duration.Round(time.Millisecond))
+				})
 			},
 		}},
 	}

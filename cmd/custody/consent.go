@@ -11,7 +11,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/policies"
+	"github.com/custody-cdp/custody/privacy"
 )
 
 func consentCommand() *cli.Command {
@@ -60,20 +62,11 @@ func consentCommand() *cli.Command {
 						}
 						req.ExpiresAt = &t
 					}
-					b, _, err := openBackend(c)
-					if err != nil {
-						return err
-					}
-					defer b.Close()
-					rec, err := b.RecordConsent(c.Context, req)
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, rec)
-					}
-					fmt.Fprintf(c.App.Writer, "recorded: %s %s (basis %s, collected %s)\n", rec.Purpose, rec.Status, rec.LawfulBasis, rec.CollectedAt.Format(time.RFC3339))
-					return nil
+					return withBackend(c, func(b backend) (privacy.Consent, error) {
+						return b.RecordConsent(c.Context, req)
+					}, func(w io.Writer, rec privacy.Consent) {
+						fmt.Fprintf(w, "recorded: %s %s (basis %s, collected %s)\n", rec.Purpose, rec.Status, rec.LawfulBasis, rec.CollectedAt.Format(time.RFC3339))
+					})
 				},
 			},
 			{
@@ -85,20 +78,7 @@ func consentCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					b, _, err := openBackend(c)
-					if err != nil {
-						return err
-					}
-					defer b.Close()
-					cv, err := b.Consent(c.Context, id)
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, cv)
-					}
-					printConsent(c.App.Writer, cv)
-					return nil
+					return withBackend(c, func(b backend) (core.ConsentView, error) { return b.Consent(c.Context, id) }, printConsent)
 				},
 			},
 		},
@@ -269,22 +249,12 @@ func auditCommand() *cli.Command {
 				Usage: "print the last entries",
 				Flags: []cli.Flag{&cli.IntFlag{Name: "n", Value: 20, Usage: "how many"}, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 				Action: func(c *cli.Context) error {
-					b, _, err := openBackend(c)
-					if err != nil {
-						return err
-					}
-					defer b.Close()
-					es, err := b.AuditTail(c.Context, c.Int("n"))
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, es)
-					}
-					for _, e := range es {
-						fmt.Fprintf(c.App.Writer, "%6d  %s  %-18s %-42s %s\n", e.Seq, e.Time.Format(time.RFC3339), e.Kind, e.Actor, string(e.Data))
-					}
-					return nil
+					return withBackend(c, func(b backend) ([]audit.Entry, error) { return b.AuditTail(c.Context, c.Int("n")) },
+						func(w io.Writer, es []audit.Entry) {
+							for _, e := range es {
+								fmt.Fprintf(w, "%6d  %s  %-18s %-42s %s\n", e.Seq, e.Time.Format(time.RFC3339), e.Kind, e.Actor, string(e.Data))
+							}
+						})
 				},
 			},
 		},
