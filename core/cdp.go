@@ -47,10 +47,13 @@ type CDP struct {
 	engine *policies.Engine
 
 	// Owned by the committer goroutine (see resolvecache.go).
-	ids   *idCache
-	obs   *obsCache
-	dedup *dedupFilter
-	seps  separationSet
+	ids       *idCache
+	obs       *obsCache
+	dedup     *bloom // messageId markers
+	idFilter  *bloom // identifier index entries
+	obsFilter *bloom // observations
+	seps      separationSet
+	pids      *pidPool
 
 	jobs    chan *job
 	stop    chan struct{}
@@ -197,11 +200,12 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		_ = vault.Close()
 		return nil, fmt.Errorf("load separations: %w", err)
 	}
-	if err := c.loadDedupFilter(ctx); err != nil {
+	if err := c.loadFilters(ctx); err != nil {
 		_ = st.Close()
 		_ = vault.Close()
-		return nil, fmt.Errorf("load messageId filter: %w", err)
+		return nil, fmt.Errorf("load filters: %w", err)
 	}
+	c.startPIDPool()
 	c.wg.Add(1)
 	go c.commitLoop()
 	return c, nil

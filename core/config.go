@@ -50,6 +50,11 @@ type ServerConfig struct {
 	WriteTimeout      Duration `yaml:"write_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`
+	// GCPercent and MemoryLimitMiB tune the Go runtime of `custody serve`:
+	// a higher GC percent spends less CPU on collection, and the soft
+	// memory limit makes the collector work harder only near it.
+	GCPercent      int `yaml:"gc_percent"`
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 }
 
 // IngestConfig configures the ingestion pipeline.
@@ -108,6 +113,8 @@ func DefaultConfig() Config {
 			WriteTimeout:      Duration(60 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
 			ShutdownTimeout:   Duration(20 * time.Second),
+			GCPercent:         300,
+			MemoryLimitMiB:    3072,
 		},
 		Ingest: IngestConfig{
 			DedupWindow:         Duration(24 * time.Hour),
@@ -195,6 +202,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.GroupMaxBytes < 512<<10 || c.Ingest.GroupMaxBytes > 8<<20 {
 		return bad("ingest.group_max_bytes", "must be between 524288 and 8388608")
+	}
+	if c.Server.GCPercent < 50 || c.Server.GCPercent > 1000 {
+		return bad("server.gc_percent", "must be between 50 and 1000")
+	}
+	if c.Server.MemoryLimitMiB < 256 {
+		return bad("server.memory_limit_mib", "must be at least 256")
 	}
 	if err := c.Identity.Validate(); err != nil {
 		return &ConfigError{Key: strings.SplitN(err.Error(), ":", 2)[0], Reason: strings.TrimSpace(strings.SplitN(err.Error(), ":", 2)[1])}

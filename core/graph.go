@@ -153,6 +153,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 		}
 	}
 	st.obs[string(h)] = key
+	c.obsFilter.add(h)
 
 	roots := map[uuid.UUID]membership{}
 	incremental := true
@@ -214,7 +215,11 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 	if k, ok := c.obs.get(h); ok {
 		return k, true, nil
 	}
-	v, err := tx.Get(store.ObsKeyFor(first, h))
+	key := store.ObsKeyFor(first, h)
+	if !c.obsFilter.mayContain(h) && !tx.Pending(key) {
+		return identity.ObsKey{}, false, nil // certainly new
+	}
+	v, err := tx.Get(key)
 	if errors.Is(err, store.ErrNotFound) {
 		return identity.ObsKey{}, false, nil
 	}

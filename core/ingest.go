@@ -285,6 +285,7 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 		tx.Discard()
 		return fail(err)
 	}
+	c.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 	cur := &inflight{st: st, writes: tx.Writes(), done: make(chan error, 1)}
 	err = tx.CommitAsync(func(err error) {
 		for _, j := range group {
@@ -313,7 +314,8 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 }
 
 // publish moves what a committed group learned into the committer's caches.
-// Only committed state reaches them.
+// Only committed state reaches the caches, which must be exact; the Bloom
+// filters take keys as they are written (an extra entry only costs a read).
 func (c *CDP) publish(ctx context.Context, st *groupState) {
 	for k, pid := range st.ids {
 		c.ids.put([]byte(k), pid)
@@ -321,12 +323,9 @@ func (c *CDP) publish(ctx context.Context, st *groupState) {
 	for k, key := range st.obs {
 		c.obs.put([]byte(k), key)
 	}
-	for k := range st.dedup {
-		c.dedup.add([]byte(k)[len(store.PrefixDedup):])
-	}
-	if c.dedup.full() {
-		if err := c.loadDedupFilter(ctx); err != nil {
-			c.log.Error("reload messageId filter", "err", err)
+	if c.dedup.full() || c.idFilter.full() || c.obsFilter.full() {
+		if err := c.loadFilters(ctx); err != nil {
+			c.log.Error("reload filters", "err", err)
 		}
 	}
 }
@@ -385,6 +384,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 				}
 			}
 			st.dedup[dk] = true
+			c.dedup.add(it.dedup[len(store.PrefixDedup):])
 			pid, err := c.resolve(tx, st, it, &j.res, now)
 			if err != nil {
 				return nil, err
@@ -532,9 +532,12 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	if err != nil || p != uuid.Nil {
 		return p, false, err
 	}
-	pid, err := uuid.NewV7()
-	if err != nil {
-		return uuid.Nil, false, err
+	pid, pooled := c.pids.take()
+	if !pooled {
+		if pid, err = uuid.NewV7(); err != nil {
+			return uuid.Nil, false, err
+		}
+		st.newPIDs = append(st.newPIDs, pid)
 	}
 	if err := tx.Set(id.key, pid[:]); err != nil {
 		return uuid.Nil, false, err
@@ -547,7 +550,7 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 		return uuid.Nil, false, err
 	}
 	st.ids[string(id.key)] = pid
-	st.newPIDs = append(st.newPIDs, pid)
+	c.idFilter.add(identifierHash(id.key))
 	st.records[pid] = &nodeRecord{ID: pid, Type: id.typ, Value: id.value, Blocked: id.blocked, CreatedAt: now, FirstSeen: seen}
 	st.dirty[pid] = true
 	return pid, true, nil
@@ -559,6 +562,9 @@ func (c *CDP) lookupID(tx *store.Txn, st *groupState, key []byte) (uuid.UUID, er
 	}
 	if p, ok := c.ids.get(key); ok {
 		return p, nil
+	}
+	if !c.idFilter.mayContain(identifierHash(key)) && !tx.Pending(key) {
+		return uuid.Nil, nil // certainly new: no store read
 	}
 	v, err := tx.Get(key)
 	if errors.Is(err, store.ErrNotFound) {

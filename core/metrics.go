@@ -8,6 +8,7 @@ type metrics struct {
 	messages        *prometheus.CounterVec
 	profilesCreated prometheus.Counter
 	groupSeconds    prometheus.Histogram
+	buildSeconds    prometheus.Histogram
 	groupMessages   prometheus.Histogram
 	merges          *prometheus.CounterVec
 	replays         prometheus.Counter
@@ -23,7 +24,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "custody_profiles_created_total", Help: "Profiles created by ingestion.",
 		}),
 		groupSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "custody_ingest_commit_seconds", Help: "Time to resolve, seal and durably commit one group.",
+			Name: "custody_ingest_commit_seconds", Help: "Time from building one group to its durable commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "custody_ingest_build_seconds", Help: "Time the committer spends building one group (resolve, seal), before the store writes it.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		groupMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -37,6 +42,6 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.replays = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "custody_identity_replays_total", Help: "Identity components re-clustered because evidence arrived out of order.",
 	})
-	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.groupMessages, m.merges, m.replays)
+	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays)
 	return m
 }

@@ -75,67 +75,104 @@ func (c *obsCache) put(k []byte, v identity.ObsKey) {
 	c.next = (c.next + 1) % len(c.ring)
 }
 
-// dedupFilter is a Bloom filter over the live messageId markers (u/ keys).
-// A "no" is certain, so a new messageId costs no store read; a "maybe" is
-// checked against the store. Only the committer touches it. The keys are
-// already HMAC outputs, so their bytes serve as the filter's hashes.
-type dedupFilter struct {
+// bloom is a Bloom filter over keys the committer alone writes (messageId
+// markers, identifier index entries, observations). A "no" is certain, so
+// something new costs no store read; a "maybe" is checked against the
+// store. Only the committer touches it. The keys end in keyed hashes, so
+// their bytes serve as the filter's hashes (double hashing on 16 bytes).
+type bloom struct {
 	bits     []uint64
 	m        uint64
 	n, limit int
 }
 
-const dedupHashes = 7
+const bloomHashes = 7
 
-func newDedupFilter(capacity int) *dedupFilter {
+// dedupFilter is the bloom over messageId markers.
+type dedupFilter = bloom
+
+func newDedupFilter(capacity int) *bloom { return newBloom(capacity) }
+
+func newBloom(capacity int) *bloom {
 	m := uint64(capacity) * 10 // ~1% false positives at capacity with 7 hashes
-	return &dedupFilter{bits: make([]uint64, (m+63)/64), m: m, limit: capacity}
+	return &bloom{bits: make([]uint64, (m+63)/64), m: m, limit: capacity}
 }
 
-func (f *dedupFilter) positions(h []byte, fn func(uint64) bool) bool {
-	// h is 32 bytes of HMAC output: seven 4-byte windows as hashes.
-	for i := 0; i < dedupHashes; i++ {
-		if !fn(uint64(binary.LittleEndian.Uint32(h[i*4:])) % f.m) {
+func (f *bloom) positions(h []byte, fn func(uint64) bool) bool {
+	h1 := binary.LittleEndian.Uint64(h[:8])
+	h2 := binary.LittleEndian.Uint64(h[8:16]) | 1
+	for i := uint64(0); i < bloomHashes; i++ {
+		if !fn((h1 + i*h2) % f.m) {
 			return false
 		}
 	}
 	return true
 }
 
-func (f *dedupFilter) mayContain(h []byte) bool {
+func (f *bloom) mayContain(h []byte) bool {
 	return f.positions(h, func(p uint64) bool { return f.bits[p/64]&(1<<(p%64)) != 0 })
 }
 
-func (f *dedupFilter) add(h []byte) {
+func (f *bloom) add(h []byte) {
 	f.positions(h, func(p uint64) bool { f.bits[p/64] |= 1 << (p % 64); return true })
 	f.n++
 }
 
-func (f *dedupFilter) full() bool { return f.n >= f.limit }
+func (f *bloom) full() bool { return f.n >= f.limit }
 
-// loadDedupFilter fills a filter from the markers in the store (expired
-// ones are not returned by Badger). It runs at Open and when the filter has
-// taken more entries than it was sized for.
-func (c *CDP) loadDedupFilter(ctx context.Context) error {
-	f := newDedupFilter(c.cfg.Ingest.DedupFilterCapacity)
-	prefix := []byte(store.PrefixDedup)
-	err := c.store.View(ctx, func(tx *store.Txn) error {
-		return tx.Scan(prefix, store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
-			if h := k[len(prefix):]; len(h) >= dedupHashes*4 {
-				f.add(h)
-			}
-			return nil
+// loadBloom fills a filter with the hashes (last 16+ bytes, from hashAt)
+// of every key under prefix, growing it when the store holds more than it
+// was sized for.
+func (c *CDP) loadBloom(ctx context.Context, prefix []byte, capacity int, hashOf func(k []byte) []byte) (*bloom, error) {
+	for {
+		f := newBloom(capacity)
+		err := c.store.View(ctx, func(tx *store.Txn) error {
+			return tx.Scan(prefix, store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+				if h := hashOf(k); len(h) >= 16 {
+					f.add(h)
+				}
+				return nil
+			})
 		})
-	})
-	if err != nil {
+		if err != nil {
+			return nil, err
+		}
+		if !f.full() {
+			return f, nil
+		}
+		capacity = f.n * 2
+	}
+}
+
+// identifierHash is the keyed hash at the end of an i/ key.
+func identifierHash(k []byte) []byte {
+	if len(k) < 32 {
+		return nil
+	}
+	return k[len(k)-32:]
+}
+
+// observationHash is the hash of a g/<pid>/<hash> key (list keys g/<pid>
+// have none).
+func observationHash(k []byte) []byte {
+	if len(k) != len(store.PrefixObs)+16+1+16 {
+		return nil
+	}
+	return k[len(k)-16:]
+}
+
+// loadFilters builds the committer's filters from the store (at Open, and
+// again when one outgrows its size).
+func (c *CDP) loadFilters(ctx context.Context) error {
+	var err error
+	if c.dedup, err = c.loadBloom(ctx, []byte(store.PrefixDedup), c.cfg.Ingest.DedupFilterCapacity, func(k []byte) []byte {
+		return k[len(store.PrefixDedup):]
+	}); err != nil {
 		return err
 	}
-	if f.full() {
-		// More live markers than capacity: grow rather than drown in
-		// false positives.
-		c.cfg.Ingest.DedupFilterCapacity = f.n * 2
-		return c.loadDedupFilter(ctx)
+	if c.idFilter, err = c.loadBloom(ctx, []byte(store.PrefixIdentifier), c.cfg.Ingest.DedupFilterCapacity, identifierHash); err != nil {
+		return err
 	}
-	c.dedup = f
-	return nil
+	c.obsFilter, err = c.loadBloom(ctx, []byte(store.PrefixObs), c.cfg.Ingest.DedupFilterCapacity, observationHash)
+	return err
 }

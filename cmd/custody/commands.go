@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +64,9 @@ func serveCommand() *cli.Command {
 				cfg.Server.Addr = a
 			}
 			log := newLogger(cfg, c.App.ErrWriter)
+			// The server owns the process: it sets the runtime's GC targets.
+			debug.SetGCPercent(cfg.Server.GCPercent)
+			debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
 			cdp, err := core.Open(c.Context, cfg, core.Options{Logger: log})
 			if err != nil {
 				return err
