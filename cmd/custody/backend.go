@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/custody-cdp/custody/core/server"
 	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/privacy"
+	"github.com/custody-cdp/custody/segments"
 )
 
 // backend is what commands need; core.CDP serves it directly, and
@@ -33,6 +35,10 @@ type backend interface {
 	Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error)
 	AuditVerify(ctx context.Context) (audit.VerifyReport, error)
 	AuditTail(ctx context.Context, n int) ([]audit.Entry, error)
+	ApplySegmentData(ctx context.Context, data []byte) (*segments.Definition, error)
+	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
+	Segments(ctx context.Context) ([]*segments.Definition, error)
+	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	Close() error
 }
 

@@ -94,6 +94,10 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 
+	if err := demoSegments(c, b, opts.Now); err != nil {
+		return err
+	}
+
 	p := demo.Person(opts, 0)
 	fmt.Fprintf(w, "\n== one customer, decrypted on demand (custody profile show --user-id %s)\n", p.UserID)
 	view, err := b.Profile(c.Context, identity.Identifier{Type: identity.UserID, Value: p.UserID}, core.ShowOptions{EventLimit: 8})
@@ -211,6 +215,25 @@ func demoConsent(c *cli.Context, b backend, opts demo.Options) error {
 	fmt.Fprintf(w, "%-45s %9s %14s   allowed by jurisdiction\n", "purpose", "may reach", "not consented")
 	for _, r := range reps {
 		fmt.Fprintf(w, "%-45s %9d %14d   %s\n", r.Purpose, r.Allowed, r.NotConsented, formatCounts(r.ByJurisdiction))
+	}
+	return nil
+}
+
+// demoSegments applies the templates brands start with and evaluates them
+// through the gate: the marketer's main job.
+func demoSegments(c *cli.Context, b backend, now time.Time) error {
+	w := c.App.Writer
+	fmt.Fprintf(w, "\n== segments (templates, evaluated through the consent gate as of %s)\n", now.Format(time.RFC3339))
+	fmt.Fprintf(w, "%-26s %-32s %8s %14s\n", "segment", "purpose", "members", "not consented")
+	for _, t := range []string{"first_time_buyers", "repeat_buyers", "vip", "cart_abandoners", "discount_only_buyers", "at_risk", "champions"} {
+		if _, err := b.ApplyTemplate(c.Context, t, nil); err != nil {
+			return fmt.Errorf("demo segment %s: %w", t, err)
+		}
+		ev, err := b.EvaluateSegment(c.Context, t, now)
+		if err != nil {
+			return fmt.Errorf("demo segment %s: %w", t, err)
+		}
+		fmt.Fprintf(w, "%-26s %-32s %8d %14d\n", t, ev.Purpose, ev.Allowed, ev.NotConsented)
 	}
 	return nil
 }

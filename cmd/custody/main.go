@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func exitCode(err error) int {
 	switch {
-	case errors.Is(err, core.ErrProfileNotFound):
+	case errors.Is(err, core.ErrProfileNotFound), errors.Is(err, core.ErrSegmentNotFound):
 		return exitNotFound
 	case errors.Is(err, core.ErrNotInitialised), errors.Is(err, core.ErrNoMasterKey):
 		return exitNoInit
@@ -98,7 +98,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
-			keysCommand(), demoCommand(), consentCommand(), policyCommand(), auditCommand(),
+			keysCommand(), demoCommand(), consentCommand(), policyCommand(), auditCommand(), segmentCommand(),
 		},
 	}
 	usageEverywhere(app.Commands)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/privacy"
+	"github.com/custody-cdp/custody/segments"
 )
 
 // Client reaches a running server's admin API over its unix socket. The
@@ -188,4 +190,37 @@ func (c *Client) AuditTail(ctx context.Context, n int) ([]audit.Entry, error) {
 	var es []audit.Entry
 	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/admin/audit/tail?n=%d", n), nil, &es)
 	return es, err
+}
+
+// ApplySegmentData is CDP.ApplySegmentData through the server.
+func (c *Client) ApplySegmentData(ctx context.Context, data []byte) (*segments.Definition, error) {
+	var d segments.Definition
+	err := c.do(ctx, http.MethodPost, "/v1/admin/segments", bytes.NewReader(data), &d)
+	return &d, err
+}
+
+// ApplyTemplate is CDP.ApplyTemplate through the server.
+func (c *Client) ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error) {
+	b, _ := json.Marshal(map[string]any{"template": name, "params": params})
+	var d segments.Definition
+	err := c.do(ctx, http.MethodPost, "/v1/admin/segments", bytes.NewReader(b), &d)
+	return &d, err
+}
+
+// Segments is CDP.Segments through the server.
+func (c *Client) Segments(ctx context.Context) ([]*segments.Definition, error) {
+	var defs []*segments.Definition
+	err := c.do(ctx, http.MethodGet, "/v1/admin/segments", nil, &defs)
+	return defs, err
+}
+
+// EvaluateSegment is CDP.EvaluateSegment through the server.
+func (c *Client) EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error) {
+	q := url.Values{}
+	if !now.IsZero() {
+		q.Set("now", now.Format(time.RFC3339))
+	}
+	var ev core.SegmentEval
+	err := c.do(ctx, http.MethodGet, "/v1/admin/segments/"+url.PathEscape(name)+"/eval?"+q.Encode(), nil, &ev)
+	return ev, err
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/policies"
 	"github.com/custody-cdp/custody/privacy"
+	"github.com/custody-cdp/custody/segments"
 )
 
 // Backend is what the server needs from the CDP.
@@ -46,6 +47,10 @@ type Backend interface {
 	Reach(ctx context.Context, purposes []string) ([]core.ReachReport, error)
 	AuditVerify(ctx context.Context) (audit.VerifyReport, error)
 	AuditTail(ctx context.Context, n int) ([]audit.Entry, error)
+	ApplySegmentData(ctx context.Context, data []byte) (*segments.Definition, error)
+	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
+	Segments(ctx context.Context) ([]*segments.Definition, error)
+	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 }
 
 // Options configure a Server.
@@ -130,6 +135,9 @@ func New(b Backend, opts Options) *Server {
 		}
 		writeJSON(w, http.StatusOK, es)
 	}, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/segments", s.adminRole(s.handleSegments, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/segments", s.adminRole(s.handleApplySegment, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/segments/{name}/eval", s.adminRole(s.handleEvalSegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
@@ -419,6 +427,61 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, cv)
 }
 
+func (s *Server) handleSegments(w http.ResponseWriter, r *http.Request) {
+	defs, err := s.b.Segments(r.Context())
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	if defs == nil {
+		defs = []*segments.Definition{}
+	}
+	writeJSON(w, http.StatusOK, defs)
+}
+
+// handleApplySegment takes a definition (JSON or YAML), or
+// {"template": NAME, "params": {...}}.
+func (s *Server) handleApplySegment(w http.ResponseWriter, r *http.Request) {
+	body, over, err := readBody(r, 64<<10)
+	if err != nil || over {
+		writeError(w, http.StatusBadRequest, "a segment definition of at most 64 KiB", -1, "")
+		return
+	}
+	var tmpl struct {
+		Template string            `json:"template"`
+		Params   map[string]string `json:"params"`
+	}
+	var d *segments.Definition
+	if json.Unmarshal(body, &tmpl) == nil && tmpl.Template != "" {
+		d, err = s.b.ApplyTemplate(r.Context(), tmpl.Template, tmpl.Params)
+	} else {
+		d, err = s.b.ApplySegmentData(r.Context(), body)
+	}
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, d)
+}
+
+func (s *Server) handleEvalSegment(w http.ResponseWriter, r *http.Request) {
+	var now time.Time
+	if v := r.URL.Query().Get("now"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "now must be an RFC3339 time", -1, "now")
+			return
+		}
+		now = t
+	}
+	ev, err := s.b.EvaluateSegment(r.Context(), r.PathValue("name"), now)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
+
 func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {
 	var purposes []string
 	for _, p := range strings.Split(r.URL.Query().Get("purpose"), ",") {
@@ -506,6 +569,8 @@ func (s *Server) writeCoreError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, core.ErrProfileNotFound):
 		writeError(w, http.StatusNotFound, "profile not found", -1, "")
+	case errors.Is(err, core.ErrSegmentNotFound):
+		writeError(w, http.StatusNotFound, "segment not found", -1, "")
 	case errors.Is(err, core.ErrInvalidInput), errors.Is(err, core.ErrInvalidRole):
 		writeError(w, http.StatusBadRequest, err.Error(), -1, "")
 	default:

@@ -59,6 +59,7 @@
 //
 //	q/<pid>/<other:16>               separation from an unmerge (JSON: when,
 //	                                 why); stored under both pids
+//	sd/<name>                        segment definition, canonical JSON
 //	a/<seq:8>                        audit log entry: canonical bytes + hash,
 //	                                 chained; no personal data (core/audit)
 //	c/<pid>/<collected:8>/<id:16>    consent record (sealed JSON); id is a

@@ -28,6 +28,7 @@ const (
 	PrefixSeparation Prefix = "q/"
 	PrefixConsent    Prefix = "c/"
 	PrefixAudit      Prefix = "a/"
+	PrefixSegmentDef Prefix = "sd/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -56,6 +57,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixSeparation, true, "separations recorded by unmerge"},
 	{PrefixConsent, true, "consent records, sealed; history never overwritten"},
 	{PrefixAudit, false, "audit log: hash-chained entries, no personal data (core/audit)"},
+	{PrefixSegmentDef, false, "segment definitions (canonical JSON), by name"},
 }
 
 var (

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/segments"
+)
+
+func segmentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "segment",
+		Usage: "define and evaluate segments (every evaluation goes through the consent policy gate)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "templates",
+				Usage: "list the built-in templates and their parameters",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					ts := segments.Templates()
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, ts)
+					}
+					for _, t := range ts {
+						fmt.Fprintf(c.App.Writer, "%-24s %s\n", t.Name, t.Description)
+						for _, p := range t.Params {
+							fmt.Fprintf(c.App.Writer, "  --param %s=%v\n", p.Name, p.Default)
+						}
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "apply",
+				Usage:     "store a segment from a JSON/YAML file ('-' for stdin) or a built-in template",
+				ArgsUsage: "FILE",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "template", Usage: "a template name (`custody segment templates`)"},
+					&cli.StringSliceFlag{Name: "param", Usage: "template parameter name=value (repeatable)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					tmpl := c.String("template")
+					if (tmpl == "") == (c.NArg() != 1) {
+						return cli.Exit("give a FILE or --template NAME", exitUsage)
+					}
+					params := map[string]string{}
+					for _, p := range c.StringSlice("param") {
+						k, v, ok := strings.Cut(p, "=")
+						if !ok {
+							return cli.Exit("--param takes name=value", exitUsage)
+						}
+						params[k] = v
+					}
+					var data []byte
+					if tmpl == "" {
+						var err error
+						if p := c.Args().First(); p == "-" {
+							data, err = io.ReadAll(os.Stdin)
+						} else {
+							data, err = os.ReadFile(p)
+						}
+						if err != nil {
+							return err
+						}
+					}
+					return withBackend(c, func(b backend) (*segments.Definition, error) {
+						if tmpl != "" {
+							return b.ApplyTemplate(c.Context, tmpl, params)
+						}
+						return b.ApplySegmentData(c.Context, data)
+					}, func(w io.Writer, d *segments.Definition) {
+						fmt.Fprintf(w, "applied segment %s (purpose %s)\n", d.Name, d.Purpose)
+					})
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the applied segments",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					return withBackend(c, func(b backend) ([]*segments.Definition, error) { return b.Segments(c.Context) },
+						func(w io.Writer, defs []*segments.Definition) {
+							for _, d := range defs {
+								fmt.Fprintf(w, "%-24s %-36s %s\n", d.Name, d.Purpose, d.Description)
+							}
+						})
+				},
+			},
+			{
+				Name:      "eval",
+				Usage:     "dry run: how many people the segment reaches, and how many were left out for lack of consent (counts only)",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "now", Usage: "evaluate as of this RFC3339 time (default: now)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("segment eval needs exactly one NAME", exitUsage)
+					}
+					var now time.Time
+					if v := c.String("now"); v != "" {
+						t, err := time.Parse(time.RFC3339, v)
+						if err != nil {
+							return cli.Exit("--now must be an RFC3339 time", exitUsage)
+						}
+						now = t
+					}
+					return withBackend(c, func(b backend) (core.SegmentEval, error) {
+						return b.EvaluateSegment(c.Context, c.Args().First(), now)
+					}, func(w io.Writer, ev core.SegmentEval) {
+						fmt.Fprintf(w, "%s (purpose %s) as of %s: %d people allowed and matching, %d left out for lack of consent, %d evaluated\n",
+							ev.Segment, ev.Purpose, ev.At.Format(time.RFC3339), ev.Allowed, ev.NotConsented, ev.Evaluated)
+					})
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,357 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/policies"
+	"github.com/custody-cdp/custody/segments"
+)
+
+// ErrSegmentNotFound: no segment of that name is applied.
+var ErrSegmentNotFound = errors.New("segment not found")
+
+func (c *CDP) known() segments.KnownNames {
+	return segments.KnownNames{Purpose: c.engine.ValidPurpose}
+}
+
+// ParseSegment reads a definition (JSON or YAML) against this store's
+// purposes; errors point at the exact path.
+func (c *CDP) ParseSegment(data []byte) (*segments.Definition, error) {
+	d, err := segments.Parse(data, segments.ParseOptions{KnownNames: c.known()})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	return d, nil
+}
+
+// ApplySegment stores a definition (replacing one of the same name) after
+// checking it together with every other applied segment (in_segment
+// targets exist, no cycles).
+func (c *CDP) ApplySegment(ctx context.Context, d *segments.Definition) error {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return err
+	}
+	all := []*segments.Definition{d}
+	for _, o := range defs {
+		if o.Name != d.Name {
+			all = append(all, o)
+		}
+	}
+	if _, err := segments.NewSet(c.known(), all...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	b, err := d.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if err := c.store.Update(ctx, func(tx *store.Txn) error {
+		return tx.Set([]byte(string(store.PrefixSegmentDef)+d.Name), b)
+	}); err != nil {
+		return fmt.Errorf("apply segment %s: %w", d.Name, err)
+	}
+	return c.record(ctx, "segment.apply", map[string]any{"segment": d.Name, "purpose": d.Purpose})
+}
+
+// ApplyTemplate applies a built-in template with parameters.
+func (c *CDP) ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error) {
+	for _, t := range segments.Templates() {
+		if t.Name == name {
+			d, err := t.With(params)
+			if err != nil {
+				return nil, fmt.Errorf("%w: template %s: %w", ErrInvalidInput, name, err)
+			}
+			return d, c.ApplySegment(ctx, d)
+		}
+	}
+	return nil, fmt.Errorf("%w: no template %q (see `custody segment templates`)", ErrInvalidInput, name)
+}
+
+// Segments returns the applied definitions, by name.
+func (c *CDP) Segments(ctx context.Context) ([]*segments.Definition, error) {
+	var out []*segments.Definition
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixSegmentDef), store.ScanOptions{}, func(k, v []byte) error {
+			var d segments.Definition
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("segment %s: %w", k[len(store.PrefixSegmentDef):], err)
+			}
+			out = append(out, &d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SegmentEval is a dry run of a segment: counts only, never who.
+type SegmentEval struct {
+	Segment      string    `json:"segment"`
+	Purpose      string    `json:"purpose"`
+	At           time.Time `json:"at"`
+	Allowed      int       `json:"allowed"`
+	NotConsented int       `json:"not_consented"`
+	Evaluated    int       `json:"evaluated"`
+	BundleHash   string    `json:"bundle_hash"`
+}
+
+// EvaluateSegment runs every person through the policy gate for the
+// segment's purpose and evaluates the allowed ones at now: members are
+// counted, people the gate denied are counted and never read. The only way
+// from stored people to members is segments.Run, which cannot produce a
+// member without the gate's decision.
+func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (SegmentEval, error) {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return SegmentEval{}, err
+	}
+	set, err := segments.NewSet(c.known(), defs...)
+	if err != nil {
+		return SegmentEval{}, err
+	}
+	if set.Get(name) == nil {
+		return SegmentEval{}, fmt.Errorf("%s: %w", name, ErrSegmentNotFound)
+	}
+	sub, err := set.Subset(name)
+	if err != nil {
+		return SegmentEval{}, err
+	}
+	if now.IsZero() {
+		now = c.now()
+	}
+	var res *segments.Result
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		people := func(yield func(segments.Candidate) bool) {
+			_ = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+				ms, err := decodeMembers(v)
+				if err != nil {
+					return err
+				}
+				pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now}
+				for _, m := range ms {
+					pv.members = append(pv.members, m.pid)
+				}
+				if !yield(segments.Candidate{Ref: pv.root.String(), Person: pv}) {
+					return store.ErrStopScan
+				}
+				return nil
+			})
+		}
+		var err error
+		res, err = segments.Run(ctx, sub, people, gate{c: c, role: policies.RoleMarketer}, now)
+		return err
+	})
+	if err != nil {
+		return SegmentEval{}, fmt.Errorf("evaluate %s: %w", name, err)
+	}
+	r := res.Segment(name)
+	out := SegmentEval{Segment: name, Purpose: r.Purpose, At: now.UTC(), Allowed: len(r.Members),
+		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}
+	return out, c.record(ctx, "segment.evaluate", map[string]any{"segment": name, "purpose": r.Purpose,
+		"allowed": out.Allowed, "not_consented": out.NotConsented, "evaluated": out.Evaluated, "bundle_hash": out.BundleHash})
+}
+
+// gate implements segments.Gate with the person's consent and the policy
+// engine.
+type gate struct {
+	c    *CDP
+	role string
+}
+
+func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose string, dest policies.Destination) (policies.Decision, error) {
+	pv, ok := s.Person().(*personView)
+	if !ok {
+		return policies.Decision{}, errors.New("gate: unknown person type")
+	}
+	cv, err := pv.consent()
+	if err != nil {
+		return policies.Decision{}, err
+	}
+	return g.c.engine.Decide(ctx, g.c.subjectInput(GateRequest{Action: action, Purpose: purpose, Destination: dest, Role: g.role}, cv))
+}
+
+// personView is one person as segments see them, decrypted lazily: the
+// gate reads only consent and the traits that give the jurisdiction, and
+// a person the gate denies is never read further.
+type personView struct {
+	c       *CDP
+	ctx     context.Context
+	tx      *store.Txn
+	root    uuid.UUID
+	members []uuid.UUID
+	now     time.Time
+
+	traits   map[string]json.RawMessage
+	decoded  map[string]any
+	cv       *ConsentView
+	events   map[string][]segments.Event
+	computed map[string]float64
+	err      error
+}
+
+func (p *personView) loadTraits() map[string]json.RawMessage {
+	if p.traits == nil && p.err == nil {
+		p.traits, p.err = p.c.traitsOf(p.ctx, p.tx, p.members)
+		p.decoded = map[string]any{}
+	}
+	return p.traits
+}
+
+func (p *personView) consent() (ConsentView, error) {
+	if p.cv == nil {
+		traits := p.loadTraits()
+		if p.err != nil {
+			return ConsentView{}, p.err
+		}
+		cv, err := p.c.consentOf(p.ctx, p.tx, p.root, p.members, traits)
+		if err != nil {
+			return ConsentView{}, err
+		}
+		p.cv = &cv
+	}
+	return *p.cv, nil
+}
+
+func (p *personView) Trait(name string) (any, bool) {
+	if v, ok := p.decoded[name]; ok {
+		return v, v != nil
+	}
+	raw, ok := p.loadTraits()[name]
+	if !ok {
+		return nil, false
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return nil, false
+	}
+	p.decoded[name] = v
+	return v, v != nil
+}
+
+func (p *personView) loadEvents() {
+	if p.events != nil || p.err != nil {
+		return
+	}
+	p.events = map[string][]segments.Event{}
+	for _, n := range p.members {
+		p.err = p.tx.Scan(store.EventPrefix(n), store.ScanOptions{}, func(k, v []byte) error {
+			plain, err := p.c.vault.Unseal(p.ctx, n, k, v)
+			if err != nil {
+				return err
+			}
+			m, err := event.DecodeStored(plain)
+			if err != nil {
+				return err
+			}
+			name := m.Event
+			if m.Type != event.Track {
+				name = string(m.Type)
+			}
+			var props map[string]any
+			if len(m.Properties) > 0 {
+				_ = json.Unmarshal(m.Properties, &props)
+			}
+			p.events[name] = append(p.events[name], segments.Event{Time: m.Timestamp, Properties: props})
+			return nil
+		})
+		if p.err != nil {
+			return
+		}
+	}
+}
+
+func (p *personView) Events(name string) []segments.Event {
+	p.loadEvents()
+	return p.events[name]
+}
+
+// Computed derives the documented values (segments.ComputedNames) from the
+// person's Order Completed events at evaluation time.
+func (p *personView) Computed(name string) (float64, bool) {
+	if p.computed == nil {
+		p.computed = computeValues(p.Events("Order Completed"), p.firstSeen(), p.now)
+	}
+	v, ok := p.computed[name]
+	return v, ok && !math.IsNaN(v)
+}
+
+func (p *personView) firstSeen() time.Time {
+	var first time.Time
+	p.loadEvents()
+	for _, evs := range p.events {
+		for _, e := range evs {
+			if first.IsZero() || e.Time.Before(first) {
+				first = e.Time
+			}
+		}
+	}
+	return first
+}
+
+func computeValues(orders []segments.Event, firstSeen, now time.Time) map[string]float64 {
+	out := map[string]float64{segments.ComputedOrderCount: float64(len(orders))}
+	if !firstSeen.IsZero() {
+		out[segments.ComputedDaysSinceFirstSeen] = math.Floor(now.Sub(firstSeen).Hours() / 24)
+	}
+	if len(orders) == 0 {
+		return out
+	}
+	var total, year float64
+	var last time.Time
+	discounted := 0
+	for _, o := range orders {
+		rev, ok := num(o.Properties["revenue"])
+		if !ok {
+			rev, _ = num(o.Properties["total"])
+		}
+		total += rev
+		if now.Sub(o.Time) <= 365*24*time.Hour && !o.Time.After(now) {
+			year += rev
+		}
+		if o.Time.After(last) && !o.Time.After(now) {
+			last = o.Time
+		}
+		coupon, _ := o.Properties["coupon"].(string)
+		disc, _ := num(o.Properties["discount"])
+		if strings.TrimSpace(coupon) != "" || disc > 0 {
+			discounted++
+		}
+	}
+	out[segments.ComputedRevenueTotal] = total
+	out[segments.ComputedRevenue365d] = year
+	out[segments.ComputedAvgOrderValue] = total / float64(len(orders))
+	out[segments.ComputedDiscountOrderShare] = float64(discounted) / float64(len(orders))
+	if !last.IsZero() {
+		out[segments.ComputedDaysSinceLastOrder] = math.Floor(now.Sub(last).Hours() / 24)
+	}
+	return out
+}
+
+func num(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// ApplySegmentData parses and applies a definition.
+func (c *CDP) ApplySegmentData(ctx context.Context, data []byte) (*segments.Definition, error) {
+	d, err := c.ParseSegment(data)
+	if err != nil {
+		return nil, err
+	}
+	return d, c.ApplySegment(ctx, d)
+}

@@ -1,0 +1,70 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Segment evaluation goes through the gate: a person who matches but did
+// not consent is never a member, only counted.
+func TestSegmentEvalThroughTheGate(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := context.Background()
+	ingestAll(t, c,
+		// Repeat buyer in the EU who consented to email marketing.
+		`{"type":"identify","messageId":"1","userId":"eu-yes","traits":{"email":"yes@example.com","address":{"country":"DE"}},"timestamp":"2026-09-01T00:00:00Z"}`,
+		`{"type":"track","messageId":"2","userId":"eu-yes","event":"Order Completed","properties":{"order_id":"a","total":50},"timestamp":"2026-09-02T00:00:00Z"}`,
+		`{"type":"track","messageId":"3","userId":"eu-yes","event":"Order Completed","properties":{"order_id":"b","total":70},"timestamp":"2026-10-02T00:00:00Z"}`,
+		// Repeat buyer in the EU with no consent: matches, must not be a member.
+		`{"type":"identify","messageId":"4","userId":"eu-no","traits":{"email":"no@example.com","address":{"country":"FR"}},"timestamp":"2026-09-01T00:00:00Z"}`,
+		`{"type":"track","messageId":"5","userId":"eu-no","event":"Order Completed","properties":{"order_id":"c","total":50},"timestamp":"2026-09-03T00:00:00Z"}`,
+		`{"type":"track","messageId":"6","userId":"eu-no","event":"Order Completed","properties":{"order_id":"d","total":90},"timestamp":"2026-10-03T00:00:00Z"}`,
+		// Repeat buyer in California (opt-out model).
+		`{"type":"identify","messageId":"7","userId":"ca","traits":{"email":"ca@example.com","address":{"country":"US","state":"CA"}},"timestamp":"2026-09-01T00:00:00Z"}`,
+		`{"type":"track","messageId":"8","userId":"ca","event":"Order Completed","properties":{"order_id":"e","total":20},"timestamp":"2026-09-04T00:00:00Z"}`,
+		`{"type":"track","messageId":"9","userId":"ca","event":"Order Completed","properties":{"order_id":"f","total":25},"timestamp":"2026-09-05T00:00:00Z"}`,
+		// One-time buyer in the UK who consented: not a repeat buyer.
+		`{"type":"identify","messageId":"10","userId":"uk","traits":{"email":"uk@example.com","address":{"country":"GB"}},"timestamp":"2026-09-01T00:00:00Z"}`,
+		`{"type":"track","messageId":"11","userId":"uk","event":"Order Completed","properties":{"order_id":"g","total":20},"timestamp":"2026-09-04T00:00:00Z"}`,
+	)
+	consentSet(t, c, "yes@example.com", "marketing.communications.email", "granted", "2026-09-01T00:00:00Z", nil)
+	consentSet(t, c, "uk@example.com", "marketing.communications.email", "granted", "2026-09-01T00:00:00Z", nil)
+
+	d, err := c.ParseSegment([]byte(`{"name":"repeat","purpose":"marketing.communications.email","where":{"event":"Order Completed","count":{"gte":2}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ApplySegment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	ev, err := c.EvaluateSegment(ctx, "repeat", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Allowed and matching: eu-yes, ca. Denied by the gate: eu-no (and the
+	// consent-created email profiles are part of the same people).
+	if ev.Allowed != 2 || ev.NotConsented != 1 || ev.Evaluated != 3 {
+		t.Fatalf("eval = %+v", ev)
+	}
+	if _, err := c.ApplyTemplate(ctx, "first_time_buyers", nil); err != nil {
+		t.Fatal(err)
+	}
+	ft, err := c.EvaluateSegment(ctx, "first_time_buyers", now)
+	if err != nil || ft.Allowed != 1 {
+		t.Fatalf("first_time_buyers = %+v, %v", ft, err)
+	}
+	if _, err := c.EvaluateSegment(ctx, "nope", now); !errors.Is(err, ErrSegmentNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := c.ParseSegment([]byte(`{"name":"x","purpose":"marketing","where":{"all":[{"evnt":"A"}]}}`)); err == nil ||
+		!errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("bad definition: %v", err)
+	}
+	tail, _ := c.AuditTail(ctx, 1)
+	if len(tail) != 1 || tail[0].Kind != "segment.evaluate" {
+		t.Fatalf("no decision record: %+v", tail)
+	}
+}
