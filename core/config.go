@@ -37,9 +37,11 @@ type Config struct {
 	Identity identity.Rules `yaml:"identity"`
 	Policies PoliciesConfig `yaml:"policies"`
 	Consent  ConsentConfig  `yaml:"consent"`
-	Ingest   IngestConfig   `yaml:"ingest"`
-	Store    StoreConfig    `yaml:"store"`
-	Log      LogConfig      `yaml:"log"`
+	// Destinations are where segment exports go, by name.
+	Destinations map[string]DestinationConfig `yaml:"destinations"`
+	Ingest       IngestConfig                 `yaml:"ingest"`
+	Store        StoreConfig                  `yaml:"store"`
+	Log          LogConfig                    `yaml:"log"`
 }
 
 // ServerConfig configures `custody serve`.
@@ -94,6 +96,17 @@ type ConsentConfig struct {
 	// Categories maps a consent manager's category ids, as they arrive in
 	// context.consent.categoryPreferences, to purposes.
 	Categories privacy.CategoryMap `yaml:"categories"`
+}
+
+// DestinationConfig is an export destination: a file destination writes
+// CSV or JSON Lines into Dir (which must be outside the data directory: an
+// export is plaintext personal data handed to a recipient).
+type DestinationConfig struct {
+	Kind   string   `yaml:"kind"`   // email, ads, analytics, support, file, webhook (docs/policies.md)
+	Format string   `yaml:"format"` // csv or jsonl
+	Dir    string   `yaml:"dir"`
+	Region string   `yaml:"region"`
+	Fields []string `yaml:"fields"` // what the destination may receive; the policy may allow fewer
 }
 
 // LogConfig configures structured logging.
@@ -218,6 +231,28 @@ func (c *Config) Validate() error {
 	if c.Policies.Dir != "" {
 		if st, err := os.Stat(c.Policies.Dir); err != nil || !st.IsDir() {
 			return bad("policies.dir", "must be a directory of .rego files")
+		}
+	}
+	for name, d := range c.Destinations {
+		k := "destinations." + name
+		switch d.Kind {
+		case "email", "ads", "analytics", "support", "file", "webhook":
+		default:
+			return bad(k+".kind", "must be email, ads, analytics, support, file or webhook")
+		}
+		if d.Format != "csv" && d.Format != "jsonl" {
+			return bad(k+".format", "must be csv or jsonl")
+		}
+		if d.Dir == "" {
+			return bad(k+".dir", "required: a directory outside the data directory")
+		}
+		if abs, err := filepath.Abs(d.Dir); err == nil {
+			if data, err := filepath.Abs(c.DataDir); err == nil && (abs == data || strings.HasPrefix(abs, data+string(filepath.Separator))) {
+				return bad(k+".dir", "must be outside the data directory (exports are plaintext)")
+			}
+		}
+		if len(d.Fields) == 0 {
+			return bad(k+".fields", "list the fields the destination may receive")
 		}
 	}
 	if c.Ingest.IdentifierCacheSize < 1 {

@@ -110,18 +110,7 @@ type SegmentEval struct {
 // from stored people to members is segments.Run, which cannot produce a
 // member without the gate's decision.
 func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (SegmentEval, error) {
-	defs, err := c.Segments(ctx)
-	if err != nil {
-		return SegmentEval{}, err
-	}
-	set, err := segments.NewSet(c.known(), defs...)
-	if err != nil {
-		return SegmentEval{}, err
-	}
-	if set.Get(name) == nil {
-		return SegmentEval{}, fmt.Errorf("%s: %w", name, ErrSegmentNotFound)
-	}
-	sub, err := set.Subset(name)
+	sub, err := c.segmentSet(ctx, name)
 	if err != nil {
 		return SegmentEval{}, err
 	}
@@ -130,25 +119,10 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 	}
 	var res *segments.Result
 	err = c.store.View(ctx, func(tx *store.Txn) error {
-		people := func(yield func(segments.Candidate) bool) {
-			_ = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
-				ms, err := decodeMembers(v)
-				if err != nil {
-					return err
-				}
-				pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now}
-				for _, m := range ms {
-					pv.members = append(pv.members, m.pid)
-				}
-				if !yield(segments.Candidate{Ref: pv.root.String(), Person: pv}) {
-					return store.ErrStopScan
-				}
-				return nil
-			})
-		}
 		var err error
-		res, err = segments.Run(ctx, sub, people, gate{c: c, role: policies.RoleMarketer}, now)
-		return err
+		var scanErr error
+		res, err = segments.Run(ctx, sub, c.people(ctx, tx, now, sub.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
+		return errors.Join(err, scanErr)
 	})
 	if err != nil {
 		return SegmentEval{}, fmt.Errorf("evaluate %s: %w", name, err)
@@ -158,6 +132,44 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}
 	return out, c.record(ctx, "segment.evaluate", map[string]any{"segment": name, "purpose": r.Purpose,
 		"allowed": out.Allowed, "not_consented": out.NotConsented, "evaluated": out.Evaluated, "bundle_hash": out.BundleHash})
+}
+
+// segmentSet is the named segment with the segments it refers to.
+func (c *CDP) segmentSet(ctx context.Context, name string) (*segments.Set, error) {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set, err := segments.NewSet(c.known(), defs...)
+	if err != nil {
+		return nil, err
+	}
+	if set.Get(name) == nil {
+		return nil, fmt.Errorf("%s: %w", name, ErrSegmentNotFound)
+	}
+	return set.Subset(name)
+}
+
+// people yields every person of the store, decrypted lazily, in one read
+// transaction (twice when a definition needs a population).
+// A scan error ends the sequence and is left in *errp.
+func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, purpose string, errp *error) segments.People {
+	return func(yield func(segments.Candidate) bool) {
+		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+			ms, err := decodeMembers(v)
+			if err != nil {
+				return err
+			}
+			pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now, purpose: purpose}
+			for _, m := range ms {
+				pv.members = append(pv.members, m.pid)
+			}
+			if !yield(segments.Candidate{Ref: pv.root.String(), Person: pv}) {
+				return store.ErrStopScan
+			}
+			return nil
+		})
+	}
 }
 
 // gate implements segments.Gate with the person's consent and the policy
@@ -189,6 +201,7 @@ type personView struct {
 	root    uuid.UUID
 	members []uuid.UUID
 	now     time.Time
+	purpose string
 
 	traits   map[string]json.RawMessage
 	decoded  map[string]any

@@ -3,8 +3,12 @@ package core
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/custody-cdp/custody/core/store"
 )
 
 // Segment evaluation goes through the gate: a person who matches but did
@@ -66,5 +70,77 @@ func TestSegmentEvalThroughTheGate(t *testing.T) {
 	tail, _ := c.AuditTail(ctx, 1)
 	if len(tail) != 1 || tail[0].Kind != "segment.evaluate" {
 		t.Fatalf("no decision record: %+v", tail)
+	}
+}
+
+// An export holds no denied person and no field outside what the policy
+// allows for the destination; every exported person has a ledger entry.
+func TestExportIsGatedAndMinimal(t *testing.T) {
+	cfg := testConfig(t)
+	out := t.TempDir()
+	cfg.Destinations = map[string]DestinationConfig{
+		"newsletter": {Kind: "email", Format: "csv", Dir: out, Fields: []string{"email", "first_name", "phone", "consent_at"}},
+		"ads":        {Kind: "ads", Format: "jsonl", Dir: out, Fields: []string{"email", "email_sha256"}},
+	}
+	c := openTest(t, cfg)
+	ctx := context.Background()
+	ingestAll(t, c,
+		`{"type":"identify","messageId":"1","userId":"yes","traits":{"email":"Yes@Example.com","first_name":"Ada","phone":"+4915112345678","address":{"country":"DE"}},"timestamp":"2026-09-01T00:00:00Z"}`,
+		`{"type":"track","messageId":"2","userId":"yes","event":"Order Completed","properties":{"total":50},"timestamp":"2026-09-02T00:00:00Z"}`,
+		`{"type":"identify","messageId":"3","userId":"no","traits":{"email":"denied@example.com","first_name":"Bob","address":{"country":"DE"}},"timestamp":"2026-09-01T00:00:00Z"}`,
+		`{"type":"track","messageId":"4","userId":"no","event":"Order Completed","properties":{"total":50},"timestamp":"2026-09-02T00:00:00Z"}`,
+	)
+	consentSet(t, c, "yes@example.com", "marketing.communications.email", "granted", "2026-09-01T00:00:00Z", nil)
+	consentSet(t, c, "yes@example.com", "marketing.advertising.third_party.targeted", "granted", "2026-09-01T00:00:00Z", nil)
+	for _, d := range []string{
+		`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`,
+		`{"name":"ad_buyers","purpose":"marketing.advertising.third_party.targeted","where":{"event":"Order Completed"}}`,
+	} {
+		if _, err := c.ApplySegmentData(ctx, []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := c.ExportSegment(ctx, "buyers", "newsletter", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(rep.Path)
+	if rep.Rows != 1 || rep.NotConsented != 1 || strings.Contains(string(b), "denied@") || strings.Contains(string(b), "Bob") {
+		t.Fatalf("report %+v, file:\n%s", rep, b)
+	}
+	if strings.Contains(string(b), "+4915112345678") || !strings.HasPrefix(string(b), "email,first_name,consent_at\n") {
+		t.Fatalf("fields outside the email destination's allowance:\n%s", b)
+	}
+	ads, err := c.ExportSegment(ctx, "ad_buyers", "ads", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(ads.Path)
+	if ads.Rows != 1 || strings.Contains(string(b), "@") || !strings.Contains(string(b), `"email_sha256"`) {
+		t.Fatalf("ads export must carry hashes only:\n%s", b)
+	}
+	// The ledger: the exported person has entries, the denied one none.
+	n := 0
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixExport), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("ledger entries = %d, %v", n, err)
+	}
+	if _, err := c.ExportSegment(ctx, "buyers", "nowhere", now); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("unknown destination: %v", err)
+	}
+	tail, _ := c.AuditTail(ctx, 1)
+	if tail[0].Kind != "segment.export" {
+		t.Fatalf("no export record: %+v", tail)
+	}
+}
+
+func TestDestinationInsideDataDirIsRefused(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Destinations = map[string]DestinationConfig{"x": {Kind: "file", Format: "csv", Dir: cfg.DataDir + "/exports", Fields: []string{"email"}}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "destinations.x.dir") {
+		t.Fatalf("err = %v", err)
 	}
 }

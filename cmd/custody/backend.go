@@ -39,6 +39,7 @@ type backend interface {
 	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
+	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
 	Close() error
 }
 

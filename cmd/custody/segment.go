@@ -121,6 +121,35 @@ func segmentCommand() *cli.Command {
 					})
 				},
 			},
+			{
+				Name:      "export",
+				Usage:     "write the segment's consented members to a destination, with only the fields it may receive",
+				ArgsUsage: "NAME",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "destination", Required: true, Usage: "a destination of custody.yaml"},
+					&cli.StringFlag{Name: "now", Usage: "evaluate as of this RFC3339 time (default: now)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("segment export needs exactly one NAME", exitUsage)
+					}
+					var now time.Time
+					if v := c.String("now"); v != "" {
+						t, err := time.Parse(time.RFC3339, v)
+						if err != nil {
+							return cli.Exit("--now must be an RFC3339 time", exitUsage)
+						}
+						now = t
+					}
+					return withBackend(c, func(b backend) (core.ExportReport, error) {
+						return b.ExportSegment(c.Context, c.Args().First(), c.String("destination"), now)
+					}, func(w io.Writer, r core.ExportReport) {
+						fmt.Fprintf(w, "exported %d people of %s to %s (%s): fields %v; %d left out for lack of consent, %d not allowed to this destination\n",
+							r.Rows, r.Segment, r.Destination, r.Path, r.Fields, r.NotConsented, r.ExportDenied)
+					})
+				},
+			},
 		},
 	}
 }

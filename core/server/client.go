@@ -224,3 +224,14 @@ func (c *Client) EvaluateSegment(ctx context.Context, name string, now time.Time
 	err := c.do(ctx, http.MethodGet, "/v1/admin/segments/"+url.PathEscape(name)+"/eval?"+q.Encode(), nil, &ev)
 	return ev, err
 }
+
+// ExportSegment is CDP.ExportSegment through the server.
+func (c *Client) ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error) {
+	q := url.Values{"destination": {destination}}
+	if !now.IsZero() {
+		q.Set("now", now.Format(time.RFC3339))
+	}
+	var rep core.ExportReport
+	err := c.do(ctx, http.MethodPost, "/v1/admin/segments/"+url.PathEscape(name)+"/export?"+q.Encode(), nil, &rep)
+	return rep, err
+}

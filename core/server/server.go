@@ -51,6 +51,7 @@ type Backend interface {
 	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
+	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
 }
 
 // Options configure a Server.
@@ -138,6 +139,7 @@ func New(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("GET /v1/admin/segments", s.adminRole(s.handleSegments, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/segments", s.adminRole(s.handleApplySegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/segments/{name}/eval", s.adminRole(s.handleEvalSegment, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/segments/{name}/export", s.adminRole(s.handleExportSegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
@@ -480,6 +482,25 @@ func (s *Server) handleEvalSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ev)
+}
+
+func (s *Server) handleExportSegment(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var now time.Time
+	if v := q.Get("now"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "now must be an RFC3339 time", -1, "now")
+			return
+		}
+		now = t
+	}
+	rep, err := s.b.ExportSegment(r.Context(), r.PathValue("name"), q.Get("destination"), now)
+	if err != nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,8 @@
 //	q/<pid>/<other:16>               separation from an unmerge (JSON: when,
 //	                                 why); stored under both pids
 //	sd/<name>                        segment definition, canonical JSON
+//	x/<pid>/<export id>              export ledger entry (sealed JSON: export,
+//	                                 segment, destination, time, fields)
 //	a/<seq:8>                        audit log entry: canonical bytes + hash,
 //	                                 chained; no personal data (core/audit)
 //	c/<pid>/<collected:8>/<id:16>    consent record (sealed JSON); id is a
@@ -71,7 +73,7 @@
 // identifier; a person is a cluster of nodes rooted at its oldest pid.
 //
 // Prefixes reserved by the design for later parts (DESIGN.md §2): s/ segment
-// memberships, x/ export ledger, x-sup/ suppression, r/ privacy requests. Every prefix in use is listed in Prefixes, marked when it
+// memberships, x-sup/ suppression, r/ privacy requests. Every prefix in use is listed in Prefixes, marked when it
 // holds records about a person, so that access and deletion can prove they
 // cover every one (a test fails for a key outside them).
 package store

@@ -29,6 +29,7 @@ const (
 	PrefixConsent    Prefix = "c/"
 	PrefixAudit      Prefix = "a/"
 	PrefixSegmentDef Prefix = "sd/"
+	PrefixExport     Prefix = "x/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -58,6 +59,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixConsent, true, "consent records, sealed; history never overwritten"},
 	{PrefixAudit, false, "audit log: hash-chained entries, no personal data (core/audit)"},
 	{PrefixSegmentDef, false, "segment definitions (canonical JSON), by name"},
+	{PrefixExport, true, "export ledger: what went where, when, which fields (sealed)"},
 }
 
 var (
@@ -169,4 +171,9 @@ func SeparationKey(pid, other uuid.UUID) []byte { return pidKey(PrefixSeparation
 // ConsentKey is c/<pid>/<collected_at:8>/<id:16>.
 func ConsentKey(pid uuid.UUID, collectedNanos int64, id []byte) []byte {
 	return pidKey(PrefixConsent, pid, binary.BigEndian.AppendUint64(nil, uint64(collectedNanos)), id)
+}
+
+// ExportKey is x/<pid>/<export id>.
+func ExportKey(pid uuid.UUID, exportID string) []byte {
+	return pidKey(PrefixExport, pid, []byte(exportID))
 }

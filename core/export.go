@@ -1,0 +1,211 @@
+package core
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/policies"
+	"github.com/custody-cdp/custody/segments"
+)
+
+// ExportReport says what an export did. Counts and the file; never who.
+type ExportReport struct {
+	ID           string    `json:"id"`
+	Segment      string    `json:"segment"`
+	Destination  string    `json:"destination"`
+	Purpose      string    `json:"purpose"`
+	At           time.Time `json:"at"`
+	Path         string    `json:"path"`
+	Rows         int       `json:"rows"`
+	Fields       []string  `json:"fields"`
+	NotConsented int       `json:"not_consented"`
+	ExportDenied int       `json:"export_denied"`
+}
+
+// ledgerEntry is the sealed value of x/<pid>/<export id>: an access report
+// lists recipients from it, a deletion report who must be told.
+type ledgerEntry struct {
+	Export      string    `json:"export"`
+	Segment     string    `json:"segment"`
+	Destination string    `json:"destination"`
+	Kind        string    `json:"kind"`
+	At          time.Time `json:"at"`
+	Fields      []string  `json:"fields"`
+}
+
+// ExportSegment writes the segment's members to a destination: only people
+// the gate allowed for the segment's purpose and for this destination, and
+// only the fields the decision allows. Every exported person gets a ledger
+// entry, and the export a record on the audit log.
+func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now time.Time) (ExportReport, error) {
+	dc, ok := c.cfg.Destinations[destination]
+	if !ok {
+		return ExportReport{}, fmt.Errorf("%w: no destination %q in the configuration", ErrInvalidInput, destination)
+	}
+	set, err := c.segmentSet(ctx, name)
+	if err != nil {
+		return ExportReport{}, err
+	}
+	if now.IsZero() {
+		now = c.now()
+	}
+	dest := policies.Destination{Name: destination, Kind: dc.Kind, Region: dc.Region, Fields: dc.Fields}
+	purpose := set.Get(name).Purpose()
+	var res *segments.ExportResult
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		var err error
+		var scanErr error
+		res, err = segments.Export(ctx, set, name, c.people(ctx, tx, now, purpose, &scanErr), gate{c: c, role: policies.RoleMarketer}, dest, now)
+		return errors.Join(err, scanErr)
+	})
+	if err != nil {
+		return ExportReport{}, fmt.Errorf("export %s: %w", name, err)
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	rep := ExportReport{ID: id, Segment: name, Destination: destination, Purpose: purpose, At: now.UTC(), Rows: len(res.Rows),
+		NotConsented: res.NotConsented, ExportDenied: res.ExportDenied, Fields: []string{}}
+	if len(res.Rows) > 0 {
+		for _, f := range res.Rows[0].Fields() {
+			rep.Fields = append(rep.Fields, f.Name)
+		}
+	}
+	if rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows); err != nil {
+		return rep, err
+	}
+	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
+		return rep, err
+	}
+	return rep, c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
+		"purpose": purpose, "rows": rep.Rows, "fields": rep.Fields, "not_consented": rep.NotConsented,
+		"export_denied": rep.ExportDenied, "bundle_hash": c.engine.BundleHash()})
+}
+
+func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row) (string, error) {
+	if err := os.MkdirAll(dc.Dir, 0o700); err != nil {
+		return "", fmt.Errorf("export directory: %w", err)
+	}
+	path := filepath.Join(dc.Dir, fmt.Sprintf("%s-%s-%s.%s", segment, dest, now.UTC().Format("20060102T150405Z"), dc.Format))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("export file: %w", err)
+	}
+	defer f.Close()
+	switch dc.Format {
+	case "csv":
+		w := csv.NewWriter(f)
+		if err := w.Write(fields); err != nil {
+			return "", err
+		}
+		for _, r := range rows {
+			rec := make([]string, len(fields))
+			for i, name := range fields {
+				if v, ok := r.Value(name); ok && v != nil {
+					rec[i] = fmt.Sprint(v)
+				}
+			}
+			if err := w.Write(rec); err != nil {
+				return "", err
+			}
+		}
+		w.Flush()
+		if err := w.Error(); err != nil {
+			return "", err
+		}
+	default:
+		enc := json.NewEncoder(f)
+		for _, r := range rows {
+			obj := map[string]any{}
+			for _, fl := range r.Fields() {
+				obj[fl.Name] = fl.Value
+			}
+			if err := enc.Encode(obj); err != nil {
+				return "", err
+			}
+		}
+	}
+	return path, f.Sync()
+}
+
+func (c *CDP) writeLedger(ctx context.Context, rows []segments.Row, e ledgerEntry) error {
+	plain, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	for start := 0; start < len(rows); start += 2000 {
+		chunk := rows[start:min(start+2000, len(rows))]
+		err := c.store.Update(ctx, func(tx *store.Txn) error {
+			for _, r := range chunk {
+				pid, err := uuid.Parse(r.Ref())
+				if err != nil {
+					return err
+				}
+				key := store.ExportKey(pid, e.Export)
+				sealed, err := c.vault.Seal(ctx, pid, key, plain)
+				if err != nil {
+					return err
+				}
+				if err := tx.Set(key, sealed); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("export ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+// Field gives an export field's value (segments.FieldSource). Hashed
+// identifiers are SHA-256 of the normalised value, as ad platforms expect.
+func (p *personView) Field(name string) (any, bool) {
+	str := func(k string) string {
+		v, _ := p.Trait(k)
+		s, _ := v.(string)
+		return s
+	}
+	switch name {
+	case "email":
+		if e := str("email"); e != "" {
+			return e, true
+		}
+	case "first_name", "last_name", "country", "tier", "lifecycle_stage", "plan", "locale":
+		if v, ok := p.Trait(name); ok {
+			return v, true
+		}
+	case "email_sha256":
+		if e, err := identity.Normalize(identity.Email, str("email")); err == nil {
+			sum := sha256.Sum256([]byte(e))
+			return hex.EncodeToString(sum[:]), true
+		}
+	case "phone_sha256":
+		if ph := identity.NormalizePhone(str("phone"), p.c.rules.DefaultRegion); ph != "" {
+			sum := sha256.Sum256([]byte(ph))
+			return hex.EncodeToString(sum[:]), true
+		}
+	case "consent_at":
+		if cv, err := p.consent(); err == nil {
+			if st, ok := cv.States[p.purpose]; ok {
+				return st.Record.CollectedAt.Format(time.RFC3339), true
+			}
+		}
+	case "order_count", "last_order_at":
+		if v, ok := p.Computed(name); ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
