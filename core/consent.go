@@ -63,7 +63,9 @@ func (c *CDP) putConsent(ctx context.Context, tx *store.Txn, pid uuid.UUID, rec 
 	if err != nil {
 		return fmt.Errorf("seal consent: %w", err)
 	}
-	return tx.Set(key, sealed)
+	// Consent records are read only by scans, which never run over an
+	// overlay: kept out of it.
+	return tx.SetUnread(key, sealed)
 }
 
 func (c *CDP) consentRecords(ctx context.Context, tx *store.Txn, pid uuid.UUID) ([]privacy.Consent, error) {

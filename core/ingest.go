@@ -455,7 +455,9 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 				continue
 			}
 			it := work[wi]
-			if err := tx.Set(sealed[wi].key, sealed[wi].val); err != nil {
+			// Events are never read back by the committer: kept out of
+			// the overlay.
+			if err := tx.SetUnread(sealed[wi].key, sealed[wi].val); err != nil {
 				return nil, err
 			}
 			if err := tx.SetWithTTL(it.dedup, nil, ttl); err != nil {

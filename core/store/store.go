@@ -399,6 +399,16 @@ func (t *Txn) Set(key, val []byte) error {
 	return translate(t.txn.Set(key, val))
 }
 
+// SetUnread writes key = val like Set, for a key the pipelined writer
+// never reads back (events): it is left out of the overlay, which saves a
+// map insert per write on the hot path.
+func (t *Txn) SetUnread(key, val []byte) error {
+	if len(key) == 0 {
+		return ErrEmptyKey
+	}
+	return translate(t.txn.Set(key, val))
+}
+
 // SetWithTTL writes key = val, expiring after ttl.
 func (t *Txn) SetWithTTL(key, val []byte, ttl time.Duration) error {
 	if len(key) == 0 {
