@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,6 +79,25 @@ func serveCommand() *cli.Command {
 			so.WriteTimeout, so.IdleTimeout = cfg.Server.WriteTimeout.D(), cfg.Server.IdleTimeout.D()
 			so.ShutdownTimeout = cfg.Server.ShutdownTimeout.D()
 			srv := server.New(cdp, so)
+			// SIGHUP reloads the policy bundle (and drops the decision
+			// cache); a bundle that does not compile keeps the old one.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-c.Context.Done():
+						return
+					case <-hup:
+						if err := cdp.PolicyEngine().Reload(c.Context); err != nil {
+							log.Error("policy reload failed; keeping the loaded bundle", "err", err)
+						} else {
+							log.Info("policies reloaded", "bundle_hash", cdp.PolicyEngine().BundleHash())
+						}
+					}
+				}
+			}()
 			serr := srv.Serve(c.Context, cfg.Server.Addr, cfg.SocketPath(), func(addr string) {
 				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s)\n", addr, cfg.SocketPath())
 				fmt.Fprintf(c.App.Writer, "policy bundle %s\n", cdp.PolicyEngine().BundleHash())

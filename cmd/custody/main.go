@@ -91,6 +91,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "config", Usage: "config file (default: <data>/custody.yaml)"},
 			&cli.StringFlag{Name: "master-key-file", Usage: "master key file (default: <data>/master.key); or set CUSTODY_MASTER_KEY / CUSTODY_PASSPHRASE"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn, error (default from config: info)"},
+			&cli.StringFlag{Name: "policies", Usage: "a directory of .rego files replacing the built-in policies (default from config: policies.dir)"},
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run() prints and maps errors
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
@@ -237,6 +238,9 @@ func loadConfig(c *cli.Context) (core.Config, error) {
 	}
 	if v := c.String("log-level"); v != "" {
 		cfg.Log.Level = v
+	}
+	if v := c.String("policies"); v != "" {
+		cfg.Policies.Dir = v
 	}
 	return cfg, cfg.Validate()
 }
