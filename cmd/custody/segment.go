@@ -105,13 +105,9 @@ func segmentCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return cli.Exit("segment eval needs exactly one NAME", exitUsage)
 					}
-					var now time.Time
-					if v := c.String("now"); v != "" {
-						t, err := time.Parse(time.RFC3339, v)
-						if err != nil {
-							return cli.Exit("--now must be an RFC3339 time", exitUsage)
-						}
-						now = t
+					now, err := nowFlag(c)
+					if err != nil {
+						return err
 					}
 					return withBackend(c, func(b backend) (core.SegmentEval, error) {
 						return b.EvaluateSegment(c.Context, c.Args().First(), now)
@@ -134,13 +130,9 @@ func segmentCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return cli.Exit("segment export needs exactly one NAME", exitUsage)
 					}
-					var now time.Time
-					if v := c.String("now"); v != "" {
-						t, err := time.Parse(time.RFC3339, v)
-						if err != nil {
-							return cli.Exit("--now must be an RFC3339 time", exitUsage)
-						}
-						now = t
+					now, err := nowFlag(c)
+					if err != nil {
+						return err
 					}
 					return withBackend(c, func(b backend) (core.ExportReport, error) {
 						return b.ExportSegment(c.Context, c.Args().First(), c.String("destination"), now)
@@ -152,4 +144,17 @@ func segmentCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// nowFlag reads --now (zero: the current time).
+func nowFlag(c *cli.Context) (time.Time, error) {
+	v := c.String("now")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return t, cli.Exit("--now must be an RFC3339 time", exitUsage)
+	}
+	return t, nil
 }

@@ -467,14 +467,9 @@ func (s *Server) handleApplySegment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleEvalSegment(w http.ResponseWriter, r *http.Request) {
-	var now time.Time
-	if v := r.URL.Query().Get("now"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "now must be an RFC3339 time", -1, "now")
-			return
-		}
-		now = t
+	now, ok := queryNow(w, r)
+	if !ok {
+		return
 	}
 	ev, err := s.b.EvaluateSegment(r.Context(), r.PathValue("name"), now)
 	if err != nil {
@@ -486,14 +481,9 @@ func (s *Server) handleEvalSegment(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleExportSegment(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var now time.Time
-	if v := q.Get("now"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "now must be an RFC3339 time", -1, "now")
-			return
-		}
-		now = t
+	now, ok := queryNow(w, r)
+	if !ok {
+		return
 	}
 	rep, err := s.b.ExportSegment(r.Context(), r.PathValue("name"), q.Get("destination"), now)
 	if err != nil {
@@ -720,4 +710,18 @@ func listenSocket(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// queryNow reads ?now= (zero: the current time), answering 400 when bad.
+func queryNow(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
+	v := r.URL.Query().Get("now")
+	if v == "" {
+		return time.Time{}, true
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "now must be an RFC3339 time", -1, "now")
+		return t, false
+	}
+	return t, true
 }
