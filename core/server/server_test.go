@@ -309,3 +309,36 @@ func TestConsentEndpoints(t *testing.T) {
 		})
 	}
 }
+
+func TestSegmentEndpointsRoles(t *testing.T) {
+	e := newEnv(t)
+	def := `{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		role   core.Role
+		body   string
+		want   int
+	}{
+		{"apply as marketer", http.MethodPost, "/v1/admin/segments", core.RoleMarketer, def, http.StatusCreated},
+		{"apply a template", http.MethodPost, "/v1/admin/segments", core.RoleMarketer, `{"template":"vip"}`, http.StatusCreated},
+		{"apply invalid", http.MethodPost, "/v1/admin/segments", core.RoleMarketer, `{"name":"x","purpose":"marketing","where":{"evnt":"A"}}`, http.StatusBadRequest},
+		{"apply as dpo", http.MethodPost, "/v1/admin/segments", core.RoleDPO, def, http.StatusForbidden},
+		{"apply as ingest", http.MethodPost, "/v1/admin/segments", core.RoleIngest, def, http.StatusForbidden},
+		{"list as marketer", http.MethodGet, "/v1/admin/segments", core.RoleMarketer, "", http.StatusOK},
+		{"eval as marketer", http.MethodGet, "/v1/admin/segments/buyers/eval?now=2026-11-01T00:00:00Z", core.RoleMarketer, "", http.StatusOK},
+		{"eval bad now", http.MethodGet, "/v1/admin/segments/buyers/eval?now=yesterday", core.RoleMarketer, "", http.StatusBadRequest},
+		{"eval unknown", http.MethodGet, "/v1/admin/segments/nope/eval", core.RoleMarketer, "", http.StatusNotFound},
+		{"eval as personalize", http.MethodGet, "/v1/admin/segments/buyers/eval", core.RolePersonalize, "", http.StatusForbidden},
+		{"export to unknown destination", http.MethodPost, "/v1/admin/segments/buyers/export?destination=x", core.RoleMarketer, "", http.StatusBadRequest},
+		{"profile read as marketer", http.MethodGet, "/v1/admin/profiles?user_id=u", core.RoleMarketer, "", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, b := e.adminDo(t, tt.method, tt.path, tt.role, tt.body); code != tt.want {
+				t.Fatalf("got %d %s, want %d", code, b, tt.want)
+			}
+		})
+	}
+}
