@@ -380,9 +380,20 @@ func (c *CDP) withPerson(ctx context.Context, id identity.Identifier, fn func(tx
 	})
 }
 
-// Decide asks the policy gate about the person holding id.
+// Decide asks the policy gate about the person holding id. Profile reads
+// are recorded on the audit log (who, which person, the outcome).
 func (c *CDP) Decide(ctx context.Context, id identity.Identifier, gr GateRequest) (policies.Decision, error) {
-	cv, err := c.Consent(ctx, id)
+	var cv ConsentView
+	var root uuid.UUID
+	err := c.withPerson(ctx, id, func(tx *store.Txn, r uuid.UUID, members []uuid.UUID) error {
+		traits, err := c.traitsOf(ctx, tx, members)
+		if err != nil {
+			return err
+		}
+		root = r
+		cv, err = c.consentOf(ctx, tx, r, members, traits)
+		return err
+	})
 	if err != nil {
 		return policies.Decision{}, err
 	}
@@ -391,9 +402,6 @@ func (c *CDP) Decide(ctx context.Context, id identity.Identifier, gr GateRequest
 		return d, err
 	}
 	if gr.Action == policies.ActionProfileRead {
-		// Every profile read is on the record: who, which profile, allowed.
-		var root uuid.UUID
-		_ = c.withPerson(ctx, id, func(_ *store.Txn, r uuid.UUID, _ []uuid.UUID) error { root = r; return nil })
 		err = c.record(ctx, "profile.read", map[string]any{"person": root, "role": gr.Role, "allowed": d.Allow, "bundle_hash": c.engine.BundleHash()})
 	}
 	return d, err
