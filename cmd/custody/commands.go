@@ -278,7 +278,7 @@ func profileCommand() *cli.Command {
 }
 
 func printProfile(w io.Writer, p *core.ProfileView) {
-	fmt.Fprintf(w, "person %s (first seen %s, %d profile(s) in the cluster)\n", p.ID, p.CreatedAt.Format(time.RFC3339), len(p.Profiles))
+	fmt.Fprintf(w, "person %s (created %s, %d profile(s) in the cluster)\n", p.ID, p.CreatedAt.Format(time.RFC3339), len(p.Profiles))
 	fmt.Fprintln(w, "identifiers:")
 	for _, id := range p.Identifiers {
 		note := ""
