@@ -41,9 +41,15 @@ bench: build
 	$(GO) test -run=XXX -bench=. -benchmem ./core/event/ ./core/keys/ ./core/audit/ ./policies/ | tee bench/out/packages.txt
 	./bench/ingest.sh
 
+# Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
 fuzz:
-	$(GO) test -run=XXX -fuzz=FuzzDecodeBatch -fuzztime=$(FUZZTIME) ./core/event/
-	$(GO) test -run=XXX -fuzz=FuzzDecodeMessage -fuzztime=$(FUZZTIME) ./core/event/
+	$(GO) test -run=XXX -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./core/event/
+	$(GO) test -run=XXX -fuzz='^FuzzDecodeMessage$$' -fuzztime=$(FUZZTIME) ./core/event/
+	$(GO) test -run=XXX -fuzz='^FuzzDecodeStored$$' -fuzztime=$(FUZZTIME) ./core/event/
+	$(GO) test -run=XXX -fuzz='^FuzzConvert$$' -fuzztime=$(FUZZTIME) ./core/mapping/
+	$(GO) test -run=XXX -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./core/mapping/
+	$(GO) test -run=XXX -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./segments/
+	$(GO) test -run=XXX -fuzz='^FuzzInput$$' -fuzztime=$(FUZZTIME) ./policies/
 
 lint:
 	$(GO) vet ./...
