@@ -53,7 +53,9 @@ type CDP struct {
 	idFilter  *bloom // identifier index entries
 	obsFilter *bloom // observations
 	seps      separationSet
-	pids      *pidPool
+	// suppressed holds the identifier index keys of deleted people.
+	suppressed map[string]bool
+	pids       *pidPool
 
 	jobs    chan *job
 	stop    chan struct{}
@@ -194,6 +196,11 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		_ = st.Close()
 		_ = vault.Close()
 		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	if err := c.loadSuppressed(ctx); err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, fmt.Errorf("load suppression list: %w", err)
 	}
 	if err := c.loadSeparations(ctx); err != nil {
 		_ = st.Close()

@@ -27,6 +27,8 @@ type IngestResult struct {
 	Merges          int `json:"merges"`
 	MergesRefused   int `json:"merges_refused"`
 	ConsentRecorded int `json:"consent_recorded"`
+	// Suppressed counts messages dropped because they name a deleted person.
+	Suppressed int `json:"suppressed"`
 }
 
 func (r *IngestResult) add(o IngestResult) {
@@ -36,6 +38,7 @@ func (r *IngestResult) add(o IngestResult) {
 	r.Merges += o.Merges
 	r.MergesRefused += o.MergesRefused
 	r.ConsentRecorded += o.ConsentRecorded
+	r.Suppressed += o.Suppressed
 }
 
 // prepared is a message with everything that does not need the store
@@ -205,8 +208,8 @@ func (c *CDP) commitLoop() {
 				if first.err != nil {
 					// An op may have changed committer-owned state that its
 					// failed transaction did not persist: reload it.
-					if err := c.loadSeparations(context.Background()); err != nil {
-						c.log.Error("reload separations", "err", err)
+					if err := errors.Join(c.loadSeparations(context.Background()), c.loadSuppressed(context.Background())); err != nil {
+						c.log.Error("reload separations and suppressions", "err", err)
 					}
 				}
 				close(first.done)
@@ -382,6 +385,10 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 					j.res.Duplicates++
 					continue
 				}
+			}
+			if c.isSuppressed(it) {
+				j.res.Suppressed++
+				continue
 			}
 			st.dedup[dk] = true
 			c.dedup.add(it.dedup[len(store.PrefixDedup):])
@@ -693,4 +700,18 @@ func obsHash(nodes []uuid.UUID) []byte {
 		h.Write(n[:])
 	}
 	return h.Sum(nil)[:16]
+}
+
+// isSuppressed reports whether a message names a deleted person: it is
+// dropped (and counted), so the person does not come back.
+func (c *CDP) isSuppressed(it *prepared) bool {
+	if len(c.suppressed) == 0 {
+		return false
+	}
+	for _, id := range it.ids {
+		if c.suppressed[string(id.key)] {
+			return true
+		}
+	}
+	return false
 }

@@ -29,6 +29,9 @@ func (c *idCache) get(k []byte) (uuid.UUID, bool) {
 	return p, ok
 }
 
+// remove forgets k (its ring slot is reused later).
+func (c *idCache) remove(k []byte) { delete(c.m, string(k)) }
+
 func (c *idCache) put(k []byte, p uuid.UUID) {
 	if _, ok := c.m[string(k)]; ok {
 		c.m[string(k)] = p

@@ -40,6 +40,8 @@ type backend interface {
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
+	Access(ctx context.Context, id identity.Identifier) (core.AccessReport, error)
+	Delete(ctx context.Context, id identity.Identifier) (core.DeletionCertificate, error)
 	Close() error
 }
 

@@ -260,3 +260,55 @@ func auditCommand() *cli.Command {
 		},
 	}
 }
+
+func privacyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "privacy",
+		Usage: "answer access and deletion requests (GDPR Art. 15, 17, 20; CCPA)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "access",
+				Usage: "everything held about the person, decrypted, as JSON",
+				Flags: append(identifierFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON (the report is JSON either way)"}),
+				Action: func(c *cli.Context) error {
+					id, err := identifierFromFlags(c)
+					if err != nil {
+						return err
+					}
+					b, _, err := openBackend(c)
+					if err != nil {
+						return err
+					}
+					defer b.Close()
+					rep, err := b.Access(c.Context, id)
+					if err != nil {
+						return err
+					}
+					return printJSON(c.App.Writer, rep)
+				},
+			},
+			{
+				Name:  "delete",
+				Usage: "erase the person everywhere, shred their keys, rotate the KEK, suppress their identifiers; prints the certificate",
+				Flags: append(identifierFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: func(c *cli.Context) error {
+					id, err := identifierFromFlags(c)
+					if err != nil {
+						return err
+					}
+					return withBackend(c, func(b backend) (core.DeletionCertificate, error) { return b.Delete(c.Context, id) },
+						func(w io.Writer, cert core.DeletionCertificate) {
+							fmt.Fprintf(w, "deleted person %s (%d profiles) under request %s\n", cert.Person, len(cert.Profiles), cert.Request)
+							fmt.Fprintf(w, "records erased: %v\n", cert.Records)
+							fmt.Fprintf(w, "data keys shredded: %d; KEK epochs retired: %v\n", len(cert.DEKsShredded), cert.KEKRetired)
+							fmt.Fprintf(w, "identifiers suppressed (keyed hashes): %d\n", len(cert.IdentifierHashes))
+							for _, r := range cert.Recipients {
+								fmt.Fprintf(w, "must be told: %s (export %s of %s at %s, fields %v)\n", r.Destination, r.Export, r.Segment, r.At.Format(time.RFC3339), r.Fields)
+							}
+							fmt.Fprintln(w, "the certificate is on the audit log (custody audit tail)")
+						})
+				},
+			},
+		},
+	}
+}

@@ -235,3 +235,19 @@ func (c *Client) ExportSegment(ctx context.Context, name, destination string, no
 	err := c.do(ctx, http.MethodPost, "/v1/admin/segments/"+url.PathEscape(name)+"/export?"+q.Encode(), nil, &rep)
 	return rep, err
 }
+
+// Access is CDP.Access through the server.
+func (c *Client) Access(ctx context.Context, id identity.Identifier) (core.AccessReport, error) {
+	b, _ := json.Marshal(id)
+	var rep core.AccessReport
+	err := c.do(ctx, http.MethodPost, "/v1/admin/privacy/access", bytes.NewReader(b), &rep)
+	return rep, err
+}
+
+// Delete is CDP.Delete through the server.
+func (c *Client) Delete(ctx context.Context, id identity.Identifier) (core.DeletionCertificate, error) {
+	b, _ := json.Marshal(id)
+	var cert core.DeletionCertificate
+	err := c.do(ctx, http.MethodPost, "/v1/admin/privacy/delete", bytes.NewReader(b), &cert)
+	return cert, err
+}

@@ -52,6 +52,8 @@ type Backend interface {
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
+	Access(ctx context.Context, id identity.Identifier) (core.AccessReport, error)
+	Delete(ctx context.Context, id identity.Identifier) (core.DeletionCertificate, error)
 }
 
 // Options configure a Server.
@@ -140,6 +142,8 @@ func New(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/admin/segments", s.adminRole(s.handleApplySegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/segments/{name}/eval", s.adminRole(s.handleEvalSegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/segments/{name}/export", s.adminRole(s.handleExportSegment, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/privacy/access", s.adminRole(s.handlePrivacy(false), core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/privacy/delete", s.adminRole(s.handlePrivacy(true), core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
@@ -491,6 +495,31 @@ func (s *Server) handleExportSegment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// handlePrivacy answers an access or deletion request for the person
+// holding the identifier in the body ({"type": "email", "value": "…"}): the
+// identifier travels in the body, never in a URL that proxies log.
+func (s *Server) handlePrivacy(erase bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var id identity.Identifier
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&id); err != nil || id.Type == "" || id.Value == "" {
+			writeError(w, http.StatusBadRequest, `body must be {"type": "email|user_id|anonymous_id|phone", "value": "..."}`, -1, "")
+			return
+		}
+		var v any
+		var err error
+		if erase {
+			v, err = s.b.Delete(r.Context(), id)
+		} else {
+			v, err = s.b.Access(r.Context(), id)
+		}
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {

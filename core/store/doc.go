@@ -62,6 +62,9 @@
 //	sd/<name>                        segment definition, canonical JSON
 //	x/<pid>/<export id>              export ledger entry (sealed JSON: export,
 //	                                 segment, destination, time, fields)
+//	x-sup/<i-key>                    suppression: the identifier index key
+//	                                 (type + keyed hash) of a deleted person's
+//	                                 identifier; value: request id and time
 //	a/<seq:8>                        audit log entry: canonical bytes + hash,
 //	                                 chained; no personal data (core/audit)
 //	c/<pid>/<collected:8>/<id:16>    consent record (sealed JSON); id is a
@@ -73,7 +76,7 @@
 // identifier; a person is a cluster of nodes rooted at its oldest pid.
 //
 // Prefixes reserved by the design for later parts (DESIGN.md §2): s/ segment
-// memberships, x-sup/ suppression, r/ privacy requests. Every prefix in use is listed in Prefixes, marked when it
+// memberships, r/ privacy requests. Every prefix in use is listed in Prefixes, marked when it
 // holds records about a person, so that access and deletion can prove they
 // cover every one (a test fails for a key outside them).
 package store

@@ -30,6 +30,7 @@ const (
 	PrefixAudit      Prefix = "a/"
 	PrefixSegmentDef Prefix = "sd/"
 	PrefixExport     Prefix = "x/"
+	PrefixSuppressed Prefix = "x-sup/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -60,6 +61,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixAudit, false, "audit log: hash-chained entries, no personal data (core/audit)"},
 	{PrefixSegmentDef, false, "segment definitions (canonical JSON), by name"},
 	{PrefixExport, true, "export ledger: what went where, when, which fields (sealed)"},
+	{PrefixSuppressed, false, "suppression list: keyed hashes of deleted people's identifiers"},
 }
 
 var (
@@ -176,4 +178,11 @@ func ConsentKey(pid uuid.UUID, collectedNanos int64, id []byte) []byte {
 // ExportKey is x/<pid>/<export id>.
 func ExportKey(pid uuid.UUID, exportID string) []byte {
 	return pidKey(PrefixExport, pid, []byte(exportID))
+}
+
+// SuppressedKey is x-sup/<identifier index key hash part>.
+func SuppressedKey(identifierKey []byte) []byte {
+	k := make([]byte, 0, len(PrefixSuppressed)+len(identifierKey))
+	k = append(k, PrefixSuppressed...)
+	return append(k, identifierKey...)
 }

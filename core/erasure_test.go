@@ -1,0 +1,138 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/keys"
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/identity"
+)
+
+// The completeness test: a person created through every public path
+// (events with every identifier type, consent from the API and from an
+// event, GPC, merges, an unmerge, a segment export) is erased everywhere.
+// Afterwards no key of theirs remains, nothing in the store decrypts to any
+// of their values, their keys are shredded, the access report finds no one,
+// replayed events are suppressed, and other people are untouched.
+func TestDeleteErasesEverything(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Destinations = map[string]DestinationConfig{"newsletter": {Kind: "email", Format: "csv", Dir: t.TempDir(), Fields: []string{"email"}}}
+	c := openTest(t, cfg)
+	ctx := context.Background()
+	secrets := []string{"erase.me@example.com", "Eraseme", "user-erase", "anon-erase-1", "anon-erase-2", "+442079460999", "crm-erase-7", "Erase Street 1"}
+	ingestAll(t, c,
+		`{"type":"identify","messageId":"d1","userId":"user-erase","anonymousId":"anon-erase-1","traits":{"email":"erase.me@example.com","first_name":"Eraseme","phone":"+44 20 7946 0999","address":{"street":"Erase Street 1","country":"GB"}},"context":{"externalIds":[{"id":"crm-erase-7","type":"crm"}],"consent":{"categoryPreferences":{"email":true}}},"timestamp":"2026-10-01T09:00:00Z"}`,
+		`{"type":"track","messageId":"d2","anonymousId":"anon-erase-2","event":"Product Viewed","properties":{"note":"Eraseme was here"},"timestamp":"2026-10-01T09:05:00Z"}`,
+		`{"type":"identify","messageId":"d3","anonymousId":"anon-erase-2","traits":{"email":"Erase.Me@example.com"},"timestamp":"2026-10-01T09:06:00Z"}`,
+		`{"type":"track","messageId":"d4","userId":"user-erase","event":"Order Completed","properties":{"total":12},"timestamp":"2026-10-02T09:00:00Z"}`,
+		// Someone else, sharing a device with them once (a refused merge links the two).
+		`{"type":"identify","messageId":"o1","userId":"other-user","anonymousId":"shared-laptop","traits":{"email":"other@example.com","address":{"country":"GB"}},"timestamp":"2026-09-01T09:00:00Z"}`,
+		`{"type":"identify","messageId":"o2","userId":"user-erase","anonymousId":"shared-laptop","timestamp":"2026-10-03T09:00:00Z"}`,
+	)
+	consentSet(t, c, "erase.me@example.com", "marketing.communications.email", "granted", "2026-10-01T00:00:00Z", nil)
+	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := c.ExportSegment(ctx, "buyers", "newsletter", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil || rep.Rows != 1 {
+		t.Fatalf("export %+v %v", rep, err)
+	}
+	before, err := c.Access(ctx, identity.Identifier{Type: identity.Email, Value: "erase.me@example.com"})
+	if err != nil || len(before.Exports) != 1 || before.Person.EventCount < 4 {
+		t.Fatalf("access before: %+v %v", before, err)
+	}
+	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.Phone, Value: "+442079460999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.Profiles) < 6 || len(cert.DEKsShredded) != len(cert.Profiles) || len(cert.KEKRetired) == 0 ||
+		len(cert.Recipients) != 1 || cert.Records[string(store.PrefixEvent)] < 4 {
+		t.Fatalf("certificate %+v", cert)
+	}
+	t.Logf("certificate: %d profiles, records %v, %d keys shredded, epochs retired %v, recipients %d", len(cert.Profiles), cert.Records, len(cert.DEKsShredded), cert.KEKRetired, len(cert.Recipients))
+	// No key of theirs remains, and nothing left decrypts to their values.
+	gone := map[uuid.UUID]bool{}
+	for _, p := range cert.Profiles {
+		gone[p] = true
+	}
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan(nil, store.ScanOptions{}, func(k, v []byte) error {
+			for _, p := range cert.Profiles {
+				if bytes.Contains(k, p[:]) {
+					return errors.New("a key still names an erased profile: " + string(k[:2]))
+				}
+				if bytes.Contains(v, p[:]) && !bytes.HasPrefix(k, []byte(store.PrefixJournal)) && !bytes.HasPrefix(k, []byte(store.PrefixAudit)) {
+					return errors.New("a value still names an erased profile under " + string(k[:2]))
+				}
+			}
+			if len(k) > 18 && k[1] == '/' {
+				var pid uuid.UUID
+				copy(pid[:], k[2:18])
+				if plain, err := c.vault.Unseal(ctx, pid, k, v); err == nil {
+					v = plain
+				}
+			}
+			for _, s := range secrets {
+				if bytes.Contains(bytes.ToLower(v), bytes.ToLower([]byte(s))) {
+					return errors.New("erased value found under " + string(k[:2]))
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range cert.Profiles {
+		if _, err := c.vault.Unseal(ctx, p, []byte("x"), []byte("y")); !errors.Is(err, keys.ErrKeyShredded) {
+			t.Fatalf("key of %s not shredded: %v", p, err)
+		}
+	}
+	for _, id := range []identity.Identifier{{Type: identity.Email, Value: "erase.me@example.com"}, {Type: identity.UserID, Value: "user-erase"}, {Type: identity.AnonymousID, Value: "anon-erase-2"}} {
+		if _, err := c.Access(ctx, id); !errors.Is(err, ErrProfileNotFound) {
+			t.Fatalf("access by %s after deletion: %v", id.Type, err)
+		}
+	}
+	// Replayed and late events for any identifier are suppressed.
+	res, err := c.Ingest(ctx, []event.Message{
+		msg(t, event.Track, `{"messageId":"late-1","anonymousId":"anon-erase-1","event":"Product Viewed"}`),
+		msg(t, event.Identify, `{"messageId":"late-2","anonymousId":"new-device","traits":{"email":"ERASE.ME@example.com"}}`),
+	})
+	if err != nil || res.Suppressed != 2 || res.Accepted != 0 {
+		t.Fatalf("replay after deletion: %+v %v", res, err)
+	}
+	if _, err := c.Access(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "new-device"}); !errors.Is(err, ErrProfileNotFound) {
+		t.Fatal("a suppressed message created a profile")
+	}
+	// The other person is intact and their graph still works.
+	other, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "other-user"}, ShowOptions{})
+	if err != nil || other.EventCount != 1 {
+		t.Fatalf("other person: %+v %v", other, err)
+	}
+	ingestAll(t, c, `{"type":"identify","messageId":"o3","userId":"other-user","anonymousId":"shared-laptop","timestamp":"2026-08-01T09:00:00Z"}`)
+	tail, _ := c.AuditTail(ctx, 5)
+	found := false
+	for _, e := range tail {
+		if e.Kind == "privacy.delete" {
+			found = true
+			for _, s := range secrets {
+				if strings.Contains(strings.ToLower(string(e.Data)), strings.ToLower(s)) {
+					t.Fatalf("certificate carries personal data: %s", e.Data)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no deletion certificate on the audit log")
+	}
+	if rep, err := c.AuditVerify(ctx); err != nil || !rep.OK {
+		t.Fatalf("audit verify: %+v %v", rep, err)
+	}
+}
