@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,6 +113,10 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(w, "%d files, %.1f MiB scanned: %d plaintext occurrences\n", files, float64(size)/(1<<20), hits)
+
+	if err := demoPrivacy(c, b, p, cfg.DataDir); err != nil {
+		return err
+	}
 
 	ver, err := b.AuditVerify(c.Context)
 	if err != nil {
@@ -235,5 +240,46 @@ func demoSegments(c *cli.Context, b backend, now time.Time) error {
 		}
 		fmt.Fprintf(w, "%-26s %-32s %8d %14d\n", t, ev.Purpose, ev.Allowed, ev.NotConsented)
 	}
+	return nil
+}
+
+// demoPrivacy answers an access request and a deletion request for one
+// demo customer, and shows that the person is gone and stays gone.
+func demoPrivacy(c *cli.Context, b backend, p demo.Persona, dataDir string) error {
+	w := c.App.Writer
+	id := identity.Identifier{Type: identity.Email, Value: p.Email}
+	rep, err := b.Access(c.Context, id)
+	if err != nil {
+		return fmt.Errorf("demo access: %w", err)
+	}
+	// The report is the person's data, decrypted: it goes next to the data
+	// directory (never inside it), readable by its owner only.
+	path := filepath.Join(filepath.Dir(filepath.Clean(dataDir)), "custody-demo-access-report.json")
+	body, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n== access request (GDPR Art. 15) for %s: %d identifiers, %d events, %d consent records, %d exports -> %s\n",
+		p.Email, len(rep.Person.Identifiers), rep.Person.EventCount, len(rep.Person.Consent.History), len(rep.Exports), path)
+	cert, err := b.Delete(c.Context, id)
+	if err != nil {
+		return fmt.Errorf("demo deletion: %w", err)
+	}
+	fmt.Fprintf(w, "== deletion request (GDPR Art. 17): person %s, %d profiles erased (%v), %d data keys shredded, KEK epochs retired %v, %d identifiers suppressed\n",
+		cert.Person, len(cert.Profiles), cert.Records, len(cert.DEKsShredded), cert.KEKRetired, len(cert.IdentifierHashes))
+	if _, err := b.Access(c.Context, id); errors.Is(err, core.ErrProfileNotFound) {
+		fmt.Fprintf(w, "proof: an access request for %s now finds no one; the certificate is on the audit log\n", p.Email)
+	} else {
+		return fmt.Errorf("demo deletion: the person is still there (%v)", err)
+	}
+	replay := fmt.Sprintf(`{"type":"track","messageId":"demo-replay-%d","userId":%q,"event":"Product Viewed"}`, time.Now().UnixNano(), p.UserID)
+	ir, err := b.Import(c.Context, strings.NewReader(replay), core.ImportOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "proof: a late event for their user id was suppressed (%d suppressed, %d stored)\n", ir.Suppressed, ir.Accepted)
 	return nil
 }
