@@ -83,6 +83,8 @@ type DeletionCertificate struct {
 	// Recipients are the destinations that received the person's data and
 	// must be told (GDPR Art. 17(2), 19).
 	Recipients []ledgerEntry `json:"recipients"`
+
+	suppressedKeys [][]byte // identifier index keys put on the suppression list
 }
 
 // Delete erases the person holding id everywhere: every record of every
@@ -179,6 +181,7 @@ func (c *CDP) erase(ctx context.Context, tx *store.Txn, root uuid.UUID, members 
 			return err
 		}
 		c.suppressed[string(ik)] = true
+		cert.suppressedKeys = append(cert.suppressedKeys, ik)
 		c.ids.remove(ik)
 		cert.IdentifierHashes = append(cert.IdentifierHashes, hex.EncodeToString(ik[len(ik)-32:]))
 		// Observations shared with people outside the cluster: drop them

@@ -40,8 +40,9 @@ type backend interface {
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
-	Access(ctx context.Context, id identity.Identifier) (core.AccessReport, error)
-	Delete(ctx context.Context, id identity.Identifier) (core.DeletionCertificate, error)
+	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
+	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
+	Request(ctx context.Context, id string) (*core.PrivacyRequest, error)
 	Close() error
 }
 

@@ -262,53 +262,105 @@ func auditCommand() *cli.Command {
 }
 
 func privacyCommand() *cli.Command {
+	regFlag := &cli.StringFlag{Name: "regulation", Value: "gdpr", Usage: "gdpr (answer due in one month) or ccpa (45 days)"}
+	request := func(typ string) func(c *cli.Context) error {
+		return func(c *cli.Context) error {
+			id, err := identifierFromFlags(c)
+			if err != nil {
+				return err
+			}
+			if t := c.String("type"); t != "" {
+				typ = t
+			}
+			b, _, err := openBackend(c)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			req, rep, err := b.HandleRequest(c.Context, typ, c.String("regulation"), id)
+			if err != nil {
+				if req != nil {
+					fmt.Fprintf(c.App.ErrWriter, "request %s: %s\n", req.ID, req.Status)
+				}
+				return err
+			}
+			if rep != nil {
+				return printJSON(c.App.Writer, rep)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, req)
+			}
+			printRequest(c.App.Writer, req)
+			return nil
+		}
+	}
 	return &cli.Command{
 		Name:  "privacy",
-		Usage: "answer access and deletion requests (GDPR Art. 15, 17, 20; CCPA)",
+		Usage: "answer data subject requests (GDPR Art. 15, 17, 20; CCPA); every request is kept with its history and due date",
 		Subcommands: []*cli.Command{
 			{
-				Name:  "access",
-				Usage: "everything held about the person, decrypted, as JSON",
-				Flags: append(identifierFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON (the report is JSON either way)"}),
-				Action: func(c *cli.Context) error {
-					id, err := identifierFromFlags(c)
-					if err != nil {
-						return err
-					}
-					b, _, err := openBackend(c)
-					if err != nil {
-						return err
-					}
-					defer b.Close()
-					rep, err := b.Access(c.Context, id)
-					if err != nil {
-						return err
-					}
-					return printJSON(c.App.Writer, rep)
-				},
+				Name:   "access",
+				Usage:  "everything held about the person, decrypted, as JSON",
+				Flags:  append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "the report is JSON either way"}),
+				Action: request(core.RequestAccess),
 			},
 			{
 				Name:  "delete",
-				Usage: "erase the person everywhere, shred their keys, rotate the KEK, suppress their identifiers; prints the certificate",
-				Flags: append(identifierFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Usage: "erase the person everywhere, shred their keys, rotate the KEK and (by default) suppress their identifiers",
+				Flags: append(identifierFlags(), regFlag,
+					&cli.StringFlag{Name: "type", Value: core.RequestSuppressWithDelete, Usage: "suppress_with_delete, or delete (erase without suppressing)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: request(core.RequestSuppressWithDelete),
+			},
+			{
+				Name:   "suppress",
+				Usage:  "drop every future event naming this identifier (without deleting)",
+				Flags:  append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: request(core.RequestSuppress),
+			},
+			{
+				Name:   "unsuppress",
+				Usage:  "lift a suppression",
+				Flags:  append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: request(core.RequestUnsuppress),
+			},
+			{
+				Name:  "list",
+				Usage: "privacy requests, newest first, with due dates",
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "overdue", Usage: "only open requests past their due date"}, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 				Action: func(c *cli.Context) error {
-					id, err := identifierFromFlags(c)
-					if err != nil {
-						return err
-					}
-					return withBackend(c, func(b backend) (core.DeletionCertificate, error) { return b.Delete(c.Context, id) },
-						func(w io.Writer, cert core.DeletionCertificate) {
-							fmt.Fprintf(w, "deleted person %s (%d profiles) under request %s\n", cert.Person, len(cert.Profiles), cert.Request)
-							fmt.Fprintf(w, "records erased: %v\n", cert.Records)
-							fmt.Fprintf(w, "data keys shredded: %d; KEK epochs retired: %v\n", len(cert.DEKsShredded), cert.KEKRetired)
-							fmt.Fprintf(w, "identifiers suppressed (keyed hashes): %d\n", len(cert.IdentifierHashes))
-							for _, r := range cert.Recipients {
-								fmt.Fprintf(w, "must be told: %s (export %s of %s at %s, fields %v)\n", r.Destination, r.Export, r.Segment, r.At.Format(time.RFC3339), r.Fields)
+					return withBackend(c, func(b backend) ([]*core.PrivacyRequest, error) { return b.Requests(c.Context, c.Bool("overdue")) },
+						func(w io.Writer, rs []*core.PrivacyRequest) {
+							for _, r := range rs {
+								fmt.Fprintf(w, "%s  %-21s %-5s %-11s received %s  due %s\n", r.ID, r.Type, r.Regulation, r.Status,
+									r.ReceivedAt.Format(time.RFC3339), r.DueAt.Format("2006-01-02"))
 							}
-							fmt.Fprintln(w, "the certificate is on the audit log (custody audit tail)")
 						})
 				},
 			},
+			{
+				Name:      "show",
+				Usage:     "one request with its history and result",
+				ArgsUsage: "ID",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("privacy show needs exactly one ID", exitUsage)
+					}
+					return withBackend(c, func(b backend) (*core.PrivacyRequest, error) { return b.Request(c.Context, c.Args().First()) }, printRequest)
+				},
+			},
 		},
+	}
+}
+
+func printRequest(w io.Writer, r *core.PrivacyRequest) {
+	fmt.Fprintf(w, "request %s: %s (%s), %s; received %s, due %s\n", r.ID, r.Type, r.Regulation, r.Status,
+		r.ReceivedAt.Format(time.RFC3339), r.DueAt.Format("2006-01-02"))
+	for _, h := range r.History {
+		fmt.Fprintf(w, "  %s  %-11s %s\n", h.At.Format(time.RFC3339), h.Status, h.Note)
+	}
+	if len(r.Result) > 0 {
+		fmt.Fprintf(w, "result: %s\n", r.Result)
 	}
 }

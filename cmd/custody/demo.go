@@ -248,7 +248,7 @@ func demoSegments(c *cli.Context, b backend, now time.Time) error {
 func demoPrivacy(c *cli.Context, b backend, p demo.Persona, dataDir string) error {
 	w := c.App.Writer
 	id := identity.Identifier{Type: identity.Email, Value: p.Email}
-	rep, err := b.Access(c.Context, id)
+	_, rep, err := b.HandleRequest(c.Context, core.RequestAccess, "gdpr", id)
 	if err != nil {
 		return fmt.Errorf("demo access: %w", err)
 	}
@@ -264,13 +264,17 @@ func demoPrivacy(c *cli.Context, b backend, p demo.Persona, dataDir string) erro
 	}
 	fmt.Fprintf(w, "\n== access request (GDPR Art. 15) for %s: %d identifiers, %d events, %d consent records, %d exports -> %s\n",
 		p.Email, len(rep.Person.Identifiers), rep.Person.EventCount, len(rep.Person.Consent.History), len(rep.Exports), path)
-	cert, err := b.Delete(c.Context, id)
+	req, _, err := b.HandleRequest(c.Context, core.RequestSuppressWithDelete, "gdpr", id)
 	if err != nil {
 		return fmt.Errorf("demo deletion: %w", err)
 	}
+	var cert core.DeletionCertificate
+	if err := json.Unmarshal(req.Result, &cert); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "== deletion request (GDPR Art. 17): person %s, %d profiles erased (%v), %d data keys shredded, KEK epochs retired %v, %d identifiers suppressed\n",
 		cert.Person, len(cert.Profiles), cert.Records, len(cert.DEKsShredded), cert.KEKRetired, len(cert.IdentifierHashes))
-	if _, err := b.Access(c.Context, id); errors.Is(err, core.ErrProfileNotFound) {
+	if _, _, err := b.HandleRequest(c.Context, core.RequestAccess, "gdpr", id); errors.Is(err, core.ErrProfileNotFound) {
 		fmt.Fprintf(w, "proof: an access request for %s now finds no one; the certificate is on the audit log\n", p.Email)
 	} else {
 		return fmt.Errorf("demo deletion: the person is still there (%v)", err)

@@ -236,18 +236,44 @@ func (c *Client) ExportSegment(ctx context.Context, name, destination string, no
 	return rep, err
 }
 
-// Access is CDP.Access through the server.
-func (c *Client) Access(ctx context.Context, id identity.Identifier) (core.AccessReport, error) {
-	b, _ := json.Marshal(id)
-	var rep core.AccessReport
-	err := c.do(ctx, http.MethodPost, "/v1/admin/privacy/access", bytes.NewReader(b), &rep)
-	return rep, err
+// HandleRequest is CDP.HandleRequest through the server.
+func (c *Client) HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error) {
+	b, _ := json.Marshal(PrivacyRequestBody{Type: typ, Regulation: regulation, Identifier: id})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://custody/v1/admin/privacy/requests", bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reach running server: %w", err)
+	}
+	defer resp.Body.Close()
+	var out PrivacyRequestResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Request == nil {
+		return nil, nil, fmt.Errorf("server: privacy request failed (HTTP %d)", resp.StatusCode)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return out.Request, nil, core.ErrProfileNotFound
+	case resp.StatusCode != http.StatusOK:
+		return out.Request, nil, fmt.Errorf("server: %s", out.Error)
+	}
+	return out.Request, out.Report, nil
 }
 
-// Delete is CDP.Delete through the server.
-func (c *Client) Delete(ctx context.Context, id identity.Identifier) (core.DeletionCertificate, error) {
-	b, _ := json.Marshal(id)
-	var cert core.DeletionCertificate
-	err := c.do(ctx, http.MethodPost, "/v1/admin/privacy/delete", bytes.NewReader(b), &cert)
-	return cert, err
+// Requests is CDP.Requests through the server.
+func (c *Client) Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error) {
+	var rs []*core.PrivacyRequest
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/admin/privacy/requests?overdue=%v", overdue), nil, &rs)
+	return rs, err
+}
+
+// Request is CDP.Request through the server.
+func (c *Client) Request(ctx context.Context, id string) (*core.PrivacyRequest, error) {
+	var r core.PrivacyRequest
+	err := c.do(ctx, http.MethodGet, "/v1/admin/privacy/requests/"+url.PathEscape(id), nil, &r)
+	if err != nil && strings.Contains(err.Error(), "not found") {
+		err = core.ErrRequestNotFound
+	}
+	return &r, err
 }

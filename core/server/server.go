@@ -52,8 +52,9 @@ type Backend interface {
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
-	Access(ctx context.Context, id identity.Identifier) (core.AccessReport, error)
-	Delete(ctx context.Context, id identity.Identifier) (core.DeletionCertificate, error)
+	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
+	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
+	Request(ctx context.Context, id string) (*core.PrivacyRequest, error)
 }
 
 // Options configure a Server.
@@ -142,8 +143,23 @@ func New(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/admin/segments", s.adminRole(s.handleApplySegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/segments/{name}/eval", s.adminRole(s.handleEvalSegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/segments/{name}/export", s.adminRole(s.handleExportSegment, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/privacy/access", s.adminRole(s.handlePrivacy(false), core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/privacy/delete", s.adminRole(s.handlePrivacy(true), core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/privacy/requests", s.adminRole(s.handlePrivacyRequest, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/privacy/requests", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		rs, err := s.b.Requests(r.Context(), r.URL.Query().Get("overdue") == "true")
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rs)
+	}, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/privacy/requests/{id}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		req, err := s.b.Request(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, req)
+	}, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
@@ -497,29 +513,42 @@ func (s *Server) handleExportSegment(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rep)
 }
 
-// handlePrivacy answers an access or deletion request for the person
-// holding the identifier in the body ({"type": "email", "value": "…"}): the
+// PrivacyRequestBody is a request to POST /v1/admin/privacy/requests. The
 // identifier travels in the body, never in a URL that proxies log.
-func (s *Server) handlePrivacy(erase bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var id identity.Identifier
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&id); err != nil || id.Type == "" || id.Value == "" {
-			writeError(w, http.StatusBadRequest, `body must be {"type": "email|user_id|anonymous_id|phone", "value": "..."}`, -1, "")
-			return
-		}
-		var v any
-		var err error
-		if erase {
-			v, err = s.b.Delete(r.Context(), id)
-		} else {
-			v, err = s.b.Access(r.Context(), id)
-		}
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, v)
+type PrivacyRequestBody struct {
+	Type       string              `json:"type"`
+	Regulation string              `json:"regulation"`
+	Identifier identity.Identifier `json:"identifier"`
+}
+
+// PrivacyRequestResponse is the request, and the report for access.
+type PrivacyRequestResponse struct {
+	Request *core.PrivacyRequest `json:"request"`
+	Report  *core.AccessReport   `json:"report,omitempty"`
+	Error   string               `json:"error,omitempty"`
+}
+
+func (s *Server) handlePrivacyRequest(w http.ResponseWriter, r *http.Request) {
+	var body PrivacyRequestBody
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil || body.Identifier.Type == "" || body.Identifier.Value == "" {
+		writeError(w, http.StatusBadRequest, `body must be {"type": "access|delete|suppress|suppress_with_delete|unsuppress", "regulation": "gdpr|ccpa", "identifier": {"type": "email", "value": "..."}}`, -1, "")
+		return
 	}
+	req, rep, err := s.b.HandleRequest(r.Context(), body.Type, body.Regulation, body.Identifier)
+	if req == nil {
+		s.writeCoreError(w, err)
+		return
+	}
+	resp := PrivacyRequestResponse{Request: req, Report: rep}
+	code := http.StatusOK
+	if err != nil {
+		resp.Error = req.History[len(req.History)-1].Note
+		code = http.StatusUnprocessableEntity
+		if errors.Is(err, core.ErrProfileNotFound) {
+			code = http.StatusNotFound
+		}
+	}
+	writeJSON(w, code, resp)
 }
 
 func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {
@@ -609,6 +638,8 @@ func (s *Server) writeCoreError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, core.ErrProfileNotFound):
 		writeError(w, http.StatusNotFound, "profile not found", -1, "")
+	case errors.Is(err, core.ErrRequestNotFound):
+		writeError(w, http.StatusNotFound, "privacy request not found", -1, "")
 	case errors.Is(err, core.ErrSegmentNotFound):
 		writeError(w, http.StatusNotFound, "segment not found", -1, "")
 	case errors.Is(err, core.ErrInvalidInput), errors.Is(err, core.ErrInvalidRole):

@@ -342,3 +342,42 @@ func TestSegmentEndpointsRoles(t *testing.T) {
 		})
 	}
 }
+
+func TestPrivacyRequestEndpoints(t *testing.T) {
+	e := newEnv(t)
+	if code, _ := e.post(t, "/v1/identify", e.keys[core.RoleIngest], []byte(`{"userId":"pr","traits":{"email":"pr@example.com"}}`), nil); code != 200 {
+		t.Fatal(code)
+	}
+	access := `{"type":"access","regulation":"gdpr","identifier":{"type":"email","value":"pr@example.com"}}`
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		role   core.Role
+		body   string
+		want   int
+		has    string
+	}{
+		{"access as dpo", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, access, http.StatusOK, `"report"`},
+		{"access as marketer", http.MethodPost, "/v1/admin/privacy/requests", core.RoleMarketer, access, http.StatusForbidden, ""},
+		{"access unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, "pr@", "nobody@", 1), http.StatusNotFound, `"rejected"`},
+		{"bad body", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, `{"type":"access"}`, http.StatusBadRequest, ""},
+		{"bad type", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, `"access"`, `"forget"`, 1), http.StatusBadRequest, ""},
+		{"delete as admin", http.MethodPost, "/v1/admin/privacy/requests", core.RoleAdmin, strings.Replace(access, `"access"`, `"suppress_with_delete"`, 1), http.StatusOK, `"completed"`},
+		{"list as dpo", http.MethodGet, "/v1/admin/privacy/requests", core.RoleDPO, "", http.StatusOK, `"due_at"`},
+		{"list overdue", http.MethodGet, "/v1/admin/privacy/requests?overdue=true", core.RoleDPO, "", http.StatusOK, `[]`},
+		{"list as ingest", http.MethodGet, "/v1/admin/privacy/requests", core.RoleIngest, "", http.StatusForbidden, ""},
+		{"show unknown", http.MethodGet, "/v1/admin/privacy/requests/nope", core.RoleDPO, "", http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, b := e.adminDo(t, tt.method, tt.path, tt.role, tt.body)
+			if code != tt.want || !strings.Contains(string(b), tt.has) {
+				t.Fatalf("got %d %s, want %d with %s", code, b, tt.want, tt.has)
+			}
+			if strings.Contains(string(b), "pr@example.com") && tt.has != `"report"` {
+				t.Fatalf("identifier echoed: %s", b)
+			}
+		})
+	}
+}

@@ -65,6 +65,9 @@
 //	x-sup/<i-key>                    suppression: the identifier index key
 //	                                 (type + keyed hash) of a deleted person's
 //	                                 identifier; value: request id and time
+//	r/<request id>                   privacy request (JSON: type, regulation,
+//	                                 status history, due date, the keyed hash
+//	                                 of the identifier, results; no plaintext)
 //	a/<seq:8>                        audit log entry: canonical bytes + hash,
 //	                                 chained; no personal data (core/audit)
 //	c/<pid>/<collected:8>/<id:16>    consent record (sealed JSON); id is a
@@ -76,7 +79,7 @@
 // identifier; a person is a cluster of nodes rooted at its oldest pid.
 //
 // Prefixes reserved by the design for later parts (DESIGN.md §2): s/ segment
-// memberships, r/ privacy requests. Every prefix in use is listed in Prefixes, marked when it
+// memberships. Every prefix in use is listed in Prefixes, marked when it
 // holds records about a person, so that access and deletion can prove they
 // cover every one (a test fails for a key outside them).
 package store

@@ -31,6 +31,7 @@ const (
 	PrefixSegmentDef Prefix = "sd/"
 	PrefixExport     Prefix = "x/"
 	PrefixSuppressed Prefix = "x-sup/"
+	PrefixRequest    Prefix = "r/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -62,6 +63,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixSegmentDef, false, "segment definitions (canonical JSON), by name"},
 	{PrefixExport, true, "export ledger: what went where, when, which fields (sealed)"},
 	{PrefixSuppressed, false, "suppression list: keyed hashes of deleted people's identifiers"},
+	{PrefixRequest, false, "privacy requests: type, status history, due dates, keyed identifier hash, results (no plaintext)"},
 }
 
 var (

@@ -1,0 +1,229 @@
+package core
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/identity"
+)
+
+// Request types, as Segment names them where they fit.
+const (
+	RequestAccess             = "access"
+	RequestDelete             = "delete"               // delete only
+	RequestSuppress           = "suppress"             // suppress only
+	RequestSuppressWithDelete = "suppress_with_delete" // the default of privacy delete
+	RequestUnsuppress         = "unsuppress"
+)
+
+// Request statuses.
+const (
+	StatusReceived   = "received"
+	StatusVerified   = "verified"
+	StatusInProgress = "in_progress"
+	StatusCompleted  = "completed"
+	StatusRejected   = "rejected"
+)
+
+// ErrRequestNotFound: no privacy request with that id.
+var ErrRequestNotFound = errors.New("privacy request not found")
+
+// PrivacyRequest is a data subject request and its history. It keeps the
+// keyed hash of the identifier, never the identifier.
+type PrivacyRequest struct {
+	ID             string          `json:"id"`
+	Type           string          `json:"type"`
+	Regulation     string          `json:"regulation"` // gdpr or ccpa
+	IdentifierType identity.Type   `json:"identifier_type"`
+	IdentifierHash string          `json:"identifier_hash"`
+	Status         string          `json:"status"`
+	ReceivedAt     time.Time       `json:"received_at"`
+	DueAt          time.Time       `json:"due_at"`
+	History        []RequestStep   `json:"history"`
+	Result         json.RawMessage `json:"result,omitempty"` // counts, certificate; no personal data
+}
+
+// RequestStep is one change of status.
+type RequestStep struct {
+	At     time.Time `json:"at"`
+	Status string    `json:"status"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// Overdue reports whether the request is open past its due date.
+func (r *PrivacyRequest) Overdue(now time.Time) bool {
+	return r.Status != StatusCompleted && r.Status != StatusRejected && now.After(r.DueAt)
+}
+
+// dueDate is when the regulation requires an answer: one month under the
+// GDPR (Art. 12(3)), 45 days under the CCPA.
+func dueDate(regulation string, received time.Time) (time.Time, error) {
+	switch regulation {
+	case "", "gdpr":
+		return received.AddDate(0, 1, 0), nil
+	case "ccpa":
+		return received.AddDate(0, 0, 45), nil
+	}
+	return time.Time{}, fmt.Errorf("%w: regulation must be gdpr or ccpa", ErrInvalidInput)
+}
+
+func (c *CDP) putRequest(ctx context.Context, r *PrivacyRequest) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return c.store.Update(ctx, func(tx *store.Txn) error { return tx.Set([]byte(string(store.PrefixRequest)+r.ID), b) })
+}
+
+func (c *CDP) step(r *PrivacyRequest, status, note string) {
+	r.Status = status
+	r.History = append(r.History, RequestStep{At: c.now().UTC(), Status: status, Note: note})
+}
+
+// HandleRequest records a privacy request and carries it out at once
+// (received, verified by the operator who runs it, in progress, completed
+// or rejected), keeping its history and due date. It returns the request
+// and, for access, the report.
+func (c *CDP) HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*PrivacyRequest, *AccessReport, error) {
+	v, err := c.rules.Normalize(id.Type, id.Value)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	now := c.now().UTC()
+	due, err := dueDate(regulation, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if regulation == "" {
+		regulation = "gdpr"
+	}
+	switch typ {
+	case RequestAccess, RequestDelete, RequestSuppress, RequestSuppressWithDelete, RequestUnsuppress:
+	default:
+		return nil, nil, fmt.Errorf("%w: request type must be access, delete, suppress, suppress_with_delete or unsuppress", ErrInvalidInput)
+	}
+	ik := store.IdentifierKey(string(id.Type), c.hasher.Sum(string(id.Type), v))
+	r := &PrivacyRequest{ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Regulation: regulation, IdentifierType: id.Type,
+		IdentifierHash: hex.EncodeToString(ik[len(ik)-32:]), ReceivedAt: now, DueAt: due}
+	c.step(r, StatusReceived, "")
+	c.step(r, StatusVerified, "verified by "+actorOf(ctx))
+	c.step(r, StatusInProgress, "")
+	if err := c.putRequest(ctx, r); err != nil {
+		return nil, nil, err
+	}
+	var report *AccessReport
+	var result any
+	switch typ {
+	case RequestAccess:
+		rep, err := c.Access(ctx, id)
+		if err == nil {
+			report = &rep
+			result = map[string]any{"profiles": len(rep.Person.Profiles), "events": rep.Person.EventCount, "exports": len(rep.Exports)}
+		}
+		err = c.finish(ctx, r, result, err)
+		return r, report, err
+	case RequestDelete, RequestSuppressWithDelete:
+		cert, err := c.Delete(ctx, id)
+		if err == nil && typ == RequestDelete {
+			err = c.setSuppressed(ctx, cert.suppressedKeys, false)
+		}
+		return r, nil, c.finish(ctx, r, cert, err)
+	case RequestSuppress, RequestUnsuppress:
+		err := c.setSuppressed(ctx, [][]byte{ik}, typ == RequestSuppress)
+		return r, nil, c.finish(ctx, r, map[string]any{"identifier_hash": r.IdentifierHash}, err)
+	}
+	return r, nil, nil
+}
+
+func (c *CDP) finish(ctx context.Context, r *PrivacyRequest, result any, err error) error {
+	if err != nil {
+		c.step(r, StatusRejected, rejectionNote(err))
+	} else {
+		r.Result, _ = json.Marshal(result)
+		c.step(r, StatusCompleted, "")
+	}
+	if perr := c.putRequest(ctx, r); perr != nil {
+		return errors.Join(err, perr)
+	}
+	if aerr := c.record(ctx, "privacy.request", map[string]any{"request": r.ID, "type": r.Type, "regulation": r.Regulation,
+		"status": r.Status, "identifier_hash": r.IdentifierHash}); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
+}
+
+// rejectionNote names why without personal data.
+func rejectionNote(err error) string {
+	if errors.Is(err, ErrProfileNotFound) {
+		return "no person holds this identifier"
+	}
+	return "failed: see the server log"
+}
+
+// setSuppressed adds or lifts the suppression of identifiers (their
+// identifier index keys). It runs on the committer, which owns the
+// suppression set.
+func (c *CDP) setSuppressed(ctx context.Context, keys [][]byte, on bool) error {
+	return c.runOp(ctx, func(tx *store.Txn) error {
+		for _, ik := range keys {
+			sk := store.SuppressedKey(ik[len(store.PrefixIdentifier):])
+			if on {
+				if err := tx.Set(sk, []byte(`{}`)); err != nil {
+					return err
+				}
+				c.suppressed[string(ik)] = true
+				continue
+			}
+			if err := tx.Delete(sk); err != nil {
+				return err
+			}
+			delete(c.suppressed, string(ik))
+		}
+		return nil
+	})
+}
+
+// Requests lists privacy requests, newest first; overdue keeps only open
+// requests past their due date.
+func (c *CDP) Requests(ctx context.Context, overdue bool) ([]*PrivacyRequest, error) {
+	now := c.now()
+	out := []*PrivacyRequest{}
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixRequest), store.ScanOptions{}, func(_, v []byte) error {
+			var r PrivacyRequest
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if !overdue || r.Overdue(now) {
+				out = append(out, &r)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ReceivedAt.After(out[j].ReceivedAt) })
+	return out, err
+}
+
+// Request returns one privacy request.
+func (c *CDP) Request(ctx context.Context, id string) (*PrivacyRequest, error) {
+	var r PrivacyRequest
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		v, err := tx.Get([]byte(string(store.PrefixRequest) + id))
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s: %w", id, ErrRequestNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, &r)
+	})
+	return &r, err
+}
