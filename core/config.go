@@ -37,6 +37,7 @@ type Config struct {
 	Identity identity.Rules `yaml:"identity"`
 	Policies PoliciesConfig `yaml:"policies"`
 	Consent  ConsentConfig  `yaml:"consent"`
+	Segments SegmentsConfig `yaml:"segments"`
 	// Destinations are where segment exports go, by name.
 	Destinations map[string]DestinationConfig `yaml:"destinations"`
 	Ingest       IngestConfig                 `yaml:"ingest"`
@@ -98,6 +99,14 @@ type ConsentConfig struct {
 	Categories privacy.CategoryMap `yaml:"categories"`
 }
 
+// SegmentsConfig configures segment upkeep.
+type SegmentsConfig struct {
+	// RefreshInterval is how often `custody serve` re-evaluates every
+	// segment (memberships entered/exited, time-based conditions); 0 turns
+	// the sweep off.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+}
+
 // DestinationConfig is an export destination: a file destination writes
 // CSV or JSON Lines into Dir (which must be outside the data directory: an
 // export is plaintext personal data handed to a recipient).
@@ -139,6 +148,7 @@ func DefaultConfig() Config {
 		Identity: identity.DefaultRules(),
 		Policies: PoliciesConfig{CacheSize: 4096},
 		Consent:  ConsentConfig{Categories: privacy.DefaultCategories()},
+		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute)},
 		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
@@ -232,6 +242,9 @@ func (c *Config) Validate() error {
 		if st, err := os.Stat(c.Policies.Dir); err != nil || !st.IsDir() {
 			return bad("policies.dir", "must be a directory of .rego files")
 		}
+	}
+	if c.Segments.RefreshInterval < 0 || (c.Segments.RefreshInterval > 0 && c.Segments.RefreshInterval.D() < time.Minute) {
+		return bad("segments.refresh_interval", "must be 0 (off) or at least 1m")
 	}
 	for name, d := range c.Destinations {
 		k := "destinations." + name

@@ -22,9 +22,10 @@ import (
 // consent state and history, merges and unmerges, every event, and every
 // export that included them.
 type AccessReport struct {
-	GeneratedAt time.Time     `json:"generated_at"`
-	Person      *ProfileView  `json:"person"`
-	Exports     []ledgerEntry `json:"exports"`
+	GeneratedAt time.Time        `json:"generated_at"`
+	Person      *ProfileView     `json:"person"`
+	Exports     []ledgerEntry    `json:"exports"`
+	Memberships []MembershipView `json:"segment_memberships"`
 }
 
 // Access builds the access report of the person holding id, and records
@@ -36,7 +37,10 @@ func (c *CDP) Access(ctx context.Context, id identity.Identifier) (AccessReport,
 		if rep.Person, err = c.person(ctx, tx, root, ShowOptions{}); err != nil {
 			return err
 		}
-		rep.Exports, err = c.exportsOf(ctx, tx, members)
+		if rep.Exports, err = c.exportsOf(ctx, tx, members); err != nil {
+			return err
+		}
+		rep.Memberships, err = c.membershipsOf(ctx, tx, members)
 		return err
 	})
 	if err != nil {
@@ -240,6 +244,26 @@ func (c *CDP) erase(ctx context.Context, tx *store.Txn, root uuid.UUID, members 
 		for _, k := range [][]byte{store.ProfileKey(m), store.MemberKey(m), store.ObsListKey(m), store.JournalKey(m)} {
 			if err := del(store.Prefix(k[:2]), k); err != nil {
 				return err
+			}
+		}
+	}
+	// Segment memberships, kept under each segment by person.
+	var segs []string
+	if err := tx.Scan([]byte(store.PrefixSegmentDef), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+		segs = append(segs, string(k[len(store.PrefixSegmentDef):]))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, seg := range segs {
+		for _, m := range members {
+			k := store.MembershipKey(seg, m)
+			if ok, err := tx.Has(k); err != nil {
+				return err
+			} else if ok {
+				if err := del(store.PrefixMembership, k); err != nil {
+					return err
+				}
 			}
 		}
 	}

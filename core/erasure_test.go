@@ -46,8 +46,11 @@ func TestDeleteErasesEverything(t *testing.T) {
 	if rep, err := c.ExportSegment(ctx, "buyers", "newsletter", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil || rep.Rows != 1 {
 		t.Fatalf("export %+v %v", rep, err)
 	}
+	if rr, err := c.RefreshSegment(ctx, "buyers", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil || rr.Entered != 1 {
+		t.Fatalf("refresh %+v %v", rr, err)
+	}
 	before, err := c.Access(ctx, identity.Identifier{Type: identity.Email, Value: "erase.me@example.com"})
-	if err != nil || len(before.Exports) != 1 || before.Person.EventCount < 4 {
+	if err != nil || len(before.Exports) != 1 || before.Person.EventCount < 4 || len(before.Memberships) != 1 {
 		t.Fatalf("access before: %+v %v", before, err)
 	}
 	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.Phone, Value: "+442079460999"})

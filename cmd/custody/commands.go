@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -100,10 +101,35 @@ func serveCommand() *cli.Command {
 					}
 				}
 			}()
+			// The sweep keeps memberships current (time-based conditions). It
+			// is stopped and waited for before the CDP closes.
+			sweepCtx, stopSweep := context.WithCancel(c.Context)
+			sweepDone := make(chan struct{})
+			go func() {
+				defer close(sweepDone)
+				every := cfg.Segments.RefreshInterval.D()
+				if every <= 0 {
+					return
+				}
+				t := time.NewTicker(every)
+				defer t.Stop()
+				for {
+					select {
+					case <-sweepCtx.Done():
+						return
+					case <-t.C:
+						if _, err := cdp.RefreshAll(sweepCtx, time.Time{}); err != nil && sweepCtx.Err() == nil {
+							log.Error("segment sweep failed", "err", err)
+						}
+					}
+				}
+			}()
 			serr := srv.Serve(c.Context, cfg.Server.Addr, cfg.SocketPath(), func(addr string) {
 				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s)\n", addr, cfg.SocketPath())
 				fmt.Fprintf(c.App.Writer, "policy bundle %s\n", cdp.PolicyEngine().BundleHash())
 			})
+			stopSweep()
+			<-sweepDone
 			cerr := cdp.Close()
 			if serr != nil {
 				return serr

@@ -118,6 +118,67 @@ func segmentCommand() *cli.Command {
 				},
 			},
 			{
+				Name:      "refresh",
+				Usage:     "re-evaluate segments now and record who entered and left (serve does this every segments.refresh_interval)",
+				ArgsUsage: "[NAME]",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "now", Usage: "as of this RFC3339 time (default: now)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
+				Action: func(c *cli.Context) error {
+					now, err := nowFlag(c)
+					if err != nil {
+						return err
+					}
+					return withBackend(c, func(b backend) ([]core.RefreshReport, error) {
+						if c.NArg() == 1 {
+							r, err := b.RefreshSegment(c.Context, c.Args().First(), now)
+							return []core.RefreshReport{r}, err
+						}
+						defs, err := b.Segments(c.Context)
+						if err != nil {
+							return nil, err
+						}
+						var out []core.RefreshReport
+						for _, d := range defs {
+							r, err := b.RefreshSegment(c.Context, d.Name, now)
+							if err != nil {
+								return out, err
+							}
+							out = append(out, r)
+						}
+						return out, nil
+					}, func(w io.Writer, rs []core.RefreshReport) {
+						for _, r := range rs {
+							fmt.Fprintf(w, "%-26s %6d members (+%d entered, -%d left), %d not consented\n", r.Segment, r.Allowed, r.Entered, r.Exited, r.NotConsented)
+						}
+					})
+				},
+			},
+			{
+				Name:      "show",
+				Usage:     "a segment's report: members, size history, overlap with other segments (counts only)",
+				ArgsUsage: "NAME",
+				Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("segment show needs exactly one NAME", exitUsage)
+					}
+					return withBackend(c, func(b backend) (core.SegmentShow, error) { return b.ShowSegment(c.Context, c.Args().First()) },
+						func(w io.Writer, sh core.SegmentShow) {
+							fmt.Fprintf(w, "%s (purpose %s): %d members\n%s\n", sh.Name, sh.Purpose, sh.Members, sh.Description)
+							fmt.Fprintln(w, "size history:")
+							for _, p := range sh.History {
+								fmt.Fprintf(w, "  %s  %6d members, %d not consented\n", p.At.Format(time.RFC3339), p.Members, p.NotConsented)
+							}
+							fmt.Fprintln(w, "overlap:")
+							for name, n := range sh.Overlap {
+								fmt.Fprintf(w, "  %-26s %d\n", name, n)
+							}
+						})
+				},
+			},
+			{
 				Name:      "export",
 				Usage:     "write the segment's consented members to a destination, with only the fields it may receive",
 				ArgsUsage: "NAME",

@@ -277,3 +277,21 @@ func (c *Client) Request(ctx context.Context, id string) (*core.PrivacyRequest, 
 	}
 	return &r, err
 }
+
+// RefreshSegment is CDP.RefreshSegment through the server.
+func (c *Client) RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error) {
+	q := url.Values{}
+	if !now.IsZero() {
+		q.Set("now", now.Format(time.RFC3339))
+	}
+	var rep core.RefreshReport
+	err := c.do(ctx, http.MethodPost, "/v1/admin/segments/"+url.PathEscape(name)+"/refresh?"+q.Encode(), nil, &rep)
+	return rep, err
+}
+
+// ShowSegment is CDP.ShowSegment through the server.
+func (c *Client) ShowSegment(ctx context.Context, name string) (core.SegmentShow, error) {
+	var sh core.SegmentShow
+	err := c.do(ctx, http.MethodGet, "/v1/admin/segments/"+url.PathEscape(name), nil, &sh)
+	return sh, err
+}

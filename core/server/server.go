@@ -52,6 +52,8 @@ type Backend interface {
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
+	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)
+	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)
 	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
 	Request(ctx context.Context, id string) (*core.PrivacyRequest, error)
@@ -142,6 +144,26 @@ func New(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("GET /v1/admin/segments", s.adminRole(s.handleSegments, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/segments", s.adminRole(s.handleApplySegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/segments/{name}/eval", s.adminRole(s.handleEvalSegment, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/segments/{name}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		sh, err := s.b.ShowSegment(r.Context(), r.PathValue("name"))
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, sh)
+	}, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/segments/{name}/refresh", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		now, ok := queryNow(w, r)
+		if !ok {
+			return
+		}
+		rep, err := s.b.RefreshSegment(r.Context(), r.PathValue("name"), now)
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
+	}, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/segments/{name}/export", s.adminRole(s.handleExportSegment, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/privacy/requests", s.adminRole(s.handlePrivacyRequest, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/privacy/requests", s.adminRole(func(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,10 @@
 //	q/<pid>/<other:16>               separation from an unmerge (JSON: when,
 //	                                 why); stored under both pids
 //	sd/<name>                        segment definition, canonical JSON
+//	s/<segment>/<root:16>            segment membership of a person (JSON:
+//	                                 entered_at, exited_at); refreshed by
+//	                                 evaluation and the sweep
+//	sh/<segment>/<at:8>              segment size at a refresh (JSON counts)
 //	x/<pid>/<export id>              export ledger entry (sealed JSON: export,
 //	                                 segment, destination, time, fields)
 //	x-sup/<i-key>                    suppression: the identifier index key
@@ -78,8 +82,7 @@
 // key); events are stored under the node of the message's strongest
 // identifier; a person is a cluster of nodes rooted at its oldest pid.
 //
-// Prefixes reserved by the design for later parts (DESIGN.md §2): s/ segment
-// memberships. Every prefix in use is listed in Prefixes, marked when it
+// Every prefix of DESIGN.md §2 is in use. Every prefix in use is listed in Prefixes, marked when it
 // holds records about a person, so that access and deletion can prove they
 // cover every one (a test fails for a key outside them).
 package store

@@ -32,6 +32,8 @@ const (
 	PrefixExport     Prefix = "x/"
 	PrefixSuppressed Prefix = "x-sup/"
 	PrefixRequest    Prefix = "r/"
+	PrefixMembership Prefix = "s/"
+	PrefixSizes      Prefix = "sh/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -64,6 +66,8 @@ var Prefixes = []PrefixInfo{
 	{PrefixExport, true, "export ledger: what went where, when, which fields (sealed)"},
 	{PrefixSuppressed, false, "suppression list: keyed hashes of deleted people's identifiers"},
 	{PrefixRequest, false, "privacy requests: type, status history, due dates, keyed identifier hash, results (no plaintext)"},
+	{PrefixMembership, true, "segment memberships: entered/exited times, by segment then person root"},
+	{PrefixSizes, false, "segment size history: counts per refresh"},
 }
 
 var (
@@ -187,4 +191,17 @@ func SuppressedKey(identifierKey []byte) []byte {
 	k := make([]byte, 0, len(PrefixSuppressed)+len(identifierKey))
 	k = append(k, PrefixSuppressed...)
 	return append(k, identifierKey...)
+}
+
+// MembershipPrefix is s/<segment>/.
+func MembershipPrefix(segment string) []byte { return []byte(string(PrefixMembership) + segment + "/") }
+
+// MembershipKey is s/<segment>/<root pid>.
+func MembershipKey(segment string, root uuid.UUID) []byte {
+	return append(MembershipPrefix(segment), root[:]...)
+}
+
+// SizeKey is sh/<segment>/<unix nanos:8>.
+func SizeKey(segment string, at int64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(string(PrefixSizes)+segment+"/"), uint64(at))
 }

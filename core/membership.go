@@ -1,0 +1,257 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/policies"
+	"github.com/custody-cdp/custody/segments"
+)
+
+// membershipRecord is the value of s/<segment>/<root>.
+type membershipRecord struct {
+	EnteredAt time.Time  `json:"entered_at"`
+	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+}
+
+// RefreshReport is what a refresh changed. Counts only.
+type RefreshReport struct {
+	SegmentEval
+	Entered int `json:"entered"`
+	Exited  int `json:"exited"`
+}
+
+// RefreshSegment evaluates the segment through the gate and records who
+// entered and who left since the last refresh (a person the gate now denies
+// leaves too). Memberships are keyed by the person's root profile at the
+// time; a merge that changes the root shows as an exit and an entry.
+func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (RefreshReport, error) {
+	sub, err := c.segmentSet(ctx, name)
+	if err != nil {
+		return RefreshReport{}, err
+	}
+	if now.IsZero() {
+		now = c.now()
+	}
+	now = now.UTC()
+	var res *segments.Result
+	current := map[uuid.UUID]membershipRecord{}
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		var scanErr error
+		var err error
+		res, err = segments.Run(ctx, sub, c.people(ctx, tx, now, sub.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
+		if err = errors.Join(err, scanErr); err != nil {
+			return err
+		}
+		prefix := store.MembershipPrefix(name)
+		return tx.Scan(prefix, store.ScanOptions{}, func(k, v []byte) error {
+			var m membershipRecord
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			current[uuid.UUID(k[len(prefix):])] = m
+			return nil
+		})
+	})
+	if err != nil {
+		return RefreshReport{}, fmt.Errorf("refresh %s: %w", name, err)
+	}
+	r := res.Segment(name)
+	rep := RefreshReport{SegmentEval: SegmentEval{Segment: name, Purpose: r.Purpose, At: now, Allowed: len(r.Members),
+		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}}
+	type change struct {
+		root uuid.UUID
+		rec  membershipRecord
+	}
+	var changes []change
+	in := map[uuid.UUID]bool{}
+	for _, m := range r.Members {
+		root, err := uuid.Parse(m.Ref())
+		if err != nil {
+			return rep, err
+		}
+		in[root] = true
+		if old, ok := current[root]; !ok || old.ExitedAt != nil {
+			changes = append(changes, change{root, membershipRecord{EnteredAt: now}})
+			rep.Entered++
+		}
+	}
+	for root, old := range current {
+		if old.ExitedAt == nil && !in[root] {
+			t := now
+			old.ExitedAt = &t
+			changes = append(changes, change{root, old})
+			rep.Exited++
+		}
+	}
+	for start := 0; start < len(changes) || start == 0; start += 2000 {
+		chunk := changes[start:min(start+2000, len(changes))]
+		err := c.store.Update(ctx, func(tx *store.Txn) error {
+			for _, ch := range chunk {
+				b, _ := json.Marshal(ch.rec)
+				if err := tx.Set(store.MembershipKey(name, ch.root), b); err != nil {
+					return err
+				}
+			}
+			if start == 0 {
+				b, _ := json.Marshal(SizePoint{At: now, Members: rep.Allowed, NotConsented: rep.NotConsented})
+				return tx.Set(store.SizeKey(name, now.UnixNano()), b)
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, fmt.Errorf("refresh %s: %w", name, err)
+		}
+		if len(changes) == 0 {
+			break
+		}
+	}
+	return rep, c.record(ctx, "segment.refresh", map[string]any{"segment": name, "purpose": rep.Purpose, "members": rep.Allowed,
+		"entered": rep.Entered, "exited": rep.Exited, "not_consented": rep.NotConsented, "bundle_hash": rep.BundleHash})
+}
+
+// RefreshAll refreshes every applied segment (the sweep that keeps
+// time-based conditions current; `custody serve` runs it periodically).
+func (c *CDP) RefreshAll(ctx context.Context, now time.Time) ([]RefreshReport, error) {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []RefreshReport
+	for _, d := range defs {
+		rep, err := c.RefreshSegment(ctx, d.Name, now)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}
+
+// SizePoint is a segment's size at one refresh.
+type SizePoint struct {
+	At           time.Time `json:"at"`
+	Members      int       `json:"members"`
+	NotConsented int       `json:"not_consented"`
+}
+
+// SegmentShow is a segment's report: counts, never who.
+type SegmentShow struct {
+	Name        string         `json:"name"`
+	Purpose     string         `json:"purpose"`
+	Description string         `json:"description,omitempty"`
+	Members     int            `json:"members"`
+	History     []SizePoint    `json:"size_history"`
+	Overlap     map[string]int `json:"overlap"` // current members shared with each other segment
+}
+
+// ShowSegment reports a segment from its stored memberships (run a refresh
+// first for current figures).
+func (c *CDP) ShowSegment(ctx context.Context, name string) (SegmentShow, error) {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return SegmentShow{}, err
+	}
+	out := SegmentShow{Name: name, History: []SizePoint{}, Overlap: map[string]int{}}
+	found := false
+	for _, d := range defs {
+		if d.Name == name {
+			found, out.Purpose, out.Description = true, d.Purpose, d.Description
+		}
+	}
+	if !found {
+		return out, fmt.Errorf("%s: %w", name, ErrSegmentNotFound)
+	}
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		members := func(seg string) (map[uuid.UUID]bool, error) {
+			set := map[uuid.UUID]bool{}
+			prefix := store.MembershipPrefix(seg)
+			err := tx.Scan(prefix, store.ScanOptions{}, func(k, v []byte) error {
+				var m membershipRecord
+				if err := json.Unmarshal(v, &m); err != nil {
+					return err
+				}
+				if m.ExitedAt == nil {
+					set[uuid.UUID(k[len(prefix):])] = true
+				}
+				return nil
+			})
+			return set, err
+		}
+		mine, err := members(name)
+		if err != nil {
+			return err
+		}
+		out.Members = len(mine)
+		for _, d := range defs {
+			if d.Name == name {
+				continue
+			}
+			theirs, err := members(d.Name)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for p := range mine {
+				if theirs[p] {
+					n++
+				}
+			}
+			out.Overlap[d.Name] = n
+		}
+		hp := []byte(string(store.PrefixSizes) + name + "/")
+		return tx.Scan(hp, store.ScanOptions{}, func(k, v []byte) error {
+			var p SizePoint
+			if len(k) != len(hp)+8 {
+				return nil // another segment whose name extends this one
+			}
+			if err := json.Unmarshal(v, &p); err != nil {
+				return err
+			}
+			out.History = append(out.History, p)
+			return nil
+		})
+	})
+	sort.Slice(out.History, func(i, j int) bool { return out.History[i].At.Before(out.History[j].At) })
+	return out, err
+}
+
+// MembershipView is one segment membership in an access report.
+type MembershipView struct {
+	Segment   string     `json:"segment"`
+	EnteredAt time.Time  `json:"entered_at"`
+	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+}
+
+// membershipsOf reads the memberships of a person's profiles.
+func (c *CDP) membershipsOf(ctx context.Context, tx *store.Txn, members []uuid.UUID) ([]MembershipView, error) {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []MembershipView{}
+	for _, d := range defs {
+		for _, m := range members {
+			v, err := tx.Get(store.MembershipKey(d.Name, m))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			var r membershipRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return nil, err
+			}
+			out = append(out, MembershipView{Segment: d.Name, EnteredAt: r.EnteredAt, ExitedAt: r.ExitedAt})
+		}
+	}
+	return out, nil
+}
