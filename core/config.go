@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -116,6 +117,12 @@ type DestinationConfig struct {
 	Dir    string   `yaml:"dir"`
 	Region string   `yaml:"region"`
 	Fields []string `yaml:"fields"` // what the destination may receive; the policy may allow fewer
+	// Webhook destinations POST batches of rows as JSON to URL, signed
+	// with HMAC-SHA256 under the secret in the environment variable
+	// SecretEnv (X-Custody-Signature: sha256=<hex>), retried with backoff.
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
+	BatchSize int    `yaml:"batch_size"`
 }
 
 // LogConfig configures structured logging.
@@ -253,8 +260,20 @@ func (c *Config) Validate() error {
 		default:
 			return bad(k+".kind", "must be email, ads, analytics, support, file or webhook")
 		}
+		if d.URL != "" {
+			if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return bad(k+".url", "must be an http(s) URL")
+			}
+			if d.SecretEnv == "" {
+				return bad(k+".secret_env", "name the environment variable holding the signing secret")
+			}
+			if len(d.Fields) == 0 {
+				return bad(k+".fields", "list the fields the destination may receive")
+			}
+			continue
+		}
 		if d.Format != "csv" && d.Format != "jsonl" {
-			return bad(k+".format", "must be csv or jsonl")
+			return bad(k+".format", "must be csv or jsonl (or give url for a webhook)")
 		}
 		if d.Dir == "" {
 			return bad(k+".dir", "required: a directory outside the data directory")

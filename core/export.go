@@ -81,7 +81,13 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 			rep.Fields = append(rep.Fields, f.Name)
 		}
 	}
-	if rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows); err != nil {
+	if dc.URL != "" {
+		rep.Path = dc.URL
+		err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows)
+	} else {
+		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows)
+	}
+	if err != nil {
 		return rep, err
 	}
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {

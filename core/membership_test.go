@@ -2,8 +2,11 @@ package core
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/custody-cdp/custody/core/store"
 )
 
 func TestSegmentMembershipOverTime(t *testing.T) {
@@ -52,5 +55,43 @@ func TestSegmentMembershipOverTime(t *testing.T) {
 	}
 	if show.History[2].Members != 2 || show.History[3].NotConsented != 1 {
 		t.Fatalf("history: %+v", show.History)
+	}
+}
+
+func TestDeleteSegment(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := context.Background()
+	ingestAll(t, c, `{"type":"track","messageId":"1","userId":"a","event":"Order Completed","properties":{"total":1}}`)
+	for _, d := range []string{
+		`{"name":"base","purpose":"essential.service","where":{"event":"Order Completed"}}`,
+		`{"name":"derived","purpose":"essential.service","where":{"in_segment":"base"}}`,
+	} {
+		if _, err := c.ApplySegmentData(ctx, []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.RefreshAll(ctx, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteSegment(ctx, "base"); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("deleting a referenced segment: %v", err)
+	}
+	for _, n := range []string{"derived", "base"} {
+		if err := c.DeleteSegment(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.ShowSegment(ctx, "base"); !errors.Is(err, ErrSegmentNotFound) {
+		t.Fatal(err)
+	}
+	n := 0
+	_ = c.store.View(ctx, func(tx *store.Txn) error {
+		for _, p := range []store.Prefix{store.PrefixMembership, store.PrefixSizes, store.PrefixSegmentDef} {
+			_ = tx.Scan([]byte(p), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
+		}
+		return nil
+	})
+	if n != 0 {
+		t.Fatalf("%d keys left", n)
 	}
 }

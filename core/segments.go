@@ -368,3 +368,57 @@ func (c *CDP) ApplySegmentData(ctx context.Context, data []byte) (*segments.Defi
 	}
 	return d, c.ApplySegment(ctx, d)
 }
+
+// DeleteSegment removes a definition with its memberships and size history.
+// A segment another one refers to (in_segment) is refused.
+func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
+	defs, err := c.Segments(ctx)
+	if err != nil {
+		return err
+	}
+	var rest []*segments.Definition
+	found := false
+	for _, d := range defs {
+		if d.Name == name {
+			found = true
+			continue
+		}
+		rest = append(rest, d)
+	}
+	if !found {
+		return fmt.Errorf("%s: %w", name, ErrSegmentNotFound)
+	}
+	if _, err := segments.NewSet(c.known(), rest...); err != nil {
+		return fmt.Errorf("%w: another segment refers to %s: %w", ErrInvalidInput, name, err)
+	}
+	var keys [][]byte
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		for _, p := range [][]byte{store.MembershipPrefix(name), []byte(string(store.PrefixSizes) + name + "/")} {
+			if err := tx.Scan(p, store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+				keys = append(keys, k)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys = append(keys, []byte(string(store.PrefixSegmentDef)+name))
+	for start := 0; start < len(keys); start += 5000 {
+		chunk := keys[start:min(start+5000, len(keys))]
+		if err := c.store.Update(ctx, func(tx *store.Txn) error {
+			for _, k := range chunk {
+				if err := tx.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return c.record(ctx, "segment.delete", map[string]any{"segment": name})
+}

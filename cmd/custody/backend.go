@@ -41,6 +41,7 @@ type backend interface {
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
 	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)
+	DeleteSegment(ctx context.Context, name string) error
 	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)
 	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)

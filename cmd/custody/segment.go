@@ -179,6 +179,26 @@ func segmentCommand() *cli.Command {
 				},
 			},
 			{
+				Name:      "delete",
+				Usage:     "remove a segment with its memberships and size history",
+				ArgsUsage: "NAME",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("segment delete needs exactly one NAME", exitUsage)
+					}
+					b, _, err := openBackend(c)
+					if err != nil {
+						return err
+					}
+					defer b.Close()
+					if err := b.DeleteSegment(c.Context, c.Args().First()); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "deleted segment %s\n", c.Args().First())
+					return nil
+				},
+			},
+			{
 				Name:      "export",
 				Usage:     "write the segment's consented members to a destination, with only the fields it may receive",
 				ArgsUsage: "NAME",

@@ -295,3 +295,8 @@ func (c *Client) ShowSegment(ctx context.Context, name string) (core.SegmentShow
 	err := c.do(ctx, http.MethodGet, "/v1/admin/segments/"+url.PathEscape(name), nil, &sh)
 	return sh, err
 }
+
+// DeleteSegment is CDP.DeleteSegment through the server.
+func (c *Client) DeleteSegment(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/admin/segments/"+url.PathEscape(name), nil, nil)
+}

@@ -53,6 +53,7 @@ type Backend interface {
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
 	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)
+	DeleteSegment(ctx context.Context, name string) error
 	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)
 	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
@@ -151,6 +152,13 @@ func New(b Backend, opts Options) *Server {
 			return
 		}
 		writeJSON(w, http.StatusOK, sh)
+	}, core.RoleMarketer, core.RoleAdmin))
+	s.mux.HandleFunc("DELETE /v1/admin/segments/{name}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.b.DeleteSegment(r.Context(), r.PathValue("name")); err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("name")})
 	}, core.RoleMarketer, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/segments/{name}/refresh", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
 		now, ok := queryNow(w, r)
