@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/core/store"
-	"github.com/custody-cdp/custody/policies"
 	"github.com/custody-cdp/custody/segments"
 )
 
@@ -41,13 +40,11 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 		now = c.now()
 	}
 	now = now.UTC()
-	var res *segments.Result
+	var r *segments.SegmentResult
 	current := map[uuid.UUID]membershipRecord{}
 	err = c.store.View(ctx, func(tx *store.Txn) error {
-		var scanErr error
 		var err error
-		res, err = segments.Run(ctx, sub, c.people(ctx, tx, now, sub.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
-		if err = errors.Join(err, scanErr); err != nil {
+		if r, err = c.run(ctx, tx, sub, name, now); err != nil {
 			return err
 		}
 		prefix := store.MembershipPrefix(name)
@@ -63,7 +60,6 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 	if err != nil {
 		return RefreshReport{}, fmt.Errorf("refresh %s: %w", name, err)
 	}
-	r := res.Segment(name)
 	rep := RefreshReport{SegmentEval: SegmentEval{Segment: name, Purpose: r.Purpose, At: now, Allowed: len(r.Members),
 		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}}
 	type change struct {

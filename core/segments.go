@@ -117,17 +117,15 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 	if now.IsZero() {
 		now = c.now()
 	}
-	var res *segments.Result
+	var r *segments.SegmentResult
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
-		var scanErr error
-		res, err = segments.Run(ctx, sub, c.people(ctx, tx, now, sub.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
-		return errors.Join(err, scanErr)
+		r, err = c.run(ctx, tx, sub, name, now)
+		return err
 	})
 	if err != nil {
 		return SegmentEval{}, fmt.Errorf("evaluate %s: %w", name, err)
 	}
-	r := res.Segment(name)
 	out := SegmentEval{Segment: name, Purpose: r.Purpose, At: now.UTC(), Allowed: len(r.Members),
 		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}
 	return out, c.record(ctx, "segment.evaluate", map[string]any{"segment": name, "purpose": r.Purpose,
@@ -170,6 +168,17 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, purpose 
 			return nil
 		})
 	}
+}
+
+// run evaluates the named segment of set over every person, through the
+// gate, in tx.
+func (c *CDP) run(ctx context.Context, tx *store.Txn, set *segments.Set, name string, now time.Time) (*segments.SegmentResult, error) {
+	var scanErr error
+	res, err := segments.Run(ctx, set, c.people(ctx, tx, now, set.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
+	if err = errors.Join(err, scanErr); err != nil {
+		return nil, err
+	}
+	return res.Segment(name), nil
 }
 
 // gate implements segments.Gate with the person's consent and the policy
