@@ -227,3 +227,34 @@ func (c *CDP) Request(ctx context.Context, id string) (*PrivacyRequest, error) {
 	})
 	return &r, err
 }
+
+// ExtendRequest extends an open request's deadline once, with a recorded
+// reason: by two months under the GDPR (Art. 12(3)), by 45 days under the
+// CCPA.
+func (c *CDP) ExtendRequest(ctx context.Context, id, reason string) (*PrivacyRequest, error) {
+	if reason == "" || len(reason) > 500 {
+		return nil, fmt.Errorf("%w: an extension needs a reason (at most 500 bytes)", ErrInvalidInput)
+	}
+	r, err := c.Request(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == StatusCompleted || r.Status == StatusRejected {
+		return nil, fmt.Errorf("%w: request %s is %s", ErrInvalidInput, id, r.Status)
+	}
+	for _, h := range r.History {
+		if h.Status == "extended" {
+			return nil, fmt.Errorf("%w: request %s was extended already", ErrInvalidInput, id)
+		}
+	}
+	if r.Regulation == "ccpa" {
+		r.DueAt = r.DueAt.AddDate(0, 0, 45)
+	} else {
+		r.DueAt = r.DueAt.AddDate(0, 2, 0)
+	}
+	r.History = append(r.History, RequestStep{At: c.now().UTC(), Status: "extended", Note: reason})
+	if err := c.putRequest(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, c.record(ctx, "privacy.extend", map[string]any{"request": r.ID, "due_at": r.DueAt})
+}

@@ -87,3 +87,25 @@ func TestOverdue(t *testing.T) {
 		t.Fatal("a completed request is never overdue")
 	}
 }
+
+func TestExtendRequest(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := context.Background()
+	r := &PrivacyRequest{ID: "r1", Type: RequestAccess, Regulation: "gdpr", Status: StatusInProgress, ReceivedAt: fixedNow, DueAt: fixedNow.AddDate(0, 1, 0)}
+	if err := c.putRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExtendRequest(ctx, "r1", ""); !errors.Is(err, ErrInvalidInput) {
+		t.Fatal("an extension without a reason was accepted")
+	}
+	got, err := c.ExtendRequest(ctx, "r1", "complex request: 40k events across 3 systems")
+	if err != nil || !got.DueAt.Equal(fixedNow.AddDate(0, 3, 0)) {
+		t.Fatalf("extended: %+v %v", got, err)
+	}
+	if _, err := c.ExtendRequest(ctx, "r1", "again"); !errors.Is(err, ErrInvalidInput) {
+		t.Fatal("a second extension was accepted")
+	}
+	if _, err := c.ExtendRequest(ctx, "nope", "x"); !errors.Is(err, ErrRequestNotFound) {
+		t.Fatal(err)
+	}
+}

@@ -154,7 +154,16 @@ func (c *CDP) person(ctx context.Context, tx *store.Txn, pid uuid.UUID, so ShowO
 		}
 		return a.MessageID < b.MessageID
 	})
-	sort.SliceStable(view.History, func(i, j int) bool { return view.History[i].At.Before(view.History[j].At) })
+	sort.SliceStable(view.History, func(i, j int) bool {
+		a, b := view.History[i], view.History[j]
+		if !a.At.Equal(b.At) {
+			return a.At.Before(b.At)
+		}
+		if a.Trait != b.Trait {
+			return a.Trait < b.Trait
+		}
+		return string(a.Value) < string(b.Value)
+	})
 	sort.SliceStable(view.Merges, func(i, j int) bool { return view.Merges[i].At.Before(view.Merges[j].At) })
 	if so.EventLimit > 0 && len(view.Events) > so.EventLimit {
 		view.Events = view.Events[len(view.Events)-so.EventLimit:]

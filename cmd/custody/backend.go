@@ -45,6 +45,7 @@ type backend interface {
 	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)
 	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
+	ExtendRequest(ctx context.Context, id, reason string) (*core.PrivacyRequest, error)
 	Request(ctx context.Context, id string) (*core.PrivacyRequest, error)
 	Close() error
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -285,6 +286,16 @@ func privacyCommand() *cli.Command {
 				return err
 			}
 			if rep != nil {
+				if h := c.String("html"); h != "" {
+					f, err := os.OpenFile(h, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+					if err != nil {
+						return err
+					}
+					if err := errors.Join(core.RenderAccessHTML(f, *rep), f.Close()); err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.ErrWriter, "readable report written to %s (mode 0600)\n", h)
+				}
 				return printJSON(c.App.Writer, rep)
 			}
 			if c.Bool("json") {
@@ -299,9 +310,10 @@ func privacyCommand() *cli.Command {
 		Usage: "answer data subject requests (GDPR Art. 15, 17, 20; CCPA); every request is kept with its history and due date",
 		Subcommands: []*cli.Command{
 			{
-				Name:   "access",
-				Usage:  "everything held about the person, decrypted, as JSON",
-				Flags:  append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "the report is JSON either way"}),
+				Name:  "access",
+				Usage: "everything held about the person, decrypted, as JSON",
+				Flags: append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "the report is JSON either way"},
+					&cli.StringFlag{Name: "html", Usage: "also write the readable rendering to this file"}),
 				Action: request(core.RequestAccess),
 			},
 			{
@@ -336,6 +348,20 @@ func privacyCommand() *cli.Command {
 									r.ReceivedAt.Format(time.RFC3339), r.DueAt.Format("2006-01-02"))
 							}
 						})
+				},
+			},
+			{
+				Name:      "extend",
+				Usage:     "extend an open request's deadline once (GDPR: two months; CCPA: 45 days), with the reason recorded",
+				ArgsUsage: "ID",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "reason", Required: true, Usage: "why (kept with the request)"}, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("privacy extend needs exactly one ID", exitUsage)
+					}
+					return withBackend(c, func(b backend) (*core.PrivacyRequest, error) {
+						return b.ExtendRequest(c.Context, c.Args().First(), c.String("reason"))
+					}, printRequest)
 				},
 			},
 			{

@@ -300,3 +300,11 @@ func (c *Client) ShowSegment(ctx context.Context, name string) (core.SegmentShow
 func (c *Client) DeleteSegment(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/admin/segments/"+url.PathEscape(name), nil, nil)
 }
+
+// ExtendRequest is CDP.ExtendRequest through the server.
+func (c *Client) ExtendRequest(ctx context.Context, id, reason string) (*core.PrivacyRequest, error) {
+	b, _ := json.Marshal(map[string]string{"reason": reason})
+	var r core.PrivacyRequest
+	err := c.do(ctx, http.MethodPost, "/v1/admin/privacy/requests/"+url.PathEscape(id)+"/extend", bytes.NewReader(b), &r)
+	return &r, err
+}

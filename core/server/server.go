@@ -57,6 +57,7 @@ type Backend interface {
 	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)
 	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
+	ExtendRequest(ctx context.Context, id, reason string) (*core.PrivacyRequest, error)
 	Request(ctx context.Context, id string) (*core.PrivacyRequest, error)
 }
 
@@ -181,6 +182,21 @@ func New(b Backend, opts Options) *Server {
 			return
 		}
 		writeJSON(w, http.StatusOK, rs)
+	}, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/privacy/requests/{id}/extend", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, `body must be {"reason": "..."}`, -1, "")
+			return
+		}
+		req, err := s.b.ExtendRequest(r.Context(), r.PathValue("id"), body.Reason)
+		if err != nil {
+			s.writeCoreError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, req)
 	}, core.RoleDPO, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/privacy/requests/{id}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
 		req, err := s.b.Request(r.Context(), r.PathValue("id"))
