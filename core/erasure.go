@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/identity"
 )
@@ -290,5 +289,3 @@ func (c *CDP) loadSuppressed(ctx context.Context) error {
 		})
 	})
 }
-
-var _ = keys.ErrKeyShredded

@@ -18,7 +18,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/custody-cdp/custody/core"
-	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/store"
 )
@@ -254,6 +253,3 @@ func newLogger(cfg core.Config, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
 }
-
-// maxLine keeps printed errors for one input line short.
-var _ = event.MaxMessageBytes
