@@ -44,6 +44,7 @@ bench: build
 # Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
 fuzz:
 	$(GO) test -run=XXX -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./core/event/
+	$(GO) test -run=XXX -fuzz='^FuzzFastBatch$$' -fuzztime=$(FUZZTIME) ./core/event/
 	$(GO) test -run=XXX -fuzz='^FuzzDecodeMessage$$' -fuzztime=$(FUZZTIME) ./core/event/
 	$(GO) test -run=XXX -fuzz='^FuzzDecodeStored$$' -fuzztime=$(FUZZTIME) ./core/event/
 	$(GO) test -run=XXX -fuzz='^FuzzConvert$$' -fuzztime=$(FUZZTIME) ./core/mapping/

@@ -143,7 +143,10 @@ func DecodeMessage(data []byte, typ Type, now time.Time) (Message, error) {
 // *FieldError. If the body is not valid JSON, ErrMalformedJSON is reported
 // in preference to any other error.
 //
-// The body is streamed with a json.Decoder rather than unmarshalled into
+// The messages' free-form objects (traits, properties, context,
+// integrations) may alias data: the caller must not reuse it.
+//
+// The general path streams the body with a json.Decoder rather than unmarshalled into
 // []json.RawMessage and then re-unmarshalled item by item: that halves the
 // number of scanner passes over the bytes (each item is scanned once to
 // delimit it and once to decode it), which is where decoding time goes.
@@ -155,6 +158,15 @@ func DecodeBatch(data []byte, now time.Time) ([]Message, error) {
 	if err := checkUTF8(data); err != nil {
 		return nil, err
 	}
+	if out, ok := fastBatch(data, now.UTC()); ok {
+		return out, nil
+	}
+	return decodeBatchGeneral(data, now)
+}
+
+// decodeBatchGeneral is DecodeBatch's general path: every body the fast
+// path (fast.go) leaves alone, and every error.
+func decodeBatchGeneral(data []byte, now time.Time) ([]Message, error) {
 	// fail reports fe unless the body has a syntax error somewhere, which
 	// takes precedence (it is only computed on this error path).
 	fail := func(fe *FieldError) ([]Message, error) {
