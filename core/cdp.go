@@ -56,6 +56,16 @@ type CDP struct {
 	// suppressed holds the identifier index keys of deleted people.
 	suppressed map[string]bool
 	pids       *pidPool
+	// aggs are the in-memory event digests segment evaluation reads
+	// (aggregate.go); the committer feeds them after each commit.
+	aggs *aggregates
+	// live queues the nodes touched by ingestion for the live membership
+	// updater (live.go); memberMu serialises membership writers.
+	live     *liveQueue
+	memberMu sync.Mutex
+	// evalFromEvents makes evaluation read full events only, never
+	// digests: the reference the tests compare digests against.
+	evalFromEvents bool
 
 	jobs    chan *job
 	stop    chan struct{}
@@ -187,6 +197,8 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		ids:     newIDCache(cfg.Ingest.IdentifierCacheSize),
+		aggs:    newAggregates(),
+		live:    newLiveQueue(),
 		obs:     newObsCache(cfg.Ingest.IdentifierCacheSize),
 		rules:   cfg.Identity,
 		engine:  engine,
@@ -215,6 +227,10 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	c.startPIDPool()
 	c.wg.Add(1)
 	go c.commitLoop()
+	if cfg.Segments.LiveDelay > 0 {
+		c.wg.Add(1)
+		go c.liveLoop()
+	}
 	return c, nil
 }
 

@@ -106,6 +106,10 @@ type SegmentsConfig struct {
 	// segment (memberships entered/exited, time-based conditions); 0 turns
 	// the sweep off.
 	RefreshInterval Duration `yaml:"refresh_interval"`
+	// LiveDelay is how long the live membership updater gathers the people
+	// touched by ingestion before re-evaluating them (core/live.go); 0
+	// turns live updates off (the sweep still runs).
+	LiveDelay Duration `yaml:"live_delay"`
 }
 
 // DestinationConfig is an export destination: a file destination writes
@@ -155,7 +159,7 @@ func DefaultConfig() Config {
 		Identity: identity.DefaultRules(),
 		Policies: PoliciesConfig{CacheSize: 4096},
 		Consent:  ConsentConfig{Categories: privacy.DefaultCategories()},
-		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute)},
+		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute), LiveDelay: Duration(time.Second)},
 		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
@@ -252,6 +256,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Segments.RefreshInterval < 0 || (c.Segments.RefreshInterval > 0 && c.Segments.RefreshInterval.D() < time.Minute) {
 		return bad("segments.refresh_interval", "must be 0 (off) or at least 1m")
+	}
+	if c.Segments.LiveDelay < 0 || c.Segments.LiveDelay.D() > time.Hour {
+		return bad("segments.live_delay", "must be between 0 (off) and 1h")
 	}
 	for name, d := range c.Destinations {
 		k := "destinations." + name

@@ -153,6 +153,8 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 	if err != nil {
 		return rec, err
 	}
+	// A consent change can move the person in or out of segments.
+	c.touchLive(recorded)
 	return rec, c.record(ctx, "consent.record", map[string]any{"profile": recorded, "purpose": rec.Purpose,
 		"status": rec.Status, "source": rec.Source, "lawful_basis": rec.LawfulBasis})
 }

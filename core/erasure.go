@@ -130,6 +130,7 @@ func (c *CDP) Delete(ctx context.Context, id identity.Identifier) (DeletionCerti
 	if err != nil {
 		return cert, err
 	}
+	c.aggs.drop(cert.Profiles...) // the in-memory digests of their events
 	shred, err := c.vault.Shred(ctx, cert.Profiles)
 	if err != nil {
 		return cert, fmt.Errorf("shred data keys: %w", err)

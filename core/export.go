@@ -67,7 +67,7 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
 		var scanErr error
-		res, err = segments.Export(ctx, set, name, c.people(ctx, tx, now, purpose, &scanErr), gate{c: c, role: policies.RoleMarketer}, dest, now)
+		res, err = segments.Export(ctx, set, name, c.people(ctx, tx, now, set, purpose, &scanErr), gate{c: c, role: policies.RoleMarketer}, dest, now)
 		return errors.Join(err, scanErr)
 	})
 	if err != nil {

@@ -52,6 +52,7 @@ type prepared struct {
 	ids      []idRef // strongest first
 	explicit bool    // alias: an explicit merge instruction
 	ts       int64
+	agg      orderEvent // for the digests (aggregate.go)
 }
 
 type idRef struct {
@@ -114,7 +115,7 @@ func (c *CDP) prepare(m *event.Message) (prepared, error) {
 	if err != nil {
 		return prepared{}, fmt.Errorf("encode: %w", err)
 	}
-	p := prepared{msg: m, payload: payload, ts: m.Timestamp.UnixNano(), explicit: m.Type == event.Alias}
+	p := prepared{msg: m, payload: payload, ts: m.Timestamp.UnixNano(), explicit: m.Type == event.Alias, agg: summarise(m)}
 	sum := c.hasher.Sum("message_id", m.MessageID)
 	copy(p.mid[:], sum)
 	p.dedup = store.DedupKey(sum)
@@ -291,6 +292,14 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 	c.metrics.buildSeconds.Observe(time.Since(start).Seconds())
 	cur := &inflight{st: st, writes: tx.Writes(), done: make(chan error, 1)}
 	err = tx.CommitAsync(func(err error) {
+		if err == nil {
+			// Before anyone is told: a caller that reads its own events
+			// through a cached digest must find them there.
+			c.aggs.apply(st.events)
+			if c.cfg.Segments.LiveDelay > 0 {
+				c.live.touch(st.events)
+			}
+		}
 		for _, j := range group {
 			if err != nil {
 				j.err, j.res = fmt.Errorf("commit: %w", err), IngestResult{}
@@ -344,6 +353,7 @@ type groupState struct {
 	newPIDs []uuid.UUID
 	dedup   map[string]bool
 	pids    [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
+	events  []nodeEvent   // stored events, for the digests once committed
 }
 
 func newGroupState(jobs int) *groupState {
@@ -470,6 +480,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			if err := tx.SetWithTTL(it.dedup, nil, ttl); err != nil {
 				return nil, err
 			}
+			st.events = append(st.events, nodeEvent{pid: workPID[wi], ev: it.agg})
 			for _, rec := range c.consentSignals(it, j.gpc, now) {
 				id := c.hasher.Sum("consent", string(it.mid[:])+"|"+rec.Purpose+"|"+rec.Source)
 				if err := c.putConsent(ctx, tx, workPID[wi], rec, id); err != nil {

@@ -40,6 +40,8 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 		now = c.now()
 	}
 	now = now.UTC()
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	var r *segments.SegmentResult
 	current := map[uuid.UUID]membershipRecord{}
 	err = c.store.View(ctx, func(tx *store.Txn) error {

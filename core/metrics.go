@@ -12,6 +12,7 @@ type metrics struct {
 	groupMessages   prometheus.Histogram
 	merges          *prometheus.CounterVec
 	replays         prometheus.Counter
+	liveChanges     prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -42,6 +43,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.replays = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "custody_identity_replays_total", Help: "Identity components re-clustered because evidence arrived out of order.",
 	})
-	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays)
+	m.liveChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custody_segment_live_changes_total", Help: "Segment memberships entered or exited by live updates after ingestion.",
+	})
+	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays, m.liveChanges)
 	return m
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -151,14 +150,14 @@ func (c *CDP) segmentSet(ctx context.Context, name string) (*segments.Set, error
 // people yields every person of the store, decrypted lazily, in one read
 // transaction (twice when a definition needs a population).
 // A scan error ends the sequence and is left in *errp.
-func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, purpose string, errp *error) segments.People {
+func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *segments.Set, purpose string, errp *error) segments.People {
 	return func(yield func(segments.Candidate) bool) {
 		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
 			ms, err := decodeMembers(v)
 			if err != nil {
 				return err
 			}
-			pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now, purpose: purpose}
+			pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now, purpose: purpose, needProps: c.needProps(set)}
 			for _, m := range ms {
 				pv.members = append(pv.members, m.pid)
 			}
@@ -174,7 +173,7 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, purpose 
 // gate, in tx.
 func (c *CDP) run(ctx context.Context, tx *store.Txn, set *segments.Set, name string, now time.Time) (*segments.SegmentResult, error) {
 	var scanErr error
-	res, err := segments.Run(ctx, set, c.people(ctx, tx, now, set.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
+	res, err := segments.Run(ctx, set, c.people(ctx, tx, now, set, set.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
 	if err = errors.Join(err, scanErr); err != nil {
 		return nil, err
 	}
@@ -217,7 +216,13 @@ type personView struct {
 	cv       *ConsentView
 	events   map[string][]segments.Event
 	computed map[string]float64
-	err      error
+	// needProps says which events' properties the definitions read
+	// (segments.Set.NeedsProperties); the others come from digests.
+	needProps func(event string) bool
+	digest    map[string][]segments.Event
+	orders    []order
+	first     time.Time
+	err       error
 }
 
 func (p *personView) loadTraits() map[string]json.RawMessage {
@@ -291,71 +296,78 @@ func (p *personView) loadEvents() {
 	}
 }
 
+// Events returns full events (decrypted) only when a definition being
+// evaluated reads their properties; otherwise times from the digests.
 func (p *personView) Events(name string) []segments.Event {
-	p.loadEvents()
-	return p.events[name]
+	if p.needProps != nil && p.needProps(name) {
+		p.loadEvents()
+		return p.events[name]
+	}
+	p.loadDigest()
+	return p.digest[name]
+}
+
+// needProps says which events' properties evaluation must decrypt.
+func (c *CDP) needProps(set *segments.Set) func(string) bool {
+	if c.evalFromEvents {
+		return func(string) bool { return true }
+	}
+	return set.NeedsProperties
 }
 
 // Computed derives the documented values (segments.ComputedNames) from the
-// person's Order Completed events at evaluation time.
+// person's order digests at evaluation time.
 func (p *personView) Computed(name string) (float64, bool) {
+	if p.computed == nil && p.c.evalFromEvents {
+		p.loadEvents()
+		var orders []order
+		var first time.Time
+		for name, evs := range p.events {
+			for _, e := range evs {
+				if first.IsZero() || e.Time.Before(first) {
+					first = e.Time
+				}
+				if name == orderCompleted {
+					orders = append(orders, orderOf(e))
+				}
+			}
+		}
+		p.computed = computeValues(orders, first, p.now)
+	}
 	if p.computed == nil {
-		p.computed = computeValues(p.Events("Order Completed"), p.firstSeen(), p.now)
+		p.loadDigest()
+		p.computed = computeValues(p.orders, p.first, p.now)
 	}
 	v, ok := p.computed[name]
 	return v, ok && !math.IsNaN(v)
 }
 
-func (p *personView) firstSeen() time.Time {
-	var first time.Time
-	p.loadEvents()
-	for _, evs := range p.events {
-		for _, e := range evs {
-			if first.IsZero() || e.Time.Before(first) {
-				first = e.Time
+// loadDigest reads the person's event digests (aggregate.go): names and
+// times of every event, values of orders, without decrypting events once
+// the digests are cached.
+func (p *personView) loadDigest() {
+	if p.digest != nil || p.err != nil {
+		return
+	}
+	p.digest = map[string][]segments.Event{}
+	for _, n := range p.members {
+		d, names, err := p.c.digestOf(p.ctx, n)
+		if err != nil {
+			p.err = err
+			return
+		}
+		for _, e := range d {
+			t := time.Unix(0, e.at).UTC()
+			name := names[e.name]
+			p.digest[name] = append(p.digest[name], segments.Event{Time: t})
+			if p.first.IsZero() || t.Before(p.first) {
+				p.first = t
+			}
+			if name == orderCompleted {
+				p.orders = append(p.orders, order{at: t, rev: e.rev, disc: e.disc})
 			}
 		}
 	}
-	return first
-}
-
-func computeValues(orders []segments.Event, firstSeen, now time.Time) map[string]float64 {
-	out := map[string]float64{segments.ComputedOrderCount: float64(len(orders))}
-	if !firstSeen.IsZero() {
-		out[segments.ComputedDaysSinceFirstSeen] = math.Floor(now.Sub(firstSeen).Hours() / 24)
-	}
-	if len(orders) == 0 {
-		return out
-	}
-	var total, year float64
-	var last time.Time
-	discounted := 0
-	for _, o := range orders {
-		rev, ok := num(o.Properties["revenue"])
-		if !ok {
-			rev, _ = num(o.Properties["total"])
-		}
-		total += rev
-		if now.Sub(o.Time) <= 365*24*time.Hour && !o.Time.After(now) {
-			year += rev
-		}
-		if o.Time.After(last) && !o.Time.After(now) {
-			last = o.Time
-		}
-		coupon, _ := o.Properties["coupon"].(string)
-		disc, _ := num(o.Properties["discount"])
-		if strings.TrimSpace(coupon) != "" || disc > 0 {
-			discounted++
-		}
-	}
-	out[segments.ComputedRevenueTotal] = total
-	out[segments.ComputedRevenue365d] = year
-	out[segments.ComputedAvgOrderValue] = total / float64(len(orders))
-	out[segments.ComputedDiscountOrderShare] = float64(discounted) / float64(len(orders))
-	if !last.IsZero() {
-		out[segments.ComputedDaysSinceLastOrder] = math.Floor(now.Sub(last).Hours() / 24)
-	}
-	return out
 }
 
 func num(v any) (float64, bool) {

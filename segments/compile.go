@@ -56,6 +56,10 @@ type Compiled struct {
 	timeSensitive bool
 	metrics       []Metric
 	refs          []ref
+	// propEvents are the events whose properties a condition reads (a
+	// where filter, or an aggregate over a property); for the others,
+	// times are enough (see NeedsProperties).
+	propEvents map[string]bool
 }
 
 // ref is an in_segment reference and where it is.
@@ -207,6 +211,12 @@ func (b *builder) event(e *EventCondition) *evNode {
 	}
 	if e.Where != nil {
 		n.where = compileFilter(e.Where)
+	}
+	if e.Where != nil || e.Aggregate != nil && e.Aggregate.Property != "" {
+		if b.c.propEvents == nil {
+			b.c.propEvents = map[string]bool{}
+		}
+		b.c.propEvents[e.Name] = true
 	}
 	if a := e.Aggregate; a != nil {
 		n.agg = a.Func
@@ -472,6 +482,12 @@ func (c *Compiled) Definition() *Definition {
 	}
 	return d
 }
+
+// NeedsProperties reports whether evaluating the definition reads the
+// properties of the named event. When it does not, Person.Events may
+// return events with nil Properties (times only): core answers those from
+// per-profile aggregates instead of decrypting every event.
+func (c *Compiled) NeedsProperties(event string) bool { return c.propEvents[event] }
 
 // MarshalJSON returns the canonical JSON of the definition.
 func (c *Compiled) MarshalJSON() ([]byte, error) { return slices.Clone(c.canon), nil }

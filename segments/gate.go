@@ -202,6 +202,56 @@ func Run(ctx context.Context, set *Set, people People, gate Gate, now time.Time)
 	return res, nil
 }
 
+// RunLocal is Run restricted to the set's local definitions (Set.Local):
+// there is no population pass, so it can run over only the people whose
+// data changed, and each person's memberships equal those a Run over
+// everyone gives them. The Result holds the local definitions only.
+func RunLocal(ctx context.Context, set *Set, people People, gate Gate, now time.Time) (*Result, error) {
+	if set == nil {
+		return nil, fmt.Errorf("%w: nil set", ErrBadArgument)
+	}
+	local := set.local()
+	r, err := newRunner(ctx, set, people, gate, now, local)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	idx := make([]int, len(set.list))
+	for i, c := range set.list {
+		idx[i] = -1
+		if local[i] {
+			idx[i] = len(res.Segments)
+			res.Segments = append(res.Segments, SegmentResult{Name: c.Name(), Purpose: c.Purpose()})
+		}
+	}
+	err = r.each(func(c Candidate) error {
+		for i := range set.list {
+			if !local[i] {
+				continue
+			}
+			out, err := r.evaluate(i)
+			if err != nil {
+				return err
+			}
+			sr := &res.Segments[idx[i]]
+			switch out {
+			case stateDenied:
+				sr.NotConsented++
+			case stateMember:
+				sr.Evaluated++
+				sr.Members = append(sr.Members, Member{ref: c.Ref})
+			default:
+				sr.Evaluated++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // Export evaluates one segment of the set (as Run does, with the segments
 // it refers to) and returns a row per member the gate allows to export to
 // dest: the gate is asked segment.export for each member, and a row holds

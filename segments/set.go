@@ -155,6 +155,39 @@ func (s *Set) Get(name string) *Compiled {
 	return nil
 }
 
+// Local reports whether the named definition's membership is a function
+// of the person alone: no top or bottom condition, directly or through
+// in_segment. Such memberships can be updated for just the people whose
+// data changed (RunLocal); the others move when anyone's values move, and
+// only a Run over everyone decides them.
+func (s *Set) Local(name string) bool {
+	i, ok := s.index[name]
+	return ok && s.local()[i]
+}
+
+func (s *Set) local() []bool {
+	out := make([]bool, len(s.list))
+	for i, c := range s.list {
+		out[i] = len(c.metrics) == 0
+		for _, r := range c.refs {
+			// Dependencies come first: already decided.
+			out[i] = out[i] && out[s.index[r.name]]
+		}
+	}
+	return out
+}
+
+// NeedsProperties reports whether any definition of the set reads the
+// properties of the named event (Compiled.NeedsProperties).
+func (s *Set) NeedsProperties(event string) bool {
+	for _, c := range s.list {
+		if c.NeedsProperties(event) {
+			return true
+		}
+	}
+	return false
+}
+
 // Subset returns the set of the named definitions and everything they
 // refer to, directly or not.
 func (s *Set) Subset(names ...string) (*Set, error) {

@@ -1,0 +1,263 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/segments"
+)
+
+// Per-profile aggregates: what segment evaluation needs of a node's events
+// when a definition reads no event properties (segments.NeedsProperties):
+// each event's name and time, and for orders the revenue and whether a
+// discount was used (the inputs of the computed values). They are kept in
+// memory, never on disk: they are derived from the sealed events, which
+// stay the only durable copy, so there is nothing extra to erase, rotate or
+// recover after a crash.
+//
+// A node's digest is built on first use from its sealed events (one
+// decrypting scan) and from then on kept current by the committer, which
+// hands every committed event to apply: evaluation then decrypts no event
+// of that node again. A build that overlaps a commit touching the same node
+// is not cached (the commit may or may not be in the build's snapshot), so
+// a cached digest is always exact.
+
+// aggEvent is one event of a node's digest (24 bytes).
+type aggEvent struct {
+	at   int64 // event time, unix nanoseconds
+	rev  float64
+	name uint32
+	disc bool
+}
+
+// nodeEvent is a committed event on its way to the digests.
+type nodeEvent struct {
+	pid uuid.UUID
+	ev  orderEvent
+}
+
+// orderEvent is what prepare extracts from a message for the digests.
+type orderEvent struct {
+	name string
+	at   int64
+	rev  float64
+	disc bool
+}
+
+// aggregates holds the digests. Safe for concurrent use.
+type aggregates struct {
+	mu       sync.Mutex
+	names    map[string]uint32
+	list     []string
+	nodes    map[uuid.UUID][]aggEvent
+	building map[uuid.UUID]*build
+}
+
+type build struct {
+	n     int
+	dirty bool
+}
+
+func newAggregates() *aggregates {
+	return &aggregates{names: map[string]uint32{}, nodes: map[uuid.UUID][]aggEvent{}, building: map[uuid.UUID]*build{}}
+}
+
+func (a *aggregates) intern(name string) uint32 {
+	id, ok := a.names[name]
+	if !ok {
+		id = uint32(len(a.list))
+		a.names[name] = id
+		a.list = append(a.list, name)
+	}
+	return id
+}
+
+// apply adds committed events to the digests that are cached, and marks
+// builds in progress for their nodes as stale.
+func (a *aggregates) apply(evs []nodeEvent) {
+	if len(evs) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range evs {
+		if b, ok := a.building[e.pid]; ok {
+			b.dirty = true
+		}
+		d, ok := a.nodes[e.pid]
+		if !ok {
+			continue
+		}
+		a.nodes[e.pid] = append(d, aggEvent{at: e.ev.at, rev: e.ev.rev, name: a.intern(e.ev.name), disc: e.ev.disc})
+	}
+}
+
+// drop forgets nodes (erasure): nothing of a deleted person stays behind,
+// in memory either.
+func (a *aggregates) drop(pids ...uuid.UUID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range pids {
+		delete(a.nodes, p)
+		if b, ok := a.building[p]; ok {
+			b.dirty = true
+		}
+	}
+}
+
+// get returns a node's cached digest and the event names its name ids
+// index (an append-only list: the returned prefix stays valid).
+func (a *aggregates) get(pid uuid.UUID) ([]aggEvent, []string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d, ok := a.nodes[pid]
+	return d, a.list, ok
+}
+
+func (a *aggregates) begin(pid uuid.UUID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.building[pid]
+	if !ok {
+		b = &build{}
+		a.building[pid] = b
+	}
+	b.n++
+}
+
+// end caches a finished build (ok) unless a commit touched the node
+// meanwhile.
+func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) ([]aggEvent, []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]aggEvent, len(evs))
+	for i, e := range evs {
+		out[i] = aggEvent{at: e.at, rev: e.rev, name: a.intern(e.name), disc: e.disc}
+	}
+	b := a.building[pid]
+	if ok && !b.dirty {
+		if _, ok := a.nodes[pid]; !ok {
+			a.nodes[pid] = out
+		}
+	}
+	if b.n--; b.n == 0 {
+		delete(a.building, pid)
+	}
+	return out, a.list
+}
+
+// digestOf returns a node's digest, building it from the store if needed
+// (in a read transaction of its own, begun after the build is registered:
+// see the package comment above).
+func (c *CDP) digestOf(ctx context.Context, pid uuid.UUID) ([]aggEvent, []string, error) {
+	if d, names, ok := c.aggs.get(pid); ok {
+		return d, names, nil
+	}
+	c.aggs.begin(pid)
+	var evs []orderEvent
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan(store.EventPrefix(pid), store.ScanOptions{}, func(k, v []byte) error {
+			plain, err := c.vault.Unseal(ctx, pid, k, v)
+			if err != nil {
+				return err
+			}
+			m, err := event.DecodeStored(plain)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, summarise(&m))
+			return nil
+		})
+	})
+	if err != nil {
+		c.aggs.end(pid, nil, false)
+		return nil, nil, err
+	}
+	d, names := c.aggs.end(pid, evs, true)
+	return d, names, nil
+}
+
+// eventName is the name segments know an event by: a track's event name,
+// else its type.
+func eventName(m *event.Message) string {
+	if m.Type == event.Track {
+		return m.Event
+	}
+	return string(m.Type)
+}
+
+// summarise extracts the digest of one message. Only orders carry values,
+// read exactly as computeValues reads full events.
+func summarise(m *event.Message) orderEvent {
+	e := orderEvent{name: eventName(m), at: m.Timestamp.UnixNano()}
+	if e.name == orderCompleted && len(m.Properties) > 0 {
+		var props map[string]any
+		_ = json.Unmarshal(m.Properties, &props)
+		o := orderOf(segments.Event{Time: m.Timestamp, Properties: props})
+		e.rev, e.disc = o.rev, o.disc
+	}
+	return e
+}
+
+const orderCompleted = "Order Completed"
+
+// order is what the computed values need of one order.
+type order struct {
+	at   time.Time
+	rev  float64
+	disc bool
+}
+
+// orderOf reads an order's revenue (the "revenue" property, else "total")
+// and whether it used a coupon or a discount (segments.ComputedNames).
+func orderOf(o segments.Event) order {
+	rev, ok := num(o.Properties["revenue"])
+	if !ok {
+		rev, _ = num(o.Properties["total"])
+	}
+	coupon, _ := o.Properties["coupon"].(string)
+	disc, _ := num(o.Properties["discount"])
+	return order{at: o.Time, rev: rev, disc: strings.TrimSpace(coupon) != "" || disc > 0}
+}
+
+// computeValues derives segments.ComputedNames at now.
+func computeValues(orders []order, firstSeen, now time.Time) map[string]float64 {
+	out := map[string]float64{segments.ComputedOrderCount: float64(len(orders))}
+	if !firstSeen.IsZero() {
+		out[segments.ComputedDaysSinceFirstSeen] = math.Floor(now.Sub(firstSeen).Hours() / 24)
+	}
+	if len(orders) == 0 {
+		return out
+	}
+	var total, year float64
+	var last time.Time
+	discounted := 0
+	for _, o := range orders {
+		total += o.rev
+		if now.Sub(o.at) <= 365*24*time.Hour && !o.at.After(now) {
+			year += o.rev
+		}
+		if o.at.After(last) && !o.at.After(now) {
+			last = o.at
+		}
+		if o.disc {
+			discounted++
+		}
+	}
+	out[segments.ComputedRevenueTotal] = total
+	out[segments.ComputedRevenue365d] = year
+	out[segments.ComputedAvgOrderValue] = total / float64(len(orders))
+	out[segments.ComputedDiscountOrderShare] = float64(discounted) / float64(len(orders))
+	if !last.IsZero() {
+		out[segments.ComputedDaysSinceLastOrder] = math.Floor(now.Sub(last).Hours() / 24)
+	}
+	return out
+}

@@ -1,0 +1,275 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/policies"
+	"github.com/custody-cdp/custody/segments"
+)
+
+// Live membership: after every committed group, the people whose events
+// arrived (and the clusters merged by them) are re-evaluated against the
+// applied segments whose membership depends on the person alone
+// (segments.Set.Local), through the policy gate, and their s/ records get
+// entered/exited times. Segments that rank people against everyone (top,
+// bottom) and the passing of time are left to the sweep (RefreshAll),
+// which `custody serve` runs every segments.refresh_interval.
+//
+// The updater runs beside the committer, never in it: an acknowledgement
+// does not wait for segment evaluation, and under load the people touched
+// by many groups are evaluated once (changes are coalesced for
+// segments.live_delay). Updates and refreshes of memberships are
+// serialised (memberMu), so a refresh never overwrites a newer live update
+// with an older view, nor the other way round.
+
+// liveQueue collects the nodes touched since the last update.
+type liveQueue struct {
+	mu      sync.Mutex
+	pending map[uuid.UUID]struct{}
+	wake    chan struct{}
+}
+
+func newLiveQueue() *liveQueue {
+	return &liveQueue{pending: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+func (q *liveQueue) touch(evs []nodeEvent) {
+	if len(evs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	for _, e := range evs {
+		q.pending[e.pid] = struct{}{}
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *liveQueue) take() []uuid.UUID {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]uuid.UUID, 0, len(q.pending))
+	for p := range q.pending {
+		out = append(out, p)
+	}
+	clear(q.pending)
+	return out
+}
+
+// touchLive queues nodes for the live updater (when it runs).
+func (c *CDP) touchLive(pids ...uuid.UUID) {
+	if c.cfg.Segments.LiveDelay <= 0 {
+		return
+	}
+	evs := make([]nodeEvent, len(pids))
+	for i, p := range pids {
+		evs[i].pid = p
+	}
+	c.live.touch(evs)
+}
+
+// liveLoop is the updater goroutine; Close stops it and waits.
+func (c *CDP) liveLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.live.wake:
+		}
+		// Coalesce: a busy stream touches the same people again and again.
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(c.cfg.Segments.LiveDelay.D()):
+		}
+		nodes := c.live.take()
+		if len(nodes) == 0 {
+			continue
+		}
+		if _, err := c.UpdateMemberships(context.Background(), nodes, time.Time{}); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				c.log.Error("live segment membership update", "people", len(nodes), "err", err)
+			}
+		}
+	}
+}
+
+// LiveReport is what one live update changed. Counts only.
+type LiveReport struct {
+	People   int `json:"people"`
+	Segments int `json:"segments"`
+	Entered  int `json:"entered"`
+	Exited   int `json:"exited"`
+}
+
+// UpdateMemberships re-evaluates the people of nodes against every local
+// segment (segments.Set.Local) at now (zero: the clock) and records who
+// entered and who left. The live updater calls it after ingestion; it is
+// exported for tests and tools that need the update to have happened.
+func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time.Time) (LiveReport, error) {
+	var rep LiveReport
+	if now.IsZero() {
+		now = c.now()
+	}
+	now = now.UTC()
+	defs, err := c.Segments(ctx)
+	if err != nil || len(defs) == 0 {
+		return rep, err
+	}
+	set, err := segments.NewSet(c.known(), defs...)
+	if err != nil {
+		return rep, fmt.Errorf("live update: %w", err)
+	}
+	var local []string
+	for _, n := range set.Names() {
+		if set.Local(n) {
+			local = append(local, n)
+		}
+	}
+	if len(local) == 0 {
+		return rep, nil
+	}
+	rep.Segments = len(local)
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+
+	type change struct {
+		key []byte
+		rec membershipRecord
+	}
+	var changes []change
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		// The people touched, by root, and the former roots among their
+		// members (a merge moves memberships to the new root).
+		roots := map[uuid.UUID][]uuid.UUID{}
+		var order []uuid.UUID
+		for _, n := range nodes {
+			m, err := c.getMember(tx, n)
+			if errors.Is(err, ErrProfileNotFound) || errors.Is(err, store.ErrNotFound) {
+				continue // erased meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if _, ok := roots[m.root]; ok {
+				continue
+			}
+			ms, err := c.getMembers(tx, m.root)
+			if err != nil {
+				return err
+			}
+			pids := make([]uuid.UUID, 0, len(ms))
+			for _, x := range ms {
+				pids = append(pids, x.pid)
+			}
+			roots[m.root] = pids
+			order = append(order, m.root)
+		}
+		rep.People = len(order)
+		people := func(yield func(segments.Candidate) bool) {
+			for _, r := range order {
+				pv := &personView{c: c, ctx: ctx, tx: tx, root: r, members: roots[r], now: now, needProps: c.needProps(set)}
+				if !yield(segments.Candidate{Ref: r.String(), Person: pv}) {
+					return
+				}
+			}
+		}
+		res, err := segments.RunLocal(ctx, set, people, gate{c: c, role: policies.RoleMarketer}, now)
+		if err != nil {
+			return err
+		}
+		for _, sr := range res.Segments {
+			in := map[uuid.UUID]bool{}
+			for _, m := range sr.Members {
+				r, err := uuid.Parse(m.Ref())
+				if err != nil {
+					return err
+				}
+				in[r] = true
+			}
+			for _, r := range order {
+				key := store.MembershipKey(sr.Name, r)
+				old, found, err := getMembership(tx, key)
+				if err != nil {
+					return err
+				}
+				active := found && old.ExitedAt == nil
+				switch {
+				case in[r] && !active:
+					changes = append(changes, change{key, membershipRecord{EnteredAt: now}})
+					rep.Entered++
+				case !in[r] && active:
+					t := now
+					old.ExitedAt = &t
+					changes = append(changes, change{key, old})
+					rep.Exited++
+				}
+				// Members that were roots before a merge leave.
+				for _, p := range roots[r] {
+					if p == r {
+						continue
+					}
+					key := store.MembershipKey(sr.Name, p)
+					old, found, err := getMembership(tx, key)
+					if err != nil {
+						return err
+					}
+					if found && old.ExitedAt == nil {
+						t := now
+						old.ExitedAt = &t
+						changes = append(changes, change{key, old})
+						rep.Exited++
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("live update: %w", err)
+	}
+	if len(changes) == 0 {
+		return rep, nil
+	}
+	err = c.store.Update(ctx, func(tx *store.Txn) error {
+		for _, ch := range changes {
+			b, _ := json.Marshal(ch.rec)
+			if err := tx.Set(ch.key, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("live update: %w", err)
+	}
+	c.metrics.liveChanges.Add(float64(rep.Entered + rep.Exited))
+	return rep, nil
+}
+
+func getMembership(tx *store.Txn, key []byte) (membershipRecord, bool, error) {
+	v, err := tx.Get(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return membershipRecord{}, false, nil
+	}
+	if err != nil {
+		return membershipRecord{}, false, err
+	}
+	var m membershipRecord
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, false, fmt.Errorf("membership record: %w", err)
+	}
+	return m, true, nil
+}
