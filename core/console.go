@@ -136,3 +136,6 @@ func (c *CDP) Memberships(ctx context.Context, id identity.Identifier) ([]Member
 	})
 	return out, err
 }
+
+// Purposes is the purpose taxonomy of the loaded policy bundle.
+func (c *CDP) Purposes() []policies.Purpose { return c.engine.Purposes() }

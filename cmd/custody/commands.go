@@ -23,6 +23,7 @@ import (
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/mapping"
 	"github.com/custody-cdp/custody/core/server"
+	"github.com/custody-cdp/custody/core/server/console"
 	"github.com/custody-cdp/custody/identity"
 )
 
@@ -81,6 +82,14 @@ func serveCommand() *cli.Command {
 			so.ReadHeaderTimeout, so.ReadTimeout = cfg.Server.ReadHeaderTimeout.D(), cfg.Server.ReadTimeout.D()
 			so.WriteTimeout, so.IdleTimeout = cfg.Server.WriteTimeout.D(), cfg.Server.IdleTimeout.D()
 			so.ShutdownTimeout = cfg.Server.ShutdownTimeout.D()
+			// The web console (/console/) owns its sessions and export
+			// jobs; it is closed after the server stops, before the CDP.
+			con, err := console.New(cdp, console.Options{Logger: log, SessionTTL: console.DefaultOptions().SessionTTL})
+			if err != nil {
+				_ = cdp.Close()
+				return err
+			}
+			so.Console = con
 			srv := server.New(cdp, so)
 			// SIGHUP reloads the policy bundle (and drops the decision
 			// cache); a bundle that does not compile keeps the old one.
@@ -130,6 +139,7 @@ func serveCommand() *cli.Command {
 			})
 			stopSweep()
 			<-sweepDone
+			_ = con.Close()
 			cerr := cdp.Close()
 			if serr != nil {
 				return serr
