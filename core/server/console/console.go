@@ -160,7 +160,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Nothing from elsewhere: scripts, styles and images only from here.
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on same-origin POSTs, which sameOrigin refuses.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	c.mux.ServeHTTP(w, r)
 }
