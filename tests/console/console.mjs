@@ -191,6 +191,7 @@ async function run() {
     await page.waitForURL(/\/console\/segments\/buyers$/);
     await page.getByRole("button", { name: "Count now" }).click();
     await page.waitForLoadState("load");
+    check(await page.locator("svg.chart").isVisible(), "no size chart after creation");
     const preview = await page.locator("#preview-result").innerText();
     check(/\b1\b allowed/.test(preview.replace(/\s+/g, " ")), `preview: ${preview}`);
     await keep();

@@ -470,6 +470,12 @@ func (c *Console) createSegment(w http.ResponseWriter, r *http.Request, s *sessi
 		c.showSegments(w, r, s, http.StatusBadRequest, d)
 		return
 	}
+	// A first refresh records the memberships and the first point of the
+	// size chart (the server's sweep adds the next ones).
+	if _, err := c.b.RefreshSegment(r.Context(), def.Name, time.Time{}); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
 	http.Redirect(w, r, prefix+"/segments/"+def.Name, http.StatusSeeOther)
 }
 
