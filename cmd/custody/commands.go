@@ -172,8 +172,54 @@ func apikeyCommand() *cli.Command {
 					fmt.Fprintf(w, "%s\n(role %s, id %s; shown once — store it now)\n", k.Key, k.Role, k.ID)
 				})
 			},
+		}, {
+			Name:  "list",
+			Usage: "list the keys (ids, names, roles; never the keys)",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Action: func(c *cli.Context) error {
+				return withBackend(c, func(b backend) ([]core.APIKey, error) {
+					km, ok := b.(keyManager)
+					if !ok {
+						return nil, fmt.Errorf("this backend cannot list API keys")
+					}
+					return km.APIKeys(c.Context)
+				}, func(w io.Writer, ks []core.APIKey) {
+					for _, k := range ks {
+						state := "active"
+						if k.RevokedAt != nil {
+							state = "revoked " + k.RevokedAt.Format(time.RFC3339)
+						}
+						fmt.Fprintf(w, "%s  %-11s  %-20q  created %s  %s\n", k.ID, k.Role, k.Name, k.CreatedAt.Format(time.RFC3339), state)
+					}
+				})
+			},
+		}, {
+			Name:      "revoke",
+			Usage:     "revoke a key by id: it stops authenticating at once",
+			ArgsUsage: "ID",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return cli.Exit("apikey revoke needs exactly one key ID (see `custody apikey list`)", exitUsage)
+				}
+				return withBackend(c, func(b backend) (core.APIKey, error) {
+					km, ok := b.(keyManager)
+					if !ok {
+						return core.APIKey{}, fmt.Errorf("this backend cannot revoke API keys")
+					}
+					return km.RevokeAPIKey(c.Context, c.Args().First())
+				}, func(w io.Writer, k core.APIKey) {
+					fmt.Fprintf(w, "revoked %s (%s, %q)\n", k.ID, k.Role, k.Name)
+				})
+			},
 		}},
 	}
+}
+
+// keyManager lists and revokes API keys (core.CDP and server.Client).
+type keyManager interface {
+	APIKeys(ctx context.Context) ([]core.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) (core.APIKey, error)
 }
 
 func importCommand() *cli.Command {

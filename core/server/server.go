@@ -219,6 +219,8 @@ func New(b Backend, opts Options) *Server {
 		writeJSON(w, http.StatusOK, st)
 	}, core.RoleAdmin, core.RoleDPO, core.RoleMarketer))
 	s.mux.HandleFunc("POST /v1/admin/apikeys", s.adminRole(s.handleCreateKey, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/apikeys", s.adminRole(s.handleListKeys, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/apikeys/{id}/revoke", s.adminRole(s.handleRevokeKey, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/keys/rotate", s.adminRole(s.handleRotate, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/import", s.adminRole(s.handleImport, core.RoleAdmin))
 	if opts.Console != nil {
