@@ -563,3 +563,20 @@ func TestAssetsAreLocal(t *testing.T) {
 		}
 	}
 }
+
+// A key revoked elsewhere (CLI, API) ends its console sessions at their
+// next request: the key is authenticated again every time.
+func TestRevokedElsewhereEndsSession(t *testing.T) {
+	e := newEnv(t)
+	b := e.signedIn(t, core.RoleDPO)
+	if _, err := e.cdp.RevokeAPIKey(context.Background(), e.keys[core.RoleDPO].ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := b.get("/console/requests"); code != http.StatusSeeOther {
+		t.Fatalf("session of a revoked key: %d, want a redirect to sign-in", code)
+	}
+	b.get("/console/login")
+	if code, body, _ := b.post("/console/people", url.Values{"id_type": {"email"}, "id_value": {"ada@example.com"}}); code != http.StatusForbidden && code != http.StatusUnauthorized || strings.Contains(body, "Lovelace") {
+		t.Fatalf("POST with a revoked key's session: %d", code)
+	}
+}
