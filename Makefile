@@ -5,7 +5,7 @@ BIN       ?= bin/custody
 DEMO_DATA ?= ./custody-demo
 FUZZTIME  ?= 60s
 
-.PHONY: all build test test-short demo bench fuzz lint sdk-deps clean
+.PHONY: all build test test-short demo bench fuzz lint sdk-deps console-deps clean
 
 all: build
 
@@ -18,7 +18,15 @@ sdk-deps:
 		cd tests/sdk && { [ -d node_modules/@segment/analytics-node ] || npm ci --no-audit --no-fund --loglevel=error; }; \
 	else echo "npm not found: the SDK compatibility test will be skipped (it fails under CI=true)"; fi
 
-test: sdk-deps
+# playwright-core for the console browser test (tests/console); the browser
+# is Debian's chromium (/usr/bin/chromium), which .ci/run installs.
+console-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/console && { [ -d node_modules/playwright-core ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; }; \
+	else echo "npm not found: the console browser test will be skipped (it fails under CI=true)"; fi
+	@[ -x /usr/bin/chromium ] || echo "/usr/bin/chromium not found: the console browser test will be skipped (it fails under CI=true; apt-get install chromium)"
+
+test: sdk-deps console-deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 20m ./...
 

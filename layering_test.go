@@ -29,6 +29,9 @@ var allowed = map[string][]string{
 	"cmd/custody":  {"*"},
 	"tests/e2e":    {"*"},
 	"bench/ingest": {"*"},
+
+	// The web console, mounted by core/server.
+	"core/server/console": {"core", "core/event", "core/store", "core/keys", "core/audit", "identity", "policies", "segments", "privacy"},
 }
 
 // exclusive third-party imports: only the named package may import them.

@@ -45,6 +45,9 @@ type APIKey struct {
 	Name      string    `json:"name"`
 	Role      Role      `json:"role"`
 	CreatedAt time.Time `json:"created_at"`
+	// RevokedAt is set when the key was revoked: it no longer
+	// authenticates, and its record stays for the list of keys.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 // NewAPIKey is returned once, at creation, with the plaintext key.
@@ -92,6 +95,8 @@ func (c *CDP) Authenticate(ctx context.Context, key string) (APIKey, error) {
 	if v, ok := c.apiKeys.Load(hk); ok {
 		return v.(APIKey), nil
 	}
+	c.apiKeyMu.Lock()
+	defer c.apiKeyMu.Unlock()
 	var rec APIKey
 	err := c.store.View(ctx, func(tx *store.Txn) error {
 		v, err := tx.Get(store.APIKeyKey(sum[:]))
@@ -105,6 +110,9 @@ func (c *CDP) Authenticate(ctx context.Context, key string) (APIKey, error) {
 	}
 	if err != nil {
 		return APIKey{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if rec.RevokedAt != nil {
+		return APIKey{}, ErrUnauthorized
 	}
 	c.apiKeys.Store(hk, rec)
 	return rec, nil

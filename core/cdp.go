@@ -42,6 +42,9 @@ type CDP struct {
 
 	metrics *metrics
 	apiKeys sync.Map // sha256 hex -> APIKey
+	// apiKeyMu orders cache fills after store reads with revocations,
+	// so a revoked key cannot be put back in the cache.
+	apiKeyMu sync.Mutex
 
 	rules  identity.Rules
 	engine *policies.Engine

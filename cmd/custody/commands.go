@@ -23,6 +23,7 @@ import (
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/mapping"
 	"github.com/custody-cdp/custody/core/server"
+	"github.com/custody-cdp/custody/core/server/console"
 	"github.com/custody-cdp/custody/identity"
 )
 
@@ -81,6 +82,14 @@ func serveCommand() *cli.Command {
 			so.ReadHeaderTimeout, so.ReadTimeout = cfg.Server.ReadHeaderTimeout.D(), cfg.Server.ReadTimeout.D()
 			so.WriteTimeout, so.IdleTimeout = cfg.Server.WriteTimeout.D(), cfg.Server.IdleTimeout.D()
 			so.ShutdownTimeout = cfg.Server.ShutdownTimeout.D()
+			// The web console (/console/) owns its sessions and export
+			// jobs; it is closed after the server stops, before the CDP.
+			con, err := console.New(cdp, console.Options{Logger: log, SessionTTL: console.DefaultOptions().SessionTTL})
+			if err != nil {
+				_ = cdp.Close()
+				return err
+			}
+			so.Console = con
 			srv := server.New(cdp, so)
 			// SIGHUP reloads the policy bundle (and drops the decision
 			// cache); a bundle that does not compile keeps the old one.
@@ -130,6 +139,7 @@ func serveCommand() *cli.Command {
 			})
 			stopSweep()
 			<-sweepDone
+			_ = con.Close()
 			cerr := cdp.Close()
 			if serr != nil {
 				return serr
@@ -162,8 +172,54 @@ func apikeyCommand() *cli.Command {
 					fmt.Fprintf(w, "%s\n(role %s, id %s; shown once — store it now)\n", k.Key, k.Role, k.ID)
 				})
 			},
+		}, {
+			Name:  "list",
+			Usage: "list the keys (ids, names, roles; never the keys)",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Action: func(c *cli.Context) error {
+				return withBackend(c, func(b backend) ([]core.APIKey, error) {
+					km, ok := b.(keyManager)
+					if !ok {
+						return nil, fmt.Errorf("this backend cannot list API keys")
+					}
+					return km.APIKeys(c.Context)
+				}, func(w io.Writer, ks []core.APIKey) {
+					for _, k := range ks {
+						state := "active"
+						if k.RevokedAt != nil {
+							state = "revoked " + k.RevokedAt.Format(time.RFC3339)
+						}
+						fmt.Fprintf(w, "%s  %-11s  %-20q  created %s  %s\n", k.ID, k.Role, k.Name, k.CreatedAt.Format(time.RFC3339), state)
+					}
+				})
+			},
+		}, {
+			Name:      "revoke",
+			Usage:     "revoke a key by id: it stops authenticating at once",
+			ArgsUsage: "ID",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return cli.Exit("apikey revoke needs exactly one key ID (see `custody apikey list`)", exitUsage)
+				}
+				return withBackend(c, func(b backend) (core.APIKey, error) {
+					km, ok := b.(keyManager)
+					if !ok {
+						return core.APIKey{}, fmt.Errorf("this backend cannot revoke API keys")
+					}
+					return km.RevokeAPIKey(c.Context, c.Args().First())
+				}, func(w io.Writer, k core.APIKey) {
+					fmt.Fprintf(w, "revoked %s (%s, %q)\n", k.ID, k.Role, k.Name)
+				})
+			},
 		}},
 	}
+}
+
+// keyManager lists and revokes API keys (core.CDP and server.Client).
+type keyManager interface {
+	APIKeys(ctx context.Context) ([]core.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string) (core.APIKey, error)
 }
 
 func importCommand() *cli.Command {

@@ -66,6 +66,8 @@ type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry
+	// Console, when set, serves /console/ (the web console).
+	Console http.Handler
 	// Timeouts for the TCP listener (the socket has no write timeout:
 	// imports through it may run long).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, ShutdownTimeout time.Duration
@@ -217,8 +219,14 @@ func New(b Backend, opts Options) *Server {
 		writeJSON(w, http.StatusOK, st)
 	}, core.RoleAdmin, core.RoleDPO, core.RoleMarketer))
 	s.mux.HandleFunc("POST /v1/admin/apikeys", s.adminRole(s.handleCreateKey, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/apikeys", s.adminRole(s.handleListKeys, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/apikeys/{id}/revoke", s.adminRole(s.handleRevokeKey, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/keys/rotate", s.adminRole(s.handleRotate, core.RoleAdmin))
 	s.mux.HandleFunc("POST /v1/admin/import", s.adminRole(s.handleImport, core.RoleAdmin))
+	if opts.Console != nil {
+		s.mux.Handle("/console/", opts.Console)
+		s.mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusSeeOther))
+	}
 	return s
 }
 

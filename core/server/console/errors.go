@@ -1,0 +1,6 @@
+package console
+
+import "errors"
+
+// ErrClosed: the console was closed.
+var ErrClosed = errors.New("console closed")
