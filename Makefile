@@ -33,9 +33,12 @@ test: sdk-deps console-deps
 test-short:
 	$(GO) test -short ./...
 
+# The demo store gets one file destination (exports are plaintext, so
+# they are written outside the data directory).
 demo: build
-	rm -rf $(DEMO_DATA)
+	rm -rf $(DEMO_DATA) $(DEMO_DATA)-exports
 	$(BIN) --data $(DEMO_DATA) init
+	printf 'destinations:\n  newsletter: {kind: email, format: csv, dir: %s, fields: [email, first_name, consent_at]}\n' "$(abspath $(DEMO_DATA))-exports" >> $(DEMO_DATA)/custody.yaml
 	$(BIN) --data $(DEMO_DATA) demo
 
 # Long runs with figures (nothing is asserted). bench/ingest.sh compares
@@ -65,4 +68,4 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 clean:
-	rm -rf bin $(DEMO_DATA)
+	rm -rf bin $(DEMO_DATA) $(DEMO_DATA)-exports

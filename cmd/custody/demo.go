@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -96,6 +98,9 @@ func runDemo(c *cli.Context) error {
 	}
 
 	if err := demoSegments(c, b, opts.Now); err != nil {
+		return err
+	}
+	if err := demoExport(c, b, cfg, opts.Now); err != nil {
 		return err
 	}
 
@@ -240,6 +245,35 @@ func demoSegments(c *cli.Context, b backend, now time.Time) error {
 		}
 		fmt.Fprintf(w, "%-26s %-32s %8d %14d\n", t, ev.Purpose, ev.Allowed, ev.NotConsented)
 	}
+	return nil
+}
+
+// demoExport exports one segment to the configured email destination
+// (make demo configures one): only consented members, only the fields the
+// destination may receive.
+func demoExport(c *cli.Context, b backend, cfg core.Config, now time.Time) error {
+	w := c.App.Writer
+	var dest string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Destinations)) {
+		if d := cfg.Destinations[name]; d.Kind == "email" && d.URL == "" {
+			dest = name
+			break
+		}
+	}
+	if dest == "" {
+		fmt.Fprintln(w, "\n== export: no file destination of kind email in custody.yaml; add one (docs/segments.md) to see an export")
+		return nil
+	}
+	const seg = "repeat_buyers"
+	rep, err := b.ExportSegment(c.Context, seg, dest, now)
+	if err != nil {
+		return fmt.Errorf("demo export: %w", err)
+	}
+	fmt.Fprintf(w, "\n== export: custody segment export %s --destination %s\n", seg, dest)
+	fmt.Fprintf(w, "%d rows written to %s\n", rep.Rows, rep.Path)
+	fmt.Fprintf(w, "fields: %s (nothing else leaves Custody)\n", strings.Join(rep.Fields, ", "))
+	fmt.Fprintf(w, "left out: %d not consented to %s, %d not allowed to reach this destination\n", rep.NotConsented, rep.Purpose, rep.ExportDenied)
+	fmt.Fprintf(w, "export %s is in the ledger: access reports list it, deletion certificates name it\n", rep.ID)
 	return nil
 }
 
