@@ -51,6 +51,7 @@ bench: build
 	CUSTODY_BENCH_PEOPLE=$${CUSTODY_BENCH_PEOPLE:-200000} $(GO) test -run=XXX -bench=BenchmarkGatedPass -benchtime=2x -timeout 60m ./core/ | tee -a bench/out/core.txt
 	$(GO) test -run=XXX -bench=. -benchmem ./core/event/ ./core/keys/ ./core/audit/ ./policies/ | tee bench/out/packages.txt
 	./bench/ingest.sh
+	./bench/segments.sh
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
 fuzz:

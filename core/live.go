@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,6 +78,29 @@ func (c *CDP) touchLive(pids ...uuid.UUID) {
 		evs[i].pid = p
 	}
 	c.live.touch(evs)
+}
+
+// FlushLive runs the live update for everything queued so far, now,
+// instead of after segments.live_delay (tools, benchmarks, tests).
+func (c *CDP) FlushLive(ctx context.Context, now time.Time) (LiveReport, error) {
+	return c.UpdateMemberships(ctx, c.live.take(), now)
+}
+
+// MemberCount is the number of people recorded in a segment now (its
+// active memberships): what reading an applied segment costs.
+func (c *CDP) MemberCount(ctx context.Context, name string) (int, error) {
+	n := 0
+	prefix := store.MembershipPrefix(name)
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan(prefix, store.ScanOptions{}, func(_, v []byte) error {
+			// An exited membership carries "exited_at"; an active one not.
+			if !bytes.Contains(v, []byte(`"exited_at"`)) {
+				n++
+			}
+			return nil
+		})
+	})
+	return n, err
 }
 
 // liveLoop is the updater goroutine; Close stops it and waits.

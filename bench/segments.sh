@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Segment benchmark: bench/segments (a store built through core.Ingest,
+# segments evaluated through the policy gate, live membership updates)
+# against PostgreSQL 15 (installed from Debian if missing, loopback only)
+# answering the same segments with SQL over the same data in the same run.
+# Everything lives in a temporary directory removed on exit.
+#
+# Environment knobs (defaults in brackets):
+#   PEOPLE [1000000]  EVENTS_PER [10]  STREAM [20000]  SEED [1]
+#   SKIP_PG [0]  PG_SHARED_BUFFERS [1GB]  PG_BIN [auto]
+#   BENCH_TMP [$TMPDIR or /tmp]  OUT [bench/out/segments.txt]
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PEOPLE=${PEOPLE:-1000000}
+EVENTS_PER=${EVENTS_PER:-10}
+STREAM=${STREAM:-20000}
+SEED=${SEED:-1}
+SKIP_PG=${SKIP_PG:-0}
+PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-1GB}
+OUT=${OUT:-bench/out/segments.txt}
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench/segments.sh: %s\n' "$*" >&2; exit 1; }
+
+TMP=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/custody-segbench.XXXXXX")
+PG_DATA=""
+PG_CTL=""
+PG_AS=()
+cleanup() {
+	local rc=$?
+	set +e
+	if [[ -n $PG_DATA && -f $PG_DATA/postmaster.pid ]]; then
+		"${PG_AS[@]}" "$PG_CTL" -D "$PG_DATA" -m immediate -w -t 30 stop >/dev/null 2>&1
+	fi
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PG_INFO_TABLES="profiles, consent (history), events (user_id, name, ts, total, coupon); indexes (user_id, name, ts), (name, ts), consent (user_id, purpose, collected_at)"
+# shellcheck source=bench/pg.sh
+. "$(dirname "$0")/pg.sh"
+
+log "building bench/segments"
+go build -o "$TMP/segments" ./bench/segments
+ARGS=(-people "$PEOPLE" -events-per "$EVENTS_PER" -stream "$STREAM" -seed "$SEED" -dir "$TMP/custody")
+if [[ $SKIP_PG != 1 ]]; then
+	pg_start
+	ARGS+=(-pg "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable")
+fi
+mkdir -p "$(dirname "$OUT")"
+log "running: $PEOPLE profiles x ~$EVENTS_PER events"
+"$TMP/segments" "${ARGS[@]}" | tee "$OUT"
+[[ $SKIP_PG == 1 ]] || echo "postgres      $PG_INFO" | tee -a "$OUT"

@@ -1,0 +1,335 @@
+// Command segments is the segment benchmark of `make bench`
+// (bench/segments.sh runs it): a store of -people profiles with
+// -events-per events each, built through core.Ingest, then
+//
+//	(a) a brand-new segment's full evaluation through the policy gate
+//	    (cart abandoners, VIP by quantile, at-risk), the first one cold
+//	    (event digests not yet in memory), the others warm;
+//	(b) reading the current members of an applied segment after live
+//	    updates and a sweep;
+//	(c) the live membership update per ingested event;
+//
+// and, with -pg, the same data in PostgreSQL (profiles, consent, events,
+// indexed as a DBA would) answering (a) and (b) with SQL that applies the
+// same consent rules, in the same run. Every figure and ratio is printed;
+// nothing is asserted. The process's peak RSS (VmHWM) is reported.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/event"
+)
+
+var now = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+type person struct {
+	user            string
+	country, state  string
+	consent         int8 // 1 granted (marketing), -1 denied, 0 none
+	firstSeen       time.Time
+	events          []ev
+	jurisdictionTag string
+}
+
+type streamedEvent struct {
+	user string
+	ev   ev
+}
+
+type ev struct {
+	name   string
+	at     time.Time
+	total  float64
+	coupon string
+}
+
+func main() {
+	var (
+		people    = flag.Int("people", 1_000_000, "profiles")
+		eventsPer = flag.Int("events-per", 10, "events per profile (average)")
+		pgDSN     = flag.String("pg", "", "PostgreSQL DSN (empty: no PostgreSQL baseline)")
+		dir       = flag.String("dir", "", "data directory (default: a temporary one, removed)")
+		seed      = flag.Uint64("seed", 1, "generator seed")
+		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
+	)
+	flag.Parse()
+	ctx := context.Background()
+	data := *dir
+	if data == "" {
+		d, err := os.MkdirTemp("", "custody-segbench-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		data = filepath.Join(d, "data")
+	}
+	pop := generate(*people, *eventsPer, *seed)
+	total := 0
+	for _, p := range pop {
+		total += len(p.events) + 1
+	}
+	fmt.Printf("machine       %d CPUs, %s\n", runtime.NumCPU(), runtime.Version())
+	fmt.Printf("data          %d profiles, %d messages (identify + events), now = %s\n", len(pop), total, now.Format(time.RFC3339))
+
+	cfg := core.DefaultConfig()
+	cfg.DataDir = data
+	cfg.Segments.LiveDelay = core.Duration(time.Hour) // flushed by hand: measured alone
+	if err := core.Init(ctx, cfg, core.Options{}); err != nil {
+		log.Fatal(err)
+	}
+	c, err := core.Open(ctx, cfg, core.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	start := time.Now()
+	load(ctx, c, pop)
+	fmt.Printf("custody load  %.1fs (%.0f msgs/s through core.Ingest, not compared)\n", time.Since(start).Seconds(), float64(total)/time.Since(start).Seconds())
+	_, _ = c.FlushLive(ctx, now) // nothing applied yet: drains the queue
+
+	var pg *pgx.Conn
+	if *pgDSN != "" {
+		if pg, err = pgx.Connect(ctx, *pgDSN); err != nil {
+			log.Fatal(err)
+		}
+		defer pg.Close(ctx)
+		start := time.Now()
+		if err := pgLoad(ctx, pg, pop); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("postgres load %.1fs (COPY + indexes + ANALYZE, not compared)\n", time.Since(start).Seconds())
+	}
+
+	fmt.Println("\n(a) brand-new segment, full evaluation through the gate (members / not consented; seconds)")
+	fmt.Printf("%-18s %10s %10s %9s   %10s %9s %7s\n", "segment", "members", "denied", "custody", "pg members", "pg", "ratio")
+	for i, name := range []string{"cart_abandoners", "vip", "at_risk"} {
+		if _, err := c.ApplyTemplate(ctx, name, nil); err != nil {
+			log.Fatal(err)
+		}
+		t0 := time.Now()
+		r, err := c.EvaluateSegment(ctx, name, now)
+		if err != nil {
+			log.Fatal(err)
+		}
+		cs := time.Since(t0).Seconds()
+		label := name
+		if i == 0 {
+			label += " (cold)"
+		}
+		line := fmt.Sprintf("%-18s %10d %10d %9.2f", label, r.Allowed, r.NotConsented, cs)
+		if pg != nil {
+			n, ps := pgSegment(ctx, pg, name)
+			line += fmt.Sprintf("   %10d %9.2f %6.2fx", n, ps, cs/ps)
+		}
+		fmt.Println(line)
+	}
+
+	// (b): refresh (the sweep) records memberships; then read them.
+	for _, name := range []string{"cart_abandoners", "vip", "at_risk"} {
+		if _, err := c.RefreshSegment(ctx, name, now); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// (c): a stream of new events for existing people, live updates after
+	// each batch of 500 (what the updater does after each group).
+	rng := rand.New(rand.NewPCG(*seed, 99))
+	var liveTime time.Duration
+	var rep core.LiveReport
+	var streamed []streamedEvent
+	sent := 0
+	for sent < *stream {
+		var msgs []event.Message
+		for range 500 {
+			p := &pop[rng.IntN(len(pop))]
+			name := []string{"Product Viewed", "Product Added", "Order Completed"}[rng.IntN(3)]
+			tot := 10 + rng.IntN(300)
+			body := fmt.Sprintf(`{"type":"track","messageId":"live-%d","userId":%q,"event":%q,"properties":{"total":%d},"timestamp":%q}`,
+				sent, p.user, name, tot, now.Add(-time.Duration(rng.IntN(72))*time.Hour).Format(time.RFC3339))
+			m, err := event.DecodeMessage([]byte(body), "", now)
+			if err != nil {
+				log.Fatal(err)
+			}
+			msgs = append(msgs, m)
+			streamed = append(streamed, streamedEvent{p.user, ev{name: name, at: m.Timestamp}})
+			if name == "Order Completed" {
+				streamed[len(streamed)-1].ev.total = float64(tot)
+			}
+			sent++
+		}
+		if _, err := c.Ingest(ctx, msgs); err != nil {
+			log.Fatal(err)
+		}
+		t0 := time.Now()
+		r, err := c.FlushLive(ctx, now)
+		if err != nil {
+			log.Fatal(err)
+		}
+		liveTime += time.Since(t0)
+		rep.People += r.People
+		rep.Segments = r.Segments
+		rep.Entered += r.Entered
+		rep.Exited += r.Exited
+	}
+	if _, err := c.RefreshSegment(ctx, "vip", now); err != nil { // the sweep
+		log.Fatal(err)
+	}
+	if pg != nil {
+		if err := pgAppend(ctx, pg, streamed); err != nil {
+			log.Fatal(err)
+		}
+		if _, err := pg.Exec(ctx, "ANALYZE events"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("\n(b) reading the current members of an applied segment (after live updates and a sweep)")
+	fmt.Printf("%-18s %10s %9s   %10s %9s %7s\n", "segment", "members", "custody", "pg members", "pg", "ratio")
+	for _, name := range []string{"cart_abandoners", "vip", "at_risk"} {
+		t0 := time.Now()
+		n, err := c.MemberCount(ctx, name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		cs := time.Since(t0).Seconds()
+		line := fmt.Sprintf("%-18s %10d %9.4f", name, n, cs)
+		if pg != nil {
+			pn, ps := pgSegment(ctx, pg, name)
+			line += fmt.Sprintf("   %10d %9.4f %6.3fx", pn, ps, cs/ps)
+		}
+		fmt.Println(line)
+	}
+	fmt.Printf("\n(c) live membership update: %d events, %d people re-evaluated against %d local segments, %d entered, %d exited\n",
+		sent, rep.People, rep.Segments, rep.Entered, rep.Exited)
+	fmt.Printf("    %.1f µs per ingested event (update time only; target < 50 µs)\n", float64(liveTime.Microseconds())/float64(sent))
+	fmt.Printf("\npeak RSS      %s (VmHWM of this process: store, digests, generator)\n", vmHWM())
+}
+
+func vmHWM() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		}
+	}
+	return "unknown"
+}
+
+// generate makes the population: EU, UK, California and New York;
+// Europeans and Britons consent to marketing 40% of the time, Americans
+// opt out 10% of the time; events over 400 days.
+func generate(n, per int, seed uint64) []person {
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	out := make([]person, n)
+	places := [][2]string{{"DE", ""}, {"FR", ""}, {"GB", ""}, {"US", "CA"}, {"US", "NY"}}
+	for i := range out {
+		p := &out[i]
+		p.user = fmt.Sprintf("u%08d", i)
+		pl := places[rng.IntN(len(places))]
+		p.country, p.state = pl[0], pl[1]
+		switch {
+		case p.country == "US" && rng.IntN(10) == 0:
+			p.consent = -1
+		case p.country != "US" && rng.IntN(10) < 4:
+			p.consent = 1
+		}
+		p.firstSeen = now.Add(-time.Duration(rng.IntN(400*24)+24) * time.Hour)
+		k := rng.IntN(2*per-1) + 1
+		for range k {
+			at := p.firstSeen.Add(time.Duration(rng.Int64N(int64(now.Sub(p.firstSeen)))))
+			e := ev{at: at}
+			switch r := rng.IntN(20); {
+			case r < 12:
+				e.name = "Product Viewed"
+			case r < 17:
+				e.name = "Product Added"
+			default:
+				e.name = "Order Completed"
+				e.total = float64(10 + rng.IntN(400))
+				if rng.IntN(3) == 0 {
+					e.coupon = "SAVE10"
+				}
+			}
+			p.events = append(p.events, e)
+		}
+	}
+	return out
+}
+
+func identifyBody(p *person) string {
+	ctx := "{}"
+	if p.consent != 0 {
+		ctx = fmt.Sprintf(`{"consent":{"categoryPreferences":{"marketing":%v}}}`, p.consent > 0)
+	}
+	return fmt.Sprintf(`{"type":"identify","messageId":"id-%s","userId":%q,"traits":{"email":"%s@example.com","address":{"country":%q,"state":%q}},"context":%s,"timestamp":%q}`,
+		p.user, p.user, p.user, p.country, p.state, ctx, p.firstSeen.Format(time.RFC3339))
+}
+
+func eventBody(p *person, i int) string {
+	e := &p.events[i]
+	props := "{}"
+	if e.name == "Order Completed" {
+		props = fmt.Sprintf(`{"order_id":"%s-%d","total":%g,"coupon":%q}`, p.user, i, e.total, e.coupon)
+	}
+	return fmt.Sprintf(`{"type":"track","messageId":"ev-%s-%d","userId":%q,"event":%q,"properties":%s,"timestamp":%q}`,
+		p.user, i, p.user, e.name, props, e.at.Format(time.RFC3339Nano))
+}
+
+// load ingests everyone through core.Ingest from 4 goroutines, batches of
+// 1000.
+func load(ctx context.Context, c *core.CDP, pop []person) {
+	work := make(chan []string, 8)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for bodies := range work {
+				msgs := make([]event.Message, 0, len(bodies))
+				for _, b := range bodies {
+					m, err := event.DecodeMessage([]byte(b), "", now)
+					if err != nil {
+						log.Fatalf("%s: %v", b, err)
+					}
+					msgs = append(msgs, m)
+				}
+				if _, err := c.Ingest(ctx, msgs); err != nil {
+					log.Fatal(err)
+				}
+			}
+		}()
+	}
+	var batch []string
+	for i := range pop {
+		p := &pop[i]
+		batch = append(batch, identifyBody(p))
+		for j := range p.events {
+			batch = append(batch, eventBody(p, j))
+		}
+		if len(batch) >= 1000 {
+			work <- batch
+			batch = nil
+		}
+	}
+	if len(batch) > 0 {
+		work <- batch
+	}
+	close(work)
+	wg.Wait()
+}
