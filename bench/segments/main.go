@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,7 @@ func main() {
 		dir       = flag.String("dir", "", "data directory (default: a temporary one, removed)")
 		seed      = flag.Uint64("seed", 1, "generator seed")
 		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the evaluations (a) to this file")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -115,6 +117,16 @@ func main() {
 		fmt.Printf("postgres load %.1fs (COPY + indexes + ANALYZE, not compared)\n", time.Since(start).Seconds())
 	}
 
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Println("\n(a) brand-new segment, full evaluation through the gate (members / not consented; seconds)")
 	fmt.Printf("%-18s %10s %10s %9s   %10s %9s %7s\n", "segment", "members", "denied", "custody", "pg members", "pg", "ratio")
 	for i, name := range []string{"cart_abandoners", "vip", "at_risk"} {
