@@ -59,6 +59,8 @@ func serveCommand() *cli.Command {
 		Usage: "run the HTTP API (Segment-compatible ingestion, admin API, /metrics)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default from config: 127.0.0.1:8700)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) file: serve HTTPS on --addr (needs --tls-key)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key file of --tls-cert"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
@@ -67,6 +69,9 @@ func serveCommand() *cli.Command {
 			}
 			if a := c.String("addr"); a != "" {
 				cfg.Server.Addr = a
+			}
+			if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
+				return fmt.Errorf("serve: give both --tls-cert and --tls-key, or neither")
 			}
 			log := newLogger(cfg, c.App.ErrWriter)
 			// The server owns the process: it sets the runtime's GC targets.
@@ -81,6 +86,7 @@ func serveCommand() *cli.Command {
 			so.ReadHeaderTimeout, so.ReadTimeout = cfg.Server.ReadHeaderTimeout.D(), cfg.Server.ReadTimeout.D()
 			so.WriteTimeout, so.IdleTimeout = cfg.Server.WriteTimeout.D(), cfg.Server.IdleTimeout.D()
 			so.ShutdownTimeout = cfg.Server.ShutdownTimeout.D()
+			so.TLSCertFile, so.TLSKeyFile = c.String("tls-cert"), c.String("tls-key")
 			srv := server.New(cdp, so)
 			// SIGHUP reloads the policy bundle (and drops the decision
 			// cache); a bundle that does not compile keeps the old one.
@@ -125,7 +131,11 @@ func serveCommand() *cli.Command {
 				}
 			}()
 			serr := srv.Serve(c.Context, cfg.Server.Addr, cfg.SocketPath(), func(addr string) {
-				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s)\n", addr, cfg.SocketPath())
+				scheme := "http"
+				if so.TLSCertFile != "" {
+					scheme = "https"
+				}
+				fmt.Fprintf(c.App.Writer, "custody serving on %s://%s (admin socket %s)\n", scheme, addr, cfg.SocketPath())
 				fmt.Fprintf(c.App.Writer, "policy bundle %s\n", cdp.PolicyEngine().BundleHash())
 			})
 			stopSweep()
