@@ -246,8 +246,12 @@ func (c *Config) Validate() error {
 		return bad("policies.cache_size", "must be at least 1")
 	}
 	if c.Policies.Dir != "" {
-		if st, err := os.Stat(c.Policies.Dir); err != nil || !st.IsDir() {
-			return bad("policies.dir", "must be a directory of .rego files")
+		// The path is named: it is configuration, never personal data.
+		switch st, err := os.Stat(c.Policies.Dir); {
+		case err != nil:
+			return bad("policies.dir", fmt.Sprintf("%s: %v; must be a directory of .rego files", c.Policies.Dir, errors.Unwrap(err)))
+		case !st.IsDir():
+			return bad("policies.dir", fmt.Sprintf("%s is not a directory; must be a directory of .rego files", c.Policies.Dir))
 		}
 	}
 	if c.Segments.RefreshInterval < 0 || (c.Segments.RefreshInterval > 0 && c.Segments.RefreshInterval.D() < time.Minute) {

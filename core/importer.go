@@ -87,6 +87,11 @@ func (c *CDP) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Impo
 			default:
 				m, derr := event.DecodeMessage(trimmed, "", c.now())
 				if derr != nil {
+					// The decoder's syntax reasons ("invalid character in
+					// literal null") do not say the line is not JSON.
+					if errors.Is(derr, event.ErrMalformedJSON) {
+						derr = fmt.Errorf("%w: %w", event.ErrMalformedJSON, derr)
+					}
 					reject(rep.Lines, derr)
 				} else {
 					batch = append(batch, m)

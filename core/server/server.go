@@ -226,10 +226,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, r
 // reports whether the body was larger.
 func readBody(r *http.Request, limit int) ([]byte, bool, error) {
 	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit)*4+1024)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip")
+	if gz {
 		zr, err := gzip.NewReader(rd)
 		if err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("%w: %v", errNotGzip, err)
 		}
 		defer zr.Close()
 		rd = zr
@@ -240,16 +241,27 @@ func readBody(r *http.Request, limit int) ([]byte, bool, error) {
 		if errors.As(err, &mbe) {
 			return nil, true, nil
 		}
+		if gz && (errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return nil, false, fmt.Errorf("%w: %v", errNotGzip, err)
+		}
 		return nil, false, err
 	}
 	return b, len(b) > limit, nil
+}
+
+// bodyProblem says why a request body could not be read.
+func bodyProblem(err error) string {
+	if errors.Is(err, errNotGzip) {
+		return "body is not valid gzip (Content-Encoding: gzip)"
+	}
+	return "could not read request body"
 }
 
 func (s *Server) handleMessage(t event.Type) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, over, err := readBody(r, event.MaxMessageBytes)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "could not read request body", -1, "")
+			writeError(w, http.StatusBadRequest, bodyProblem(err), -1, "")
 			return
 		}
 		if over {
@@ -268,7 +280,7 @@ func (s *Server) handleMessage(t event.Type) http.HandlerFunc {
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	body, over, err := readBody(r, event.MaxBatchBytes)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "could not read request body", -1, "")
+		writeError(w, http.StatusBadRequest, bodyProblem(err), -1, "")
 		return
 	}
 	if over {
