@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -217,6 +218,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Addr == "" {
 		return bad("server.addr", "must not be empty")
+	}
+	// Checked here so that a typo stops every command, not only serve.
+	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
+		return bad("server.addr", "must be host:port, such as 127.0.0.1:8700 or :8700")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return bad("server.addr", "the port must be a number from 0 to 65535")
 	}
 	for k, d := range map[string]Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,

@@ -85,6 +85,11 @@ func (c *CDP) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Impo
 			case len(trimmed) == 0:
 				rep.Lines-- // blank lines are not messages
 			default:
+				if rep.Lines == 1 {
+					// A UTF-8 byte order mark, as Windows tools write, is an
+					// encoding marker, not part of the first message.
+					trimmed = bytes.TrimPrefix(trimmed, []byte("\xEF\xBB\xBF"))
+				}
 				m, derr := event.DecodeMessage(trimmed, "", c.now())
 				if derr != nil {
 					// The decoder's syntax reasons ("invalid character in

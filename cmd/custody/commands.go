@@ -406,7 +406,7 @@ func keysCommand() *cli.Command {
 func importCSV(c *cli.Context, b backend, in io.Reader, mappingFile string) (core.ImportReport, error) {
 	raw, err := os.ReadFile(mappingFile)
 	if err != nil {
-		return core.ImportReport{}, err
+		return core.ImportReport{}, cli.Exit(fmt.Sprintf("mapping: %v", err), exitUsage)
 	}
 	m, err := mapping.Parse(raw)
 	if err != nil {
@@ -427,7 +427,9 @@ func importCSV(c *cli.Context, b backend, in io.Reader, mappingFile string) (cor
 		}, func(line int, err error) {
 			bad++
 			if len(rowErrs) < 100 {
-				rowErrs = append(rowErrs, core.LineError{Line: line, Error: err.Error()})
+				// The report carries the line; the error text need not repeat it.
+				msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("line %d: ", line))
+				rowErrs = append(rowErrs, core.LineError{Line: line, Error: msg})
 			}
 		})
 		if err == nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -267,6 +268,9 @@ func catalogueHTTP(t *testing.T, data string) int {
 	return len(cases)
 }
 
+// repeatedLine catches "line 2: line 2: ..." in import reports.
+var repeatedLine = regexp.MustCompile(`line \d+: line \d+:`)
+
 func catalogueCLI(t *testing.T, data string) int {
 	validMap := "event: Order Completed\nuser_id: {column: customer}\nproperties:\n  qty: {column: qty, type: int}\n"
 	goodRego := "package custody.gate\nimport rego.v1\ndecision := {\"allow\": false, \"reasons\": [\"no\"], \"fields\": []}\n"
@@ -291,7 +295,8 @@ func catalogueCLI(t *testing.T, data string) int {
 		{"csv: constant anonymous_id", map[string]string{"in.csv": "customer,qty\nc1,1\n", "m.yaml": validMap + "anonymous_id: {value: guest}\n"}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 2, []string{"anonymous_id"}},
 		{"csv: mapped column missing from the header", map[string]string{"in.csv": "client,qty\nc1,1\n", "m.yaml": validMap}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 0, []string{"customer"}},
 		{"csv: empty file", map[string]string{"in.csv": "", "m.yaml": validMap}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 0, []string{"header"}},
-		{"csv: every row's int is bad", map[string]string{"in.csv": "customer,qty\nc1,one\nc2,two\n", "m.yaml": validMap}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 4, []string{"line 2", "qty"}},
+		{"csv: every row's int is bad", map[string]string{"in.csv": "customer,qty\nc1,one\nc2,two\n", "m.yaml": validMap}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 4, []string{"line 2: column qty", "line 3: column qty"}},
+		{"csv: unterminated quote", map[string]string{"in.csv": "customer,qty\n\"c1,1\n", "m.yaml": validMap}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 4, []string{"line 2: malformed CSV"}},
 		{"csv: ragged row", map[string]string{"in.csv": "customer,qty\nc1,1,extra\n", "m.yaml": validMap}, []string{"import", "{dir}/in.csv", "--map", "{dir}/m.yaml"}, 4, []string{"line 2", "field"}},
 		// custody segment apply.
 		{"segment: misspelt condition", map[string]string{"s.json": `{"name":"s1","purpose":"marketing.communications.email","where":{"evnt":"A"}}`}, []string{"segment", "apply", "{dir}/s.json"}, 0, []string{"evnt"}},
@@ -320,6 +325,10 @@ func catalogueCLI(t *testing.T, data string) int {
 		{"config: file does not exist", nil, []string{"--config", "{dir}/nope.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"nope.yaml"}},
 		{"config: destination inside the data directory", map[string]string{"c.yaml": "destinations:\n  crm:\n    kind: file\n    format: csv\n    dir: {data}/exports\n    fields: [email]\n"}, []string{"--config", "{dir}/c.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"destinations.crm"}},
 		{"config: unknown identifier type in identity rules", map[string]string{"c.yaml": "identity:\n  limit:\n    fingerprint: 1\n"}, []string{"--config", "{dir}/c.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"identity"}},
+		{"config: duplicate key", map[string]string{"c.yaml": "ingest:\n  group_max_messages: 10\n  group_max_messages: 20\n"}, []string{"--config", "{dir}/c.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"group_max_messages", "already defined"}},
+		{"config: listen address without a port", map[string]string{"c.yaml": "server:\n  addr: localhost\n"}, []string{"--config", "{dir}/c.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"server.addr", "host:port"}},
+		{"config: unknown destination kind", map[string]string{"c.yaml": "destinations:\n  crm:\n    kind: carrier-pigeon\n    dir: {dir}/out\n"}, []string{"--config", "{dir}/c.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"destinations.crm.kind"}},
+		{"config: list where a list of strings is due", map[string]string{"c.yaml": "identity:\n  blocklist: yes\n"}, []string{"--config", "{dir}/c.yaml", "apikey", "create", "--role", "admin"}, 0, []string{"identity.blocklist"}},
 		{"config: unknown log level", nil, []string{"--log-level", "loud", "apikey", "create", "--role", "admin"}, 0, []string{"log.level"}},
 	}
 	before := digestClosed(t, data)
@@ -345,6 +354,9 @@ func catalogueCLI(t *testing.T, data string) int {
 				if !strings.Contains(strings.ToLower(out), strings.ToLower(sub.Replace(w))) {
 					t.Errorf("output does not name %q\n%s", w, r)
 				}
+			}
+			if m := repeatedLine.FindString(out); m != "" {
+				t.Errorf("the line number is repeated (%q)\n%s", m, r)
 			}
 			if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 				t.Errorf("crashed\n%s", r)
