@@ -193,7 +193,8 @@ func routeTable(s *Server) []Route {
 		Route{Method: http.MethodPost, Pattern: "/v1/admin/import", Roles: rolesAdmin,
 			Query:   []Param{{"batch", "messages per commit"}},
 			Summary: "import Segment messages", Request: "JSON Lines, one message per line",
-			Response: "the import report", Success: http.StatusOK, handler: s.handleImport},
+			Response: "the import report: counts, and each rejected line with its number and problem (lines are independent: the good ones are stored)",
+			Success:  http.StatusOK, handler: s.handleImport},
 	)
 	return rts
 }
