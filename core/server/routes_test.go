@@ -177,6 +177,40 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") || doc.Info.Title == "" {
 		t.Fatalf("openapi %q, title %q", doc.OpenAPI, doc.Info.Title)
 	}
+	// Every $ref points into the document.
+	var whole any
+	if err := json.Unmarshal(b, &whole); err != nil {
+		t.Fatal(err)
+	}
+	refs := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if ref, ok := x.(string); ok && k == "$ref" {
+					refs++
+					var node any = whole
+					for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+						m, _ := node.(map[string]any)
+						node = m[part]
+					}
+					if node == nil {
+						t.Errorf("$ref %s does not resolve", ref)
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(whole)
+	if refs == 0 {
+		t.Error("no $ref in the document")
+	}
 	var got []string
 	for path, ops := range doc.Paths {
 		for method, raw := range ops {
