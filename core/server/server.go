@@ -350,12 +350,37 @@ func identifierFromQuery(q url.Values) (identity.Identifier, bool) {
 }
 
 func (s *Server) handleRecordConsent(w http.ResponseWriter, r *http.Request) {
-	var req core.ConsentRequest
+	// The times are decoded here, not by encoding/json, whose errors for a
+	// bad time name no field.
+	var body struct {
+		core.ConsentRequest
+		CollectedAt *string `json:"collected_at"`
+		ExpiresAt   *string `json:"expires_at"`
+	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 16384))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(&body); err != nil {
 		writeError(w, http.StatusBadRequest, "body must be a JSON consent request: "+jsonProblem(err), -1, "")
 		return
+	}
+	req := body.ConsentRequest
+	for _, f := range []struct {
+		name string
+		v    *string
+		set  func(time.Time)
+	}{
+		{"collected_at", body.CollectedAt, func(t time.Time) { req.CollectedAt = t }},
+		{"expires_at", body.ExpiresAt, func(t time.Time) { req.ExpiresAt = &t }},
+	} {
+		if f.v == nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, *f.v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q: expected an RFC3339 time such as 2026-01-02T15:04:05Z", f.name), -1, f.name)
+			return
+		}
+		f.set(t)
 	}
 	if req.Source == "" {
 		req.Source = "api"
@@ -377,6 +402,10 @@ func jsonProblem(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return "a time is not RFC3339 (such as 2026-01-02T15:04:05Z)"
 	}
 	if strings.HasPrefix(err.Error(), "json: unknown field") {
 		return err.Error()

@@ -186,7 +186,14 @@ func catalogueHTTP(t *testing.T, data string) int {
 		{"consent: unknown status", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `"granted"`, `"maybe"`, 1), 400, []string{"status"}},
 		{"consent: no identifier", "POST", "/v1/admin/consent", adm, nil, `{"purpose":"marketing.communications.email","status":"granted","jurisdiction":"EU"}`, 400, []string{"identifier"}},
 		{"consent: identifier a string", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `{"type":"email","value":"cat1@example.com"}`, `"cat1"`, 1), 400, []string{"identifier"}},
+		{"consent: unknown jurisdiction", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `"EU"`, `"Atlantis"`, 1), 400, []string{"jurisdiction"}},
+		{"consent: unknown lawful basis", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `"status"`, `"lawful_basis":"vibes","status"`, 1), 400, []string{"lawful"}},
+		{"consent: collected_at not a time", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `"status"`, `"collected_at":"last week","status"`, 1), 400, []string{"collected_at"}},
+		{"consent: expires before collected", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `"status"`, `"collected_at":"2026-01-02T00:00:00Z","expires_at":"2026-01-01T00:00:00Z","status"`, 1), 400, []string{"expires"}},
+		{"consent: unknown identifier type", "POST", "/v1/admin/consent", adm, nil, strings.Replace(consent, `"type":"email"`, `"type":"fingerprint"`, 1), 400, []string{"identifier"}},
 		// Segments.
+		{"segment: template parameter not a number", "POST", "/v1/admin/segments", adm, nil, `{"template":"cart_abandoners","params":{"days":"soon"}}`, 400, []string{"days"}},
+		{"segment: unknown top-level key", "POST", "/v1/admin/segments", adm, nil, `{"name":"s1","purpose":"marketing.communications.email","where":{"event":"A"},"colour":"red"}`, 400, []string{"colour"}},
 		{"segment: misspelt condition", "POST", "/v1/admin/segments", adm, nil, `{"name":"s1","purpose":"marketing.communications.email","where":{"evnt":"A"}}`, 400, []string{"evnt"}},
 		{"segment: unknown purpose", "POST", "/v1/admin/segments", adm, nil, `{"name":"s1","purpose":"mind.reading","where":{"event":"A"}}`, 400, []string{"purpose"}},
 		{"segment: no name", "POST", "/v1/admin/segments", adm, nil, `{"purpose":"marketing.communications.email","where":{"event":"A"}}`, 400, []string{"name"}},
@@ -210,6 +217,7 @@ func catalogueHTTP(t *testing.T, data string) int {
 		// Privacy requests.
 		{"privacy: unknown type", "POST", "/v1/admin/privacy/requests", adm, nil, strings.Replace(access, `"access"`, `"forget"`, 1), 400, []string{"type"}},
 		{"privacy: unknown regulation", "POST", "/v1/admin/privacy/requests", adm, nil, strings.Replace(access, `"gdpr"`, `"hipaa"`, 1), 400, []string{"regulation"}},
+		{"privacy: unknown identifier type", "POST", "/v1/admin/privacy/requests", adm, nil, strings.Replace(access, `"type":"email"`, `"type":"fingerprint"`, 1), 400, []string{"identifier"}},
 		{"privacy: no identifier", "POST", "/v1/admin/privacy/requests", adm, nil, `{"type":"access","regulation":"gdpr"}`, 400, []string{"identifier"}},
 		{"privacy: extend without reason", "POST", "/v1/admin/privacy/requests/" + reqID + "/extend", adm, nil, `{}`, 400, []string{"reason"}},
 		{"privacy: extend malformed body", "POST", "/v1/admin/privacy/requests/" + reqID + "/extend", adm, nil, `reason`, 400, []string{"reason"}},
