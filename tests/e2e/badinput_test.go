@@ -314,6 +314,15 @@ func catalogueCLI(t *testing.T, data string) int {
 		{"segment: unknown template", nil, []string{"segment", "apply", "--template", "nope"}, 0, []string{"nope"}},
 		{"segment: template parameter not a number", nil, []string{"segment", "apply", "--template", "cart_abandoners", "--param", "days=soon"}, 0, []string{"days"}},
 		{"segment: file does not exist", nil, []string{"segment", "apply", "{dir}/nope.yaml"}, 0, []string{"nope.yaml"}},
+		// Consent, privacy requests, policy inputs.
+		{"consent set: unknown purpose", nil, []string{"consent", "set", "--email", "cat1@example.com", "--purpose", "mind.reading", "--status", "granted"}, 0, []string{"mind.reading"}},
+		{"consent set: unknown status", nil, []string{"consent", "set", "--email", "cat1@example.com", "--purpose", "marketing.communications.email", "--status", "maybe"}, 0, []string{"status"}},
+		{"consent set: bad expiry", nil, []string{"consent", "set", "--email", "cat1@example.com", "--purpose", "marketing.communications.email", "--status", "granted", "--expires", "soon"}, 2, []string{"--expires"}},
+		{"privacy: unknown regulation", nil, []string{"privacy", "access", "--email", "cat1@example.com", "--regulation", "hipaa"}, 0, []string{"regulation"}},
+		{"privacy: phone without digits", nil, []string{"privacy", "delete", "--phone", "not a phone"}, 0, []string{"not a phone number"}},
+		{"privacy: extend unknown request", nil, []string{"privacy", "extend", "nope", "--reason", "x"}, 0, []string{"privacy request not found"}},
+		{"policy eval: truncated input", map[string]string{"in.json": `{"action":"segment.export"`}, []string{"policy", "eval", "--input", "{dir}/in.json"}, 2, []string{"in.json", "JSON"}},
+		{"policy eval: unknown action", map[string]string{"in.json": `{"action":"fly"}`}, []string{"policy", "eval", "--input", "{dir}/in.json"}, 0, []string{"fly"}},
 		// --policies DIR.
 		{"policies: directory does not exist", nil, []string{"--policies", "{dir}/nope", "apikey", "create", "--role", "admin"}, 0, []string{"nope"}},
 		{"policies: no .rego file", map[string]string{"README": "x"}, []string{"--policies", "{dir}", "apikey", "create", "--role", "admin"}, 0, []string{"no policy files"}},
