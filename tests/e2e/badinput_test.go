@@ -176,6 +176,8 @@ func catalogueHTTP(t *testing.T, data string) int {
 		{"track: invalid UTF-8", "POST", "/v1/track", ing, nil, "{\"userId\":\"x\",\"event\":\"\xff\xfe\"}", 400, []string{"invalid_utf8"}},
 		{"track: larger than 32 KB", "POST", "/v1/track", ing, nil, `{"userId":"x","event":"E","properties":{"p":"` + big + `"}}`, 400, []string{"larger than"}},
 		{"track: body is an array", "POST", "/v1/track", ing, nil, `[{"userId":"x","event":"E"}]`, 400, []string{"object"}},
+		{"track: userId of 10 KB", "POST", "/v1/track", ing, nil, `{"userId":"` + strings.Repeat("u", 10<<10) + `","event":"E"}`, 400, []string{"userId"}},
+		{"track: messageId of 10 KB", "POST", "/v1/track", ing, nil, `{"userId":"x","messageId":"` + strings.Repeat("m", 10<<10) + `","event":"E"}`, 400, []string{"messageId"}},
 		{"group: no groupId", "POST", "/v1/group", ing, nil, `{"userId":"x"}`, 400, []string{"groupId"}},
 		{"alias: no previousId", "POST", "/v1/alias", ing, nil, `{"userId":"x"}`, 400, []string{"previousId"}},
 		{"page: context a string", "POST", "/v1/page", ing, nil, `{"userId":"x","context":"web"}`, 400, []string{"context"}},
