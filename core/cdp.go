@@ -41,7 +41,7 @@ type CDP struct {
 	hasher *identity.Hasher
 
 	metrics *metrics
-	apiKeys sync.Map // sha256 hex -> APIKey
+	apiKeys sync.Map // hex of the first 8 bytes of the key's SHA-256 -> cachedKey
 	// apiKeyMu orders cache fills after store reads with revocations,
 	// so a revoked key cannot be put back in the cache.
 	apiKeyMu sync.Mutex

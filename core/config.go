@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -222,6 +223,12 @@ func (c *Config) Validate() error {
 	if c.Server.Addr == "" {
 		return bad("server.addr", "must not be empty")
 	}
+	// Checked here so that a typo stops every command, not only serve.
+	if _, port, err := net.SplitHostPort(c.Server.Addr); err != nil || port == "" {
+		return bad("server.addr", "must be host:port, such as 127.0.0.1:8700 or :8700")
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return bad("server.addr", "the port must be a number from 0 to 65535")
+	}
 	for k, d := range map[string]Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
 		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
@@ -250,8 +257,12 @@ func (c *Config) Validate() error {
 		return bad("policies.cache_size", "must be at least 1")
 	}
 	if c.Policies.Dir != "" {
-		if st, err := os.Stat(c.Policies.Dir); err != nil || !st.IsDir() {
-			return bad("policies.dir", "must be a directory of .rego files")
+		// The path is named: it is configuration, never personal data.
+		switch st, err := os.Stat(c.Policies.Dir); {
+		case err != nil:
+			return bad("policies.dir", fmt.Sprintf("%s: %v; must be a directory of .rego files", c.Policies.Dir, errors.Unwrap(err)))
+		case !st.IsDir():
+			return bad("policies.dir", fmt.Sprintf("%s is not a directory; must be a directory of .rego files", c.Policies.Dir))
 		}
 	}
 	if c.Segments.RefreshInterval < 0 || (c.Segments.RefreshInterval > 0 && c.Segments.RefreshInterval.D() < time.Minute) {

@@ -71,7 +71,7 @@ func (c *CDP) RevokeAPIKey(ctx context.Context, id string) (APIKey, error) {
 		if key == nil {
 			return fmt.Errorf("%s: %w", id, ErrAPIKeyNotFound)
 		}
-		hk = hex.EncodeToString(key[len(store.PrefixAPIKey):])
+		hk = hex.EncodeToString(key[len(store.PrefixAPIKey) : len(store.PrefixAPIKey)+apiKeyIndexLen])
 		if rec.RevokedAt != nil {
 			return nil
 		}

@@ -85,8 +85,18 @@ func (c *CDP) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Impo
 			case len(trimmed) == 0:
 				rep.Lines-- // blank lines are not messages
 			default:
+				if rep.Lines == 1 {
+					// A UTF-8 byte order mark, as Windows tools write, is an
+					// encoding marker, not part of the first message.
+					trimmed = bytes.TrimPrefix(trimmed, []byte("\xEF\xBB\xBF"))
+				}
 				m, derr := event.DecodeMessage(trimmed, "", c.now())
 				if derr != nil {
+					// The decoder's syntax reasons ("invalid character in
+					// literal null") do not say the line is not JSON.
+					if errors.Is(derr, event.ErrMalformedJSON) {
+						derr = fmt.Errorf("%w: %w", event.ErrMalformedJSON, derr)
+					}
 					reject(rep.Lines, derr)
 				} else {
 					batch = append(batch, m)

@@ -44,9 +44,18 @@ func Normalize(typ Type, value string) (string, error) {
 		}
 	}
 	if v == "" {
-		return "", fmt.Errorf("normalize %s: %w", typ, ErrEmptyIdentifier)
+		return "", emptyError(typ)
 	}
 	return v, nil
+}
+
+// emptyError says why nothing is left of an identifier: a phone number
+// without digits is not "empty" to whoever typed it.
+func emptyError(typ Type) error {
+	if typ == Phone {
+		return fmt.Errorf("normalize phone: not a phone number (no digits): %w", ErrEmptyIdentifier)
+	}
+	return fmt.Errorf("normalize %s: %w", typ, ErrEmptyIdentifier)
 }
 
 // Hasher computes keyed hashes of identifiers. It is safe for concurrent use.
@@ -89,7 +98,7 @@ func (r *Rules) Normalize(typ Type, value string) (string, error) {
 	if typ == Phone {
 		v := NormalizePhone(value, r.DefaultRegion)
 		if v == "" {
-			return "", fmt.Errorf("normalize %s: %w", typ, ErrEmptyIdentifier)
+			return "", emptyError(typ)
 		}
 		return v, nil
 	}

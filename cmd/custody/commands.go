@@ -60,6 +60,8 @@ func serveCommand() *cli.Command {
 		Usage: "run the HTTP API (Segment-compatible ingestion, admin API, /metrics)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Usage: "listen address (default from config: 127.0.0.1:8700)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (chain) file: serve HTTPS on --addr (needs --tls-key)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key file of --tls-cert"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
@@ -68,6 +70,9 @@ func serveCommand() *cli.Command {
 			}
 			if a := c.String("addr"); a != "" {
 				cfg.Server.Addr = a
+			}
+			if (c.String("tls-cert") == "") != (c.String("tls-key") == "") {
+				return fmt.Errorf("serve: give both --tls-cert and --tls-key, or neither")
 			}
 			log := newLogger(cfg, c.App.ErrWriter)
 			// The server owns the process: it sets the runtime's GC targets.
@@ -90,6 +95,7 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			so.Console = con
+			so.TLSCertFile, so.TLSKeyFile = c.String("tls-cert"), c.String("tls-key")
 			srv := server.New(cdp, so)
 			// SIGHUP reloads the policy bundle (and drops the decision
 			// cache); a bundle that does not compile keeps the old one.
@@ -134,7 +140,11 @@ func serveCommand() *cli.Command {
 				}
 			}()
 			serr := srv.Serve(c.Context, cfg.Server.Addr, cfg.SocketPath(), func(addr string) {
-				fmt.Fprintf(c.App.Writer, "custody serving on http://%s (admin socket %s)\n", addr, cfg.SocketPath())
+				scheme := "http"
+				if so.TLSCertFile != "" {
+					scheme = "https"
+				}
+				fmt.Fprintf(c.App.Writer, "custody serving on %s://%s (admin socket %s)\n", scheme, addr, cfg.SocketPath())
 				fmt.Fprintf(c.App.Writer, "policy bundle %s\n", cdp.PolicyEngine().BundleHash())
 			})
 			stopSweep()
@@ -452,7 +462,7 @@ func keysCommand() *cli.Command {
 func importCSV(c *cli.Context, b backend, in io.Reader, mappingFile string) (core.ImportReport, error) {
 	raw, err := os.ReadFile(mappingFile)
 	if err != nil {
-		return core.ImportReport{}, err
+		return core.ImportReport{}, cli.Exit(fmt.Sprintf("mapping: %v", err), exitUsage)
 	}
 	m, err := mapping.Parse(raw)
 	if err != nil {
@@ -473,7 +483,9 @@ func importCSV(c *cli.Context, b backend, in io.Reader, mappingFile string) (cor
 		}, func(line int, err error) {
 			bad++
 			if len(rowErrs) < 100 {
-				rowErrs = append(rowErrs, core.LineError{Line: line, Error: err.Error()})
+				// The report carries the line; the error text need not repeat it.
+				msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("line %d: ", line))
+				rowErrs = append(rowErrs, core.LineError{Line: line, Error: msg})
 			}
 		})
 		if err == nil {

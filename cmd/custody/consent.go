@@ -177,7 +177,7 @@ func policyCommand() *cli.Command {
 					dec := json.NewDecoder(bytesReader(raw))
 					dec.DisallowUnknownFields()
 					if err := dec.Decode(&in); err != nil {
-						return cli.Exit("input: "+err.Error(), exitUsage)
+						return cli.Exit(fmt.Sprintf("input %s: not a policy input (JSON, docs/policies.md): %v", c.String("input"), err), exitUsage)
 					}
 					eng, err := policies.New(c.Context, policies.Options{Dir: policyDir(c)})
 					if err != nil {

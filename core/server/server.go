@@ -3,6 +3,7 @@ package server
 import (
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,6 +72,12 @@ type Options struct {
 	// Timeouts for the TCP listener (the socket has no write timeout:
 	// imports through it may run long).
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout, ShutdownTimeout time.Duration
+	// AuthFailures rate-limits failed authentication per client address.
+	AuthFailures LimitOptions
+	// TLSCertFile and TLSKeyFile (PEM), both or neither: the TCP listener
+	// serves HTTPS only. The admin socket stays plain (it never leaves the
+	// machine and is owner-only).
+	TLSCertFile, TLSKeyFile string
 }
 
 // DefaultOptions returns sensible timeouts.
@@ -78,6 +85,7 @@ func DefaultOptions() Options {
 	return Options{
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
+		AuthFailures: DefaultLimitOptions(),
 	}
 }
 
@@ -90,6 +98,11 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	mux      *http.ServeMux
+	metrics  http.Handler
+	limiter  *limiter
+	// patterns are the mux's registrations, in table order (tests check
+	// them against the OpenAPI document).
+	patterns []string
 }
 
 // New builds a Server.
@@ -113,116 +126,16 @@ func New(b Backend, opts Options) *Server {
 		}, []string{"route"}),
 	}
 	opts.Registry.MustRegister(s.requests, s.latency)
+	s.metrics = promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})
+	s.limiter = newLimiter(opts.AuthFailures, opts.Now)
 	s.mux = http.NewServeMux()
-	for _, t := range []event.Type{event.Identify, event.Track, event.Page, event.Screen, event.Group, event.Alias} {
-		s.mux.HandleFunc("POST /v1/"+string(t), s.ingestRole(s.handleMessage(t)))
+	for _, rt := range routeTable(s) {
+		s.mux.HandleFunc(rt.Method+" "+rt.Pattern, s.guard(rt))
+		s.patterns = append(s.patterns, rt.Method+" "+rt.Pattern)
 	}
-	s.mux.HandleFunc("POST /v1/batch", s.ingestRole(s.handleBatch))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
-	s.mux.HandleFunc("GET /v1/admin/profiles", s.adminRole(s.handleProfile, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/consent", s.adminRole(s.handleRecordConsent, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/consent", s.adminRole(s.handleConsent, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/audit/verify", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		rep, err := s.b.AuditVerify(r.Context())
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, rep)
-	}, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/audit/tail", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-		if n <= 0 || n > 10000 {
-			n = 20
-		}
-		es, err := s.b.AuditTail(r.Context(), n)
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, es)
-	}, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/segments", s.adminRole(s.handleSegments, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/segments", s.adminRole(s.handleApplySegment, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/segments/{name}/eval", s.adminRole(s.handleEvalSegment, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/segments/{name}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		sh, err := s.b.ShowSegment(r.Context(), r.PathValue("name"))
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, sh)
-	}, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("DELETE /v1/admin/segments/{name}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.b.DeleteSegment(r.Context(), r.PathValue("name")); err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("name")})
-	}, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/segments/{name}/refresh", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		now, ok := queryNow(w, r)
-		if !ok {
-			return
-		}
-		rep, err := s.b.RefreshSegment(r.Context(), r.PathValue("name"), now)
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, rep)
-	}, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/segments/{name}/export", s.adminRole(s.handleExportSegment, core.RoleMarketer, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/privacy/requests", s.adminRole(s.handlePrivacyRequest, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/privacy/requests", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		rs, err := s.b.Requests(r.Context(), r.URL.Query().Get("overdue") == "true")
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, rs)
-	}, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/privacy/requests/{id}/extend", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Reason string `json:"reason"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, `body must be {"reason": "..."}`, -1, "")
-			return
-		}
-		req, err := s.b.ExtendRequest(r.Context(), r.PathValue("id"), body.Reason)
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, req)
-	}, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/privacy/requests/{id}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		req, err := s.b.Request(r.Context(), r.PathValue("id"))
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, req)
-	}, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/reach", s.adminRole(s.handleReach, core.RoleMarketer, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/profiles/unmerge", s.adminRole(s.handleUnmerge, core.RoleDPO, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/stats", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.b.Stats(r.Context())
-		if err != nil {
-			s.writeCoreError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
-	}, core.RoleAdmin, core.RoleDPO, core.RoleMarketer))
-	s.mux.HandleFunc("POST /v1/admin/apikeys", s.adminRole(s.handleCreateKey, core.RoleAdmin))
-	s.mux.HandleFunc("GET /v1/admin/apikeys", s.adminRole(s.handleListKeys, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/apikeys/{id}/revoke", s.adminRole(s.handleRevokeKey, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/keys/rotate", s.adminRole(s.handleRotate, core.RoleAdmin))
-	s.mux.HandleFunc("POST /v1/admin/import", s.adminRole(s.handleImport, core.RoleAdmin))
+	// The web console is HTML with its own sign-in (sessions, CSRF): not
+	// an API route, so not in the table; its handlers check roles as the
+	// table does (core/server/console).
 	if opts.Console != nil {
 		s.mux.Handle("/console/", opts.Console)
 		s.mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusSeeOther))
@@ -276,36 +189,6 @@ func roleOf(r *http.Request) core.Role {
 	return core.RoleAdmin
 }
 
-// ingestRole authenticates a write key sent as the Basic user (as Segment
-// SDKs do), or as a Bearer token.
-func (s *Server) ingestRole(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		key, _, ok := r.BasicAuth()
-		if !ok {
-			key = bearer(r)
-		}
-		if _, ok := s.authorize(w, r, key, core.RoleIngest, core.RoleAdmin); !ok {
-			return
-		}
-		h(w, r)
-	}
-}
-
-func (s *Server) adminRole(h http.HandlerFunc, roles ...core.Role) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Context().Value(localKey) != nil {
-			h(w, r)
-			return
-		}
-		rec, ok := s.authorize(w, r, bearer(r), roles...)
-		if !ok {
-			return
-		}
-		ctx := context.WithValue(r.Context(), roleKey, rec.Role)
-		h(w, r.WithContext(core.WithActor(ctx, "key-"+rec.ID)))
-	}
-}
-
 func bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
@@ -315,18 +198,27 @@ func bearer(r *http.Request) string {
 }
 
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, roles ...core.Role) (core.APIKey, bool) {
-	if key == "" {
-		w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
-		writeError(w, http.StatusUnauthorized, "missing API key", -1, "")
-		return core.APIKey{}, false
+	var rec core.APIKey
+	err := core.ErrUnauthorized
+	if key != "" {
+		rec, err = s.b.Authenticate(r.Context(), key)
 	}
-	rec, err := s.b.Authenticate(r.Context(), key)
 	if err != nil {
-		if errors.Is(err, core.ErrUnauthorized) {
-			writeError(w, http.StatusUnauthorized, "invalid API key", -1, "")
-		} else {
+		if !errors.Is(err, core.ErrUnauthorized) {
 			s.log.Error("authenticate", "err", err)
 			writeError(w, http.StatusInternalServerError, "internal error", -1, "")
+			return core.APIKey{}, false
+		}
+		if wait, ok := s.limiter.fail(clientAddr(r)); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfter(wait)))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; retry later", -1, "")
+			return core.APIKey{}, false
+		}
+		if key == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="custody"`)
+			writeError(w, http.StatusUnauthorized, "missing API key", -1, "")
+		} else {
+			writeError(w, http.StatusUnauthorized, "invalid API key", -1, "")
 		}
 		return core.APIKey{}, false
 	}
@@ -343,10 +235,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, key string, r
 // reports whether the body was larger.
 func readBody(r *http.Request, limit int) ([]byte, bool, error) {
 	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit)*4+1024)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+	gz := strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip")
+	if gz {
 		zr, err := gzip.NewReader(rd)
 		if err != nil {
-			return nil, false, err
+			return nil, false, fmt.Errorf("%w: %v", errNotGzip, err)
 		}
 		defer zr.Close()
 		rd = zr
@@ -357,16 +250,27 @@ func readBody(r *http.Request, limit int) ([]byte, bool, error) {
 		if errors.As(err, &mbe) {
 			return nil, true, nil
 		}
+		if gz && (errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return nil, false, fmt.Errorf("%w: %v", errNotGzip, err)
+		}
 		return nil, false, err
 	}
 	return b, len(b) > limit, nil
+}
+
+// bodyProblem says why a request body could not be read.
+func bodyProblem(err error) string {
+	if errors.Is(err, errNotGzip) {
+		return "body is not valid gzip (Content-Encoding: gzip)"
+	}
+	return "could not read request body"
 }
 
 func (s *Server) handleMessage(t event.Type) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, over, err := readBody(r, event.MaxMessageBytes)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "could not read request body", -1, "")
+			writeError(w, http.StatusBadRequest, bodyProblem(err), -1, "")
 			return
 		}
 		if over {
@@ -385,7 +289,7 @@ func (s *Server) handleMessage(t event.Type) http.HandlerFunc {
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	body, over, err := readBody(r, event.MaxBatchBytes)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "could not read request body", -1, "")
+		writeError(w, http.StatusBadRequest, bodyProblem(err), -1, "")
 		return
 	}
 	if over {
@@ -455,12 +359,37 @@ func identifierFromQuery(q url.Values) (identity.Identifier, bool) {
 }
 
 func (s *Server) handleRecordConsent(w http.ResponseWriter, r *http.Request) {
-	var req core.ConsentRequest
+	// The times are decoded here, not by encoding/json, whose errors for a
+	// bad time name no field.
+	var body struct {
+		core.ConsentRequest
+		CollectedAt *string `json:"collected_at"`
+		ExpiresAt   *string `json:"expires_at"`
+	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 16384))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(&body); err != nil {
 		writeError(w, http.StatusBadRequest, "body must be a JSON consent request: "+jsonProblem(err), -1, "")
 		return
+	}
+	req := body.ConsentRequest
+	for _, f := range []struct {
+		name string
+		v    *string
+		set  func(time.Time)
+	}{
+		{"collected_at", body.CollectedAt, func(t time.Time) { req.CollectedAt = t }},
+		{"expires_at", body.ExpiresAt, func(t time.Time) { req.ExpiresAt = &t }},
+	} {
+		if f.v == nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, *f.v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("field %q: expected an RFC3339 time such as 2026-01-02T15:04:05Z", f.name), -1, f.name)
+			return
+		}
+		f.set(t)
 	}
 	if req.Source == "" {
 		req.Source = "api"
@@ -482,6 +411,10 @@ func jsonProblem(err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return "a time is not RFC3339 (such as 2026-01-02T15:04:05Z)"
 	}
 	if strings.HasPrefix(err.Error(), "json: unknown field") {
 		return err.Error()
@@ -758,9 +691,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // is cancelled, then shuts down gracefully: in-flight requests finish, and
 // so their acknowledged messages are durable, before it returns.
 func (s *Server) Serve(ctx context.Context, addr, socketPath string, ready func(tcpAddr string)) error {
+	tlsConf, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
 	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if tlsConf != nil {
+		tcp = tls.NewListener(tcp, tlsConf)
 	}
 	unix, err := listenSocket(socketPath)
 	if err != nil {
@@ -789,7 +729,7 @@ func (s *Server) Serve(ctx context.Context, addr, socketPath string, ready func(
 			}
 		}()
 	}
-	s.log.Info("serving", "addr", tcp.Addr().String(), "socket", socketPath)
+	s.log.Info("serving", "addr", tcp.Addr().String(), "tls", tlsConf != nil, "socket", socketPath)
 	if ready != nil {
 		ready(tcp.Addr().String())
 	}
@@ -804,6 +744,23 @@ func (s *Server) Serve(ctx context.Context, addr, socketPath string, ready func(
 	wg.Wait()
 	s.log.Info("server stopped")
 	return errors.Join(serveErr, err)
+}
+
+// tlsConfig loads the certificate and key, if configured, so that a bad
+// file fails at start with its name rather than at the first handshake.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	cert, key := s.opts.TLSCertFile, s.opts.TLSKeyFile
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "" || key == "":
+		return nil, fmt.Errorf("%w: TLS needs both a certificate and a key file", ErrTLS)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: load certificate %s and key %s: %v", ErrTLS, cert, key, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func listenSocket(path string) (net.Listener, error) {

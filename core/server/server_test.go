@@ -21,13 +21,22 @@ import (
 var fixedNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 type env struct {
-	cdp   *core.CDP
-	srv   *httptest.Server
-	keys  map[core.Role]string
-	clock func() time.Time
+	cdp    *core.CDP
+	server *Server
+	srv    *httptest.Server
+	keys   map[core.Role]string
+	clock  func() time.Time
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with server options changed by edit. Unless edit
+// says otherwise, failed authentication is not rate-limited (the clock is
+// fixed, so buckets never refill).
+func newEnvWith(t *testing.T, edit func(*Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	cfg := core.DefaultConfig()
@@ -52,7 +61,12 @@ func newEnv(t *testing.T) *env {
 	opts := DefaultOptions()
 	opts.Now = clock
 	opts.Registry = cdp.Registry()
-	e.srv = httptest.NewServer(New(cdp, opts).Handler())
+	opts.AuthFailures.Burst = 1 << 20
+	if edit != nil {
+		edit(&opts)
+	}
+	e.server = New(cdp, opts)
+	e.srv = httptest.NewServer(e.server.Handler())
 	t.Cleanup(func() { e.srv.Close(); _ = cdp.Close() })
 	return e
 }
