@@ -64,8 +64,10 @@ type CDP struct {
 	aggs *aggregates
 	// live queues the nodes touched by ingestion for the live membership
 	// updater (live.go); memberMu serialises membership writers.
-	live     *liveQueue
-	memberMu sync.Mutex
+	live *liveQueue
+	// consented holds the nodes with consent records (consent.go).
+	consented *pidSet
+	memberMu  sync.Mutex
 	// evalFromEvents makes evaluation read full events only, never
 	// digests: the reference the tests compare digests against.
 	evalFromEvents bool
@@ -188,23 +190,24 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		return nil, err
 	}
 	c := &CDP{
-		cfg:     cfg,
-		log:     opts.Logger,
-		now:     opts.Now,
-		master:  master,
-		vault:   vault,
-		store:   st,
-		hasher:  identity.NewHasher(master.Subkey(keys.PurposeIdentifierHMAC, 32)),
-		metrics: newMetrics(opts.Registry),
-		jobs:    make(chan *job),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
-		ids:     newIDCache(cfg.Ingest.IdentifierCacheSize),
-		aggs:    newAggregates(),
-		live:    newLiveQueue(),
-		obs:     newObsCache(cfg.Ingest.IdentifierCacheSize),
-		rules:   cfg.Identity,
-		engine:  engine,
+		cfg:       cfg,
+		log:       opts.Logger,
+		now:       opts.Now,
+		master:    master,
+		vault:     vault,
+		store:     st,
+		hasher:    identity.NewHasher(master.Subkey(keys.PurposeIdentifierHMAC, 32)),
+		metrics:   newMetrics(opts.Registry),
+		jobs:      make(chan *job),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		ids:       newIDCache(cfg.Ingest.IdentifierCacheSize),
+		aggs:      newAggregates(),
+		live:      newLiveQueue(),
+		consented: newPIDSet(),
+		obs:       newObsCache(cfg.Ingest.IdentifierCacheSize),
+		rules:     cfg.Identity,
+		engine:    engine,
 	}
 	c.audit, err = audit.Open(ctx, st, audit.Options{Master: master, HeadDir: cfg.vaultDir(), Now: opts.Now, Logger: opts.Logger})
 	if err != nil {
@@ -221,6 +224,11 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		_ = st.Close()
 		_ = vault.Close()
 		return nil, fmt.Errorf("load separations: %w", err)
+	}
+	if err := c.loadConsented(ctx); err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, fmt.Errorf("load consent index: %w", err)
 	}
 	if err := c.loadFilters(ctx); err != nil {
 		_ = st.Close()

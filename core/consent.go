@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,6 +60,8 @@ func (c *CDP) putConsent(ctx context.Context, tx *store.Txn, pid uuid.UUID, rec 
 		return err
 	}
 	key := store.ConsentKey(pid, rec.CollectedAt.UnixNano(), id[:16])
+	// Before the commit: if it fails, the extra entry only costs a scan.
+	c.consented.add(pid)
 	sealed, err := c.vault.Seal(ctx, pid, key, plain)
 	if err != nil {
 		return fmt.Errorf("seal consent: %w", err)
@@ -70,6 +73,9 @@ func (c *CDP) putConsent(ctx context.Context, tx *store.Txn, pid uuid.UUID, rec 
 
 func (c *CDP) consentRecords(ctx context.Context, tx *store.Txn, pid uuid.UUID) ([]privacy.Consent, error) {
 	var out []privacy.Consent
+	if !c.consented.has(pid) {
+		return nil, nil // never had a record: no iterator to open
+	}
 	err := tx.Scan(store.PIDPrefix(store.PrefixConsent, pid), store.ScanOptions{}, func(k, v []byte) error {
 		plain, err := c.vault.Unseal(ctx, pid, k, v)
 		if err != nil {
@@ -328,7 +334,7 @@ func (c *CDP) traitsOf(ctx context.Context, tx *store.Txn, members []uuid.UUID) 
 	traits := map[string]json.RawMessage{}
 	at := map[string]time.Time{}
 	for _, n := range members {
-		rec, err := c.getRecord(ctx, tx, n)
+		rec, err := c.getTraits(ctx, tx, n)
 		if err != nil {
 			return nil, err
 		}
@@ -411,3 +417,65 @@ func (c *CDP) Decide(ctx context.Context, id identity.Identifier, gr GateRequest
 
 // PolicyEngine returns the policy engine (for `custody policy eval`).
 func (c *CDP) PolicyEngine() *policies.Engine { return c.engine }
+
+// recordTraits is the part of a node record the gate reads: decoding only
+// it skips the rest (the trait history can be long).
+type recordTraits struct {
+	Traits     map[string]json.RawMessage `json:"traits"`
+	TraitTimes map[string]time.Time       `json:"trait_times"`
+}
+
+func (c *CDP) getTraits(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*recordTraits, error) {
+	key := store.ProfileKey(pid)
+	sealed, err := tx.Get(key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("profile %s: %w", pid, ErrProfileNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := c.vault.Unseal(ctx, pid, key, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", pid, err)
+	}
+	var r recordTraits
+	if err := json.Unmarshal(plain, &r); err != nil {
+		return nil, fmt.Errorf("profile %s: decode: %w", pid, err)
+	}
+	return &r, nil
+}
+
+// pidSet is a set of profile ids, safe for concurrent use: the profiles
+// that have (or once had) consent records, so that evaluating the many
+// people who never recorded consent opens no iterator for them.
+type pidSet struct {
+	mu sync.RWMutex
+	m  map[uuid.UUID]struct{}
+}
+
+func newPIDSet() *pidSet { return &pidSet{m: map[uuid.UUID]struct{}{}} }
+
+func (s *pidSet) add(p uuid.UUID) {
+	s.mu.Lock()
+	s.m[p] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *pidSet) has(p uuid.UUID) bool {
+	s.mu.RLock()
+	_, ok := s.m[p]
+	s.mu.RUnlock()
+	return ok
+}
+
+// loadConsented fills c.consented from the consent keys (no value read).
+func (c *CDP) loadConsented(ctx context.Context) error {
+	return c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixConsent), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			if len(k) >= len(store.PrefixConsent)+16 {
+				c.consented.add(uuid.UUID(k[len(store.PrefixConsent) : len(store.PrefixConsent)+16]))
+			}
+			return nil
+		})
+	})
+}

@@ -170,3 +170,23 @@ func TestReachCountsThroughTheGate(t *testing.T) {
 		t.Fatal("unknown purpose accepted")
 	}
 }
+
+// The index of nodes with consent records is rebuilt at Open: consent
+// recorded before a restart still counts after it.
+func TestConsentAfterReopen(t *testing.T) {
+	cfg := testConfig(t)
+	c := openTest(t, cfg)
+	ingestAll(t, c, `{"type":"identify","messageId":"1","userId":"u","traits":{"email":"r@example.com","address":{"country":"DE"}},"timestamp":"2026-09-01T00:00:00Z"}`)
+	consentSet(t, c, "r@example.com", "marketing.communications.email", "granted", "2026-09-01T00:00:00Z", nil)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openTest(t, cfg)
+	cv, err := c.Consent(context.Background(), identity.Identifier{Type: identity.Email, Value: "r@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cv.History) != 1 || cv.States["marketing.communications.email"].Record.Status != "granted" {
+		t.Fatalf("after reopen: %+v", cv)
+	}
+}
