@@ -121,8 +121,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // frameWriter seals frames.
 type frameWriter struct {
-	w     *countingWriter
-	aead  interface{ Seal(dst, nonce, pt, ad []byte) []byte }
+	w    *countingWriter
+	aead interface {
+		Seal(dst, nonce, pt, ad []byte) []byte
+	}
 	hdrH  [32]byte
 	index uint64
 }
