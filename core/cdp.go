@@ -55,6 +55,9 @@ type CDP struct {
 	seps      separationSet
 	// suppressed holds the identifier index keys of deleted people.
 	suppressed map[string]bool
+	// eraseHook, set by tests only, runs between the steps of a deletion
+	// (fault injection: an error there stands for a crash).
+	eraseHook func(step string) error
 	pids       *pidPool
 
 	jobs    chan *job
@@ -215,6 +218,10 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	c.startPIDPool()
 	c.wg.Add(1)
 	go c.commitLoop()
+	if err := c.resumeErasures(ctx); err != nil {
+		// The journal stays; the next Open tries again.
+		c.log.Error("could not finish an interrupted deletion", "err", err)
+	}
 	return c, nil
 }
 
