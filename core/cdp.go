@@ -58,7 +58,7 @@ type CDP struct {
 	// eraseHook, set by tests only, runs between the steps of a deletion
 	// (fault injection: an error there stands for a crash).
 	eraseHook func(step string) error
-	pids       *pidPool
+	pids      *pidPool
 
 	jobs    chan *job
 	stop    chan struct{}
