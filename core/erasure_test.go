@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,74 +140,3 @@ func TestDeleteErasesEverything(t *testing.T) {
 	}
 }
 
-// The shredding proof (DESIGN §2): a raw copy of the data store taken
-// before a deletion, opened afterwards with the current keys, cannot open
-// any record of the deleted person, while other people's records in the
-// same copy still open.
-func TestOldStoreCopyCannotResurrectADeletedPerson(t *testing.T) {
-	cfg := testConfig(t)
-	c := openTest(t, cfg)
-	ctx := context.Background()
-	ingestAll(t, c,
-		`{"type":"identify","messageId":"a1","userId":"gone","traits":{"email":"gone@example.com","first_name":"Gonzo"},"timestamp":"2026-10-01T09:00:00Z"}`,
-		`{"type":"track","messageId":"a2","userId":"gone","event":"Order Completed","properties":{"total":99},"timestamp":"2026-10-01T09:01:00Z"}`,
-		`{"type":"identify","messageId":"b1","userId":"stays","traits":{"email":"stays@example.com"},"timestamp":"2026-10-01T09:00:00Z"}`,
-	)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	backup := filepath.Join(t.TempDir(), "store-before-deletion")
-	if err := os.CopyFS(backup, os.DirFS(cfg.storeDir())); err != nil {
-		t.Fatal(err)
-	}
-	c = openTest(t, cfg)
-	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.UserID, Value: "gone"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Restore the old copy of the data store next to the current vault.
-	if err := os.RemoveAll(cfg.storeDir()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(backup, cfg.storeDir()); err != nil {
-		t.Fatal(err)
-	}
-	c = openTest(t, cfg)
-	if _, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "gone"}, ShowOptions{}); !errors.Is(err, keys.ErrKeyShredded) {
-		t.Fatalf("the deleted person from the old copy: err = %v, want ErrKeyShredded", err)
-	}
-	opened, refused := 0, 0
-	err = c.store.View(ctx, func(tx *store.Txn) error {
-		return tx.Scan([]byte(store.PrefixEvent), store.ScanOptions{}, func(k, v []byte) error {
-			pid, _, _, err := store.ParseEventKey(k)
-			if err != nil {
-				return err
-			}
-			_, uerr := c.vault.Unseal(ctx, pid, k, v)
-			deleted := false
-			for _, p := range cert.Profiles {
-				deleted = deleted || p == pid
-			}
-			switch {
-			case deleted && uerr == nil:
-				return errors.New("an event of the deleted person opened from the old copy")
-			case deleted:
-				refused++
-			case uerr != nil:
-				return uerr
-			default:
-				opened++
-			}
-			return nil
-		})
-	})
-	if err != nil || refused != 2 || opened != 1 {
-		t.Fatalf("old copy: %d refused, %d opened, %v", refused, opened, err)
-	}
-	if p, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "stays"}, ShowOptions{}); err != nil || p.EventCount != 1 {
-		t.Fatalf("the other person from the old copy: %v", err)
-	}
-}

@@ -38,6 +38,9 @@ type prefixRule struct {
 	why string
 	// pids returns the profile ids a record is about or refers to.
 	pids func(key, val []byte) []uuid.UUID
+	// sealed: values are sealed with the data key of pids(key)[0], the
+	// storage key as associated data.
+	sealed bool
 	// find returns the keys to erase for the person: their own records and
 	// records of other people that point at them.
 	find func(c *CDP, ctx context.Context, tx *store.Txn, p *personScope) ([][]byte, error)
@@ -164,11 +167,11 @@ var keyspace = []prefixRule{
 		report: "person.identifiers via p/",
 	},
 	{
-		prefix: store.PrefixProfile, pids: keyPID(store.PrefixProfile), find: pointKeys(store.ProfileKey),
+		prefix: store.PrefixProfile, pids: keyPID(store.PrefixProfile), sealed: true, find: pointKeys(store.ProfileKey),
 		report: "person", export: exportPerson,
 	},
-	{prefix: store.PrefixEvent, pids: keyPID(store.PrefixEvent), find: scanMembers(store.PrefixEvent), report: "person.events via p/"},
-	{prefix: store.PrefixConsent, pids: keyPID(store.PrefixConsent), find: scanMembers(store.PrefixConsent), report: "person.consent.history via p/"},
+	{prefix: store.PrefixEvent, pids: keyPID(store.PrefixEvent), sealed: true, find: scanMembers(store.PrefixEvent), report: "person.events via p/"},
+	{prefix: store.PrefixConsent, pids: keyPID(store.PrefixConsent), sealed: true, find: scanMembers(store.PrefixConsent), report: "person.consent.history via p/"},
 	{prefix: store.PrefixMember, pids: keyPID(store.PrefixMember), find: pointKeys(store.MemberKey), report: "person.profiles via p/"},
 	{
 		prefix: store.PrefixCluster, pids: keyPID(store.PrefixCluster),
@@ -248,7 +251,7 @@ var keyspace = []prefixRule{
 		report: "person.identifiers and person.merges via p/ (observations are how identifiers were linked)",
 	},
 	{
-		prefix: store.PrefixSeparation,
+		prefix: store.PrefixSeparation, sealed: true,
 		pids: func(k, _ []byte) []uuid.UUID {
 			return append(pidAt(k, len(store.PrefixSeparation)), pidAt(k, len(store.PrefixSeparation)+17)...)
 		},
@@ -279,7 +282,7 @@ var keyspace = []prefixRule{
 		report: "person.unmerges via p/",
 	},
 	{
-		prefix: store.PrefixExport, pids: keyPID(store.PrefixExport), find: scanMembers(store.PrefixExport),
+		prefix: store.PrefixExport, pids: keyPID(store.PrefixExport), sealed: true, find: scanMembers(store.PrefixExport),
 		report: "exports", export: func(c *CDP, ctx context.Context, tx *store.Txn, p *personScope, rep *AccessReport) error {
 			var err error
 			rep.Exports, err = c.exportsOf(ctx, tx, p.members)

@@ -134,3 +134,16 @@ func Reanchor(ctx context.Context, st *store.Store, opts Options, actor string, 
 	rep.Entry = rec.entry()
 	return rep, nil
 }
+
+// DecodeEntry decodes a stored entry value (as found under a/ in a store
+// or a backup) and checks its own hash. It does not check the chain.
+func DecodeEntry(value []byte) (Entry, error) {
+	r, err := decodeRecord(value)
+	if err != nil {
+		return Entry{}, err
+	}
+	if !r.hashOK() {
+		return Entry{}, fmt.Errorf("%w: entry %d does not match its hash", ErrTampered, r.seq)
+	}
+	return r.entry(), nil
+}
