@@ -26,6 +26,7 @@ type shreddingFixture struct {
 	cfg     Config
 	rawCopy string
 	backup  []byte
+	vault   []byte // a vault backup taken with the data backup
 	cert    DeletionCertificate
 	secrets []string
 }
@@ -52,6 +53,11 @@ func newShreddingFixture(t *testing.T) *shreddingFixture {
 		t.Fatalf("backup holds %v", info.ByPrefix)
 	}
 	f.backup = buf.Bytes()
+	var vb bytes.Buffer
+	if _, err := c.BackupVault(ctx, &vb); err != nil {
+		t.Fatal(err)
+	}
+	f.vault = vb.Bytes()
 	for _, s := range f.secrets {
 		if bytes.Contains(f.backup, []byte(s)) {
 			t.Fatalf("the backup file holds %q in plaintext", s)
@@ -165,15 +171,30 @@ func TestRestoreBackupTakenBeforeDeletion(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		lose        bool // the data store is lost: restore into an empty directory
+		oldVault    bool // the vault too is restored from its backup of before the deletion
 		wantAudit   string
 		wantReplace bool
 	}{
-		{"over the current store", false, "appended", true},
-		{"into an empty data directory", true, "reanchored", false},
+		{"over the current store", false, false, "appended", true},
+		{"into an empty data directory", true, false, "reanchored", false},
+		// The old vault still holds the deleted person's keys: the deletion
+		// certificates on the kept audit log shred them again.
+		{"with the vault restored from before the deletion", false, true, "reanchored", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			f := newShreddingFixture(t)
+			if tc.oldVault {
+				if err := os.RemoveAll(f.cfg.vaultDir()); err != nil {
+					t.Fatal(err)
+				}
+				m, _ := loadMaster(f.cfg)
+				vo := keys.DefaultOptions()
+				vo.Master = m
+				if _, err := keys.RestoreVault(ctx, f.cfg.vaultDir(), bytes.NewReader(f.vault), vo); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if tc.lose {
 				if err := os.RemoveAll(f.cfg.storeDir()); err != nil {
 					t.Fatal(err)
@@ -190,6 +211,9 @@ func TestRestoreBackupTakenBeforeDeletion(t *testing.T) {
 			if rep.DeletedProfiles != len(f.cert.Profiles) || rep.Unopenable["p/"] != int64(len(f.cert.Profiles)) || rep.Unopenable["e/"] != 2 ||
 				rep.Unopenable["i/"] < 2 || rep.Unopenable["c/"] != 1 || rep.Audit != tc.wantAudit || rep.ReplacedStore != tc.wantReplace {
 				t.Fatalf("restore report %s", js)
+			}
+			if tc.oldVault != (rep.Reshredded == len(f.cert.Profiles)) {
+				t.Fatalf("re-shredded %d keys: %s", rep.Reshredded, js)
 			}
 			if tc.lose && rep.SuppressionsAdded < 2 {
 				t.Fatalf("suppressions not re-derived: %s", js)
@@ -234,7 +258,7 @@ func TestRestoreBackupTakenBeforeDeletion(t *testing.T) {
 			for _, e := range tail {
 				kinds += e.Kind + " "
 			}
-			if !strings.Contains(kinds, map[bool]string{false: "backup.restore", true: "audit.reanchor"}[tc.lose]) {
+			if !strings.Contains(kinds, map[string]string{"appended": "backup.restore", "reanchored": "audit.reanchor"}[tc.wantAudit]) {
 				t.Fatalf("audit tail after restore: %s", kinds)
 			}
 			if !tc.lose {
