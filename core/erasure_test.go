@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -140,3 +141,88 @@ func TestDeleteErasesEverything(t *testing.T) {
 	}
 }
 
+// A deletion interrupted at any step (the process killed: the hook's error
+// stands for the crash, and the CDP is reopened without anything else
+// running) either completes at the next Open -- records erased, keys
+// shredded, KEK rotated, one certificate on the audit log, the request
+// completed -- or, if the crash came before the erase transaction
+// committed, left nothing half-done: the person is intact and a new
+// request erases them.
+func TestInterruptedDeletionResumes(t *testing.T) {
+	steps := []string{"erase:i/", "erase:e/", "erase:s/", phaseErased, phaseShredded, phaseRotated}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testConfig(t)
+			c := openTest(t, cfg)
+			ingestAll(t, c,
+				`{"type":"identify","messageId":"r1","userId":"crash","anonymousId":"crash-dev","traits":{"email":"crash@example.com"},"timestamp":"2026-10-01T09:00:00Z"}`,
+				`{"type":"track","messageId":"r2","userId":"crash","event":"Order Completed","timestamp":"2026-10-01T09:01:00Z"}`,
+			)
+			crash := errors.New("simulated crash at " + step)
+			c.eraseHook = func(s string) error {
+				if s == step {
+					return crash
+				}
+				return nil
+			}
+			id := identity.Identifier{Type: identity.Email, Value: "crash@example.com"}
+			r, _, err := c.HandleRequest(ctx, RequestSuppressWithDelete, "gdpr", id)
+			if !errors.Is(err, crash) {
+				t.Fatalf("delete: %v", err)
+			}
+			before := strings.HasPrefix(step, "erase:")
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c = openTest(t, cfg) // the next Open resumes
+			got, err := c.Request(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before {
+				// Cleanly not started: the person is whole, the request was
+				// closed as failed; a new request erases them.
+				if p, err := c.Profile(ctx, id, ShowOptions{}); err != nil || p.EventCount != 2 {
+					t.Fatalf("person after a crash before the erase committed: %+v %v", p, err)
+				}
+				if got.Status != StatusRejected {
+					t.Fatalf("request after a crash before the erase committed: %s", got.Status)
+				}
+				if _, err := c.Delete(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			} else if got.Status != StatusCompleted || got.Erasure != nil {
+				t.Fatalf("request after resume: %s %+v", got.Status, got.Erasure)
+			}
+			if _, err := c.Access(ctx, id); !errors.Is(err, ErrProfileNotFound) {
+				t.Fatalf("access after resumed deletion: %v", err)
+			}
+			certs := 0
+			var cert DeletionCertificate
+			tail, _ := c.AuditTail(ctx, 50)
+			for _, e := range tail {
+				if e.Kind == "privacy.delete" {
+					certs++
+					if err := json.Unmarshal(e.Data, &cert); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if certs != 1 || len(cert.KEKRetired) == 0 || len(cert.Profiles) != 3 {
+				t.Fatalf("%d certificates, last %+v", certs, cert)
+			}
+			for _, p := range cert.Profiles {
+				if _, err := c.vault.Unseal(ctx, p, nil, nil); !errors.Is(err, keys.ErrKeyShredded) {
+					t.Fatalf("key of %s after resume: %v", p, err)
+				}
+			}
+			if res, err := c.Ingest(ctx, []event.Message{msg(t, event.Track, `{"messageId":"late","anonymousId":"crash-dev","event":"E"}`)}); err != nil || res.Suppressed != 1 {
+				t.Fatalf("late event: %+v %v", res, err)
+			}
+			if v, err := c.AuditVerify(ctx); err != nil || !v.OK {
+				t.Fatalf("audit: %+v %v", v, err)
+			}
+		})
+	}
+}
