@@ -48,7 +48,28 @@ func TestDeleteErasesEverything(t *testing.T) {
 	if rr, err := c.RefreshSegment(ctx, "buyers", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil || rr.Entered != 1 {
 		t.Fatalf("refresh %+v %v", rr, err)
 	}
-	before, err := c.Access(ctx, identity.Identifier{Type: identity.Email, Value: "erase.me@example.com"})
+	// A tablet wrongly merged into them, then split off again (an unmerge).
+	ingestAll(t, c, `{"type":"identify","messageId":"d5","userId":"user-erase","anonymousId":"erase-tablet","timestamp":"2026-10-02T10:00:00Z"}`)
+	tablet, err := c.Profile(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "erase-tablet"}, ShowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, idv := range tablet.Identifiers {
+		if idv.Type == identity.AnonymousID && idv.Value == "erase-tablet" {
+			if _, err := c.Unmerge(ctx, idv.Profile, "shared tablet"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Every personal prefix of the registry holds something of theirs, so
+	// the deletion below is checked against every prefix.
+	email := identity.Identifier{Type: identity.Email, Value: "erase.me@example.com"}
+	for prefix, n := range personKeys(t, c, email) {
+		if n == 0 {
+			t.Errorf("the test person has no record under %s: extend the test to cover it", prefix)
+		}
+	}
+	before, err := c.Access(ctx, email)
 	if err != nil || len(before.Exports) != 1 || before.Person.EventCount < 4 || len(before.Memberships) != 1 {
 		t.Fatalf("access before: %+v %v", before, err)
 	}
@@ -114,6 +135,13 @@ func TestDeleteErasesEverything(t *testing.T) {
 	}
 	if _, err := c.Access(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "new-device"}); !errors.Is(err, ErrProfileNotFound) {
 		t.Fatal("a suppressed message created a profile")
+	}
+	// Unsuppress lifts it for that identifier.
+	if _, _, err := c.HandleRequest(ctx, RequestUnsuppress, "gdpr", identity.Identifier{Type: identity.AnonymousID, Value: "anon-erase-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.Ingest(ctx, []event.Message{msg(t, event.Track, `{"messageId":"late-3","anonymousId":"anon-erase-1","event":"Product Viewed"}`)}); err != nil || res.Accepted != 1 {
+		t.Fatalf("after unsuppress: %+v %v", res, err)
 	}
 	// The other person is intact and their graph still works.
 	other, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "other-user"}, ShowOptions{})
@@ -225,4 +253,35 @@ func TestInterruptedDeletionResumes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// personKeys counts the keys each personal rule of the registry finds for
+// the person holding id.
+func personKeys(t *testing.T, c *CDP, id identity.Identifier) map[store.Prefix]int {
+	t.Helper()
+	ctx := context.Background()
+	ik, err := c.identifierKey(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[store.Prefix]int{}
+	if err := c.store.View(ctx, func(tx *store.Txn) error {
+		p, err := c.scope(ctx, tx, ik)
+		if err != nil {
+			return err
+		}
+		for i := range keyspace {
+			if r := &keyspace[i]; r.personal() {
+				keys, err := r.find(c, ctx, tx, p)
+				if err != nil {
+					return err
+				}
+				out[r.prefix] = len(keys)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
