@@ -198,6 +198,9 @@ func New(b Backend, opts Options) *Server {
 		}
 		writeJSON(w, http.StatusOK, req)
 	}, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/privacy/requests/{id}/verify", s.adminRole(s.handleVerifyRequest, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("POST /v1/admin/privacy/requests/{id}/reject", s.adminRole(s.handleRejectRequest, core.RoleDPO, core.RoleAdmin))
+	s.mux.HandleFunc("GET /v1/admin/backup", s.adminRole(s.handleBackup, core.RoleAdmin))
 	s.mux.HandleFunc("GET /v1/admin/privacy/requests/{id}", s.adminRole(func(w http.ResponseWriter, r *http.Request) {
 		req, err := s.b.Request(r.Context(), r.PathValue("id"))
 		if err != nil {
@@ -565,6 +568,9 @@ type PrivacyRequestBody struct {
 	Type       string              `json:"type"`
 	Regulation string              `json:"regulation"`
 	Identifier identity.Identifier `json:"identifier"`
+	// ReceiveOnly records the request as received; it is carried out by
+	// POST .../{id}/verify once the person's identity is verified.
+	ReceiveOnly bool `json:"receive_only,omitempty"`
 }
 
 // PrivacyRequestResponse is the request, and the report for access.
@@ -578,6 +584,17 @@ func (s *Server) handlePrivacyRequest(w http.ResponseWriter, r *http.Request) {
 	var body PrivacyRequestBody
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil || body.Identifier.Type == "" || body.Identifier.Value == "" {
 		writeError(w, http.StatusBadRequest, `body must be {"type": "access|delete|suppress|suppress_with_delete|unsuppress", "regulation": "gdpr|ccpa", "identifier": {"type": "email", "value": "..."}}`, -1, "")
+		return
+	}
+	if body.ReceiveOnly {
+		if l, ok := s.lifecycle(w); ok {
+			req, err := l.ReceiveRequest(r.Context(), body.Type, body.Regulation, body.Identifier)
+			if err != nil {
+				s.writeCoreError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusAccepted, PrivacyRequestResponse{Request: req})
+		}
 		return
 	}
 	req, rep, err := s.b.HandleRequest(r.Context(), body.Type, body.Regulation, body.Identifier)
