@@ -424,3 +424,32 @@ func (s *keyStates) of(ctx context.Context, pid uuid.UUID) (keyState, error) {
 	s.known[pid] = st
 	return st, nil
 }
+
+// InspectBackup authenticates and reads a backup file made under cfg's
+// master key, without restoring it, and reports what it holds.
+func InspectBackup(ctx context.Context, cfg Config, r io.Reader) (store.BackupInfo, error) {
+	master, err := loadMaster(cfg)
+	if err != nil {
+		return store.BackupInfo{}, err
+	}
+	key := master.Subkey(keys.PurposeBackup, 32)
+	defer clear(key)
+	return store.ReadBackup(ctx, r, key, store.BackupVisitor{})
+}
+
+// RestoreVault recreates the key vault of cfg from a vault backup. The
+// vault directory must not hold a vault: restoring over one would bring
+// back keys shredded since the backup (keys.ErrVaultExists).
+func RestoreVault(ctx context.Context, cfg Config, opts Options, r io.Reader) (store.BackupInfo, error) {
+	opts.defaults()
+	if err := cfg.Validate(); err != nil {
+		return store.BackupInfo{}, err
+	}
+	master, err := loadMaster(cfg)
+	if err != nil {
+		return store.BackupInfo{}, err
+	}
+	vo := keys.DefaultOptions()
+	vo.Master, vo.Logger, vo.Now = master, opts.Logger, opts.Now
+	return keys.RestoreVault(ctx, cfg.vaultDir(), r, vo)
+}
