@@ -5,7 +5,7 @@ BIN       ?= bin/custody
 DEMO_DATA ?= ./custody-demo
 FUZZTIME  ?= 60s
 
-.PHONY: all build test test-short demo bench fuzz lint sdk-deps clean
+.PHONY: all build test test-short demo bench bench-privacy fuzz lint sdk-deps clean
 
 all: build
 
@@ -40,6 +40,12 @@ bench: build
 	CUSTODY_BENCH_PEOPLE=$${CUSTODY_BENCH_PEOPLE:-200000} $(GO) test -run=XXX -bench=BenchmarkGatedPass -benchtime=2x -timeout 60m ./core/ | tee -a bench/out/core.txt
 	$(GO) test -run=XXX -bench=. -benchmem ./core/event/ ./core/keys/ ./core/audit/ ./policies/ | tee bench/out/packages.txt
 	./bench/ingest.sh
+	./bench/privacy.sh
+
+# Access and deletion of a person with 1,000 events vs PostgreSQL 15 (sizes:
+# PROFILES, EVENTS; the issue's figure is PROFILES=1000000 EVENTS=10000000).
+bench-privacy:
+	./bench/privacy.sh
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
 fuzz:

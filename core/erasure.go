@@ -134,14 +134,20 @@ type DeletionCertificate struct {
 	// Recipients are the destinations that received the person's data and
 	// must be told (GDPR Art. 17(2), 19).
 	Recipients []ledgerEntry `json:"recipients"`
-
-	timing eraseTiming
+	// Durations of the steps (operational figures; benchmarks print them).
+	Durations StepDurations `json:"durations"`
 }
 
-// eraseTiming is how long each step took (benchmarks print it).
-type eraseTiming struct {
-	erase, shred, rotate, certify time.Duration
+// StepDurations is how long each step of a deletion took, in milliseconds
+// (zero for a step done before a crash).
+type StepDurations struct {
+	Erase   float64 `json:"erase_ms"`
+	Shred   float64 `json:"shred_ms"`
+	Rotate  float64 `json:"rotate_ms"`
+	Certify float64 `json:"certify_ms"`
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Phases of a deletion, journaled in its request record so that a deletion
 // interrupted by a crash is finished by the next Open (resumeErasures).
@@ -268,7 +274,7 @@ func (c *CDP) eraseRequest(ctx context.Context, r *PrivacyRequest) (DeletionCert
 		r.Erasure = nil
 		return cert, err
 	}
-	r.Erasure.Certificate.timing.erase = time.Since(start)
+	r.Erasure.Certificate.Durations.Erase = ms(time.Since(start))
 	return c.continueErasure(ctx, r)
 }
 
@@ -289,7 +295,7 @@ func (c *CDP) continueErasure(ctx context.Context, r *PrivacyRequest) (DeletionC
 			return *cert, fmt.Errorf("shred data keys: %w", err)
 		}
 		cert.DEKsShredded = append(cert.DEKsShredded, shred.Fingerprints...)
-		cert.timing.shred = time.Since(t)
+		cert.Durations.Shred = ms(time.Since(t))
 		ep.Phase = phaseShredded
 		if err := c.putRequest(ctx, r); err != nil {
 			return *cert, err
@@ -305,7 +311,7 @@ func (c *CDP) continueErasure(ctx context.Context, r *PrivacyRequest) (DeletionC
 			return *cert, fmt.Errorf("rotate key-encryption key: %w", err)
 		}
 		cert.KEKRetired = append(cert.KEKRetired, rot.Retired...)
-		cert.timing.rotate = time.Since(t)
+		cert.Durations.Rotate = ms(time.Since(t))
 		ep.Phase = phaseRotated
 		if err := c.putRequest(ctx, r); err != nil {
 			return *cert, err
@@ -324,8 +330,8 @@ func (c *CDP) continueErasure(ctx context.Context, r *PrivacyRequest) (DeletionC
 			return *cert, err
 		}
 	}
-	cert.timing.certify = time.Since(t)
 	out := *cert
+	out.Durations.Certify = ms(time.Since(t))
 	r.Erasure = nil
 	return out, nil
 }
