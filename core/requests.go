@@ -116,17 +116,17 @@ func (c *CDP) addStep(r *PrivacyRequest, status, note string) {
 // verified, in progress, completed or rejected). It returns the request
 // and, for access, the report.
 func (c *CDP) HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*PrivacyRequest, *AccessReport, error) {
-	r, err := c.ReceiveRequest(ctx, typ, regulation, id)
+	r, err := c.newRequest(typ, regulation, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.VerifyRequest(ctx, r.ID, "by the operator who filed it ("+actorOf(ctx)+")")
+	c.addStep(r, StatusVerified, "verified: by the operator who filed it ("+actorOf(ctx)+")")
+	c.addStep(r, StatusInProgress, "")
+	return c.carryOut(ctx, r)
 }
 
-// ReceiveRequest records a privacy request as received: nothing is done
-// until the person's identity is verified (VerifyRequest) or the request
-// is rejected (RejectRequest). The due date runs from now.
-func (c *CDP) ReceiveRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*PrivacyRequest, error) {
+// newRequest validates a request and builds it, received, in memory.
+func (c *CDP) newRequest(typ, regulation string, id identity.Identifier) (*PrivacyRequest, error) {
 	switch typ {
 	case RequestAccess, RequestDelete, RequestSuppress, RequestSuppressWithDelete, RequestUnsuppress:
 	default:
@@ -147,6 +147,17 @@ func (c *CDP) ReceiveRequest(ctx context.Context, typ, regulation string, id ide
 	r := &PrivacyRequest{ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Regulation: regulation, IdentifierType: id.Type,
 		IdentifierHash: hex.EncodeToString(ik[len(ik)-32:]), ReceivedAt: now, DueAt: due}
 	c.addStep(r, StatusReceived, "")
+	return r, nil
+}
+
+// ReceiveRequest records a privacy request as received: nothing is done
+// until the person's identity is verified (VerifyRequest) or the request
+// is rejected (RejectRequest). The due date runs from now.
+func (c *CDP) ReceiveRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*PrivacyRequest, error) {
+	r, err := c.newRequest(typ, regulation, id)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.putRequest(ctx, r); err != nil {
 		return nil, err
 	}
@@ -171,9 +182,14 @@ func (c *CDP) VerifyRequest(ctx context.Context, id, method string) (*PrivacyReq
 	}
 	c.addStep(r, StatusVerified, "verified: "+method)
 	c.addStep(r, StatusInProgress, "")
-	if err := c.putRequest(ctx, r); err != nil {
-		return nil, nil, err
-	}
+	return c.carryOut(ctx, r)
+}
+
+// carryOut does what a verified request asks. The request is written once
+// it is done (and, for a deletion, in the erase transaction): a crash
+// before leaves it as it was (received, or not recorded for HandleRequest),
+// with nothing done.
+func (c *CDP) carryOut(ctx context.Context, r *PrivacyRequest) (*PrivacyRequest, *AccessReport, error) {
 	ik, err := r.identifierKey()
 	if err != nil {
 		return r, nil, c.finish(ctx, r, nil, err)
@@ -231,6 +247,9 @@ func (c *CDP) finish(ctx context.Context, r *PrivacyRequest, result any, err err
 	}
 	if perr := c.putRequest(ctx, r); perr != nil {
 		return errors.Join(err, perr)
+	}
+	if _, ok := result.(DeletionCertificate); ok && err == nil {
+		return nil // the certificate on the audit log records the request
 	}
 	if aerr := c.record(ctx, "privacy.request", map[string]any{"request": r.ID, "type": r.Type, "regulation": r.Regulation,
 		"status": r.Status, "identifier_hash": r.IdentifierHash}); aerr != nil {
