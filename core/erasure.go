@@ -127,6 +127,10 @@ type DeletionCertificate struct {
 	Records          map[string]int `json:"records"`           // erased keys per prefix
 	DEKsShredded     []string       `json:"deks_shredded"`     // fingerprints of the destroyed wrapped keys
 	KEKRetired       []uint32       `json:"kek_epochs_retired"`
+	// KEKRotationDue is set when the rotation is left to the configured
+	// window (privacy.rotation_window): the keys.rotate entry that names
+	// this request on the audit log completes the deletion.
+	KEKRotationDue *time.Time `json:"kek_rotation_due,omitempty"`
 	// Resumed is set when the deletion was interrupted (crash) and finished
 	// at the next Open; keys shredded before the crash are then not listed
 	// in DEKsShredded.
@@ -304,6 +308,11 @@ func (c *CDP) continueErasure(ctx context.Context, r *PrivacyRequest) (DeletionC
 		// again (a no-op) and finishes or redoes the rotation.
 		ep.Phase = phaseShredded
 	}
+	if ep.Phase == phaseShredded && c.cfg.Privacy.RotationWindow > 0 {
+		due := c.now().UTC().Add(c.cfg.Privacy.RotationWindow.D())
+		cert.KEKRotationDue = &due
+		ep.Phase = phaseRotated
+	}
 	if ep.Phase == phaseShredded {
 		if err := c.step(phaseShredded); err != nil {
 			return *cert, err
@@ -430,4 +439,89 @@ func (c *CDP) loadSuppressed(ctx context.Context) error {
 			return nil
 		})
 	})
+}
+
+// pendingRotations lists the completed deletions whose KEK rotation was
+// left to the window, with their due times.
+func (c *CDP) pendingRotations(ctx context.Context) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixRequest), store.ScanOptions{}, func(_, v []byte) error {
+			r, err := decodeRequest(v)
+			if err != nil {
+				return err
+			}
+			if r.RotationDue != nil {
+				out[r.ID] = *r.RotationDue
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// rotationDone clears the pending rotation of the requests a finished
+// rotation covered and returns their ids.
+func (c *CDP) rotationDone(ctx context.Context, pending map[string]time.Time) ([]string, error) {
+	ids := []string{}
+	var errs []error
+	for id := range pending {
+		r, err := c.Request(ctx, id)
+		if err == nil {
+			r.RotationDue = nil
+			err = c.putRequest(ctx, r)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, errors.Join(errs...)
+}
+
+// rotateIfDue runs the KEK rotation when a deletion's window has passed.
+func (c *CDP) rotateIfDue(ctx context.Context) (bool, error) {
+	pending, err := c.pendingRotations(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := c.now()
+	for _, due := range pending {
+		if !due.After(now) {
+			_, err := c.RotateKeys(ctx)
+			return err == nil, err
+		}
+	}
+	return false, nil
+}
+
+// rotationLoop checks for due rotations (owned by the CDP: Close stops it
+// and waits). It checks at once, so a rotation that fell due while no
+// process ran is done at the next start.
+func (c *CDP) rotationLoop(window time.Duration) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := min(max(window/10, time.Second), time.Minute)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		if _, err := c.rotateIfDue(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("scheduled KEK rotation failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,12 +55,25 @@ func TestDeleteErasesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Split the merge that brought the tablet in (which side was folded
+	// depends on the profile ids' order).
+	var tabletPID uuid.UUID
 	for _, idv := range tablet.Identifiers {
 		if idv.Type == identity.AnonymousID && idv.Value == "erase-tablet" {
-			if _, err := c.Unmerge(ctx, idv.Profile, "shared tablet"); err != nil {
+			tabletPID = idv.Profile
+		}
+	}
+	split := false
+	for _, m := range tablet.Merges {
+		if m.Merged && (m.From == tabletPID || m.Into == tabletPID) && !split {
+			if _, err := c.Unmerge(ctx, m.From, "shared tablet"); err != nil {
 				t.Fatal(err)
 			}
+			split = true
 		}
+	}
+	if !split {
+		t.Fatalf("no merge brought the tablet in: %+v", tablet.Merges)
 	}
 	// Every personal prefix of the registry holds something of theirs, so
 	// the deletion below is checked against every prefix.
@@ -284,4 +298,59 @@ func personKeys(t *testing.T, c *CDP, id identity.Identifier) map[store.Prefix]i
 		t.Fatal(err)
 	}
 	return out
+}
+
+// With a rotation window the deletion shreds the keys at once and leaves
+// the KEK rotation to the window: the certificate says when it is due, the
+// rotation (scheduled, or `keys rotate`) names the deletions it completes.
+func TestDeletionRotationWindow(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Privacy.RotationWindow = Duration(time.Hour)
+	var now atomic.Int64
+	now.Store(fixedNow.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	if err := Init(ctx, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(ctx, cfg, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ingestAll(t, c, `{"type":"identify","messageId":"w1","userId":"win","traits":{"email":"win@example.com"}}`)
+	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.UserID, Value: "win"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.KEKRetired) != 0 || cert.KEKRotationDue == nil || !cert.KEKRotationDue.Equal(fixedNow.Add(time.Hour)) || len(cert.DEKsShredded) != len(cert.Profiles) {
+		t.Fatalf("certificate with a window: %+v", cert)
+	}
+	if c.vault.Epoch() != 1 {
+		t.Fatal("rotated before the window")
+	}
+	if done, err := c.rotateIfDue(ctx); err != nil || done {
+		t.Fatalf("rotation before it is due: %v %v", done, err)
+	}
+	now.Store(fixedNow.Add(2 * time.Hour).UnixNano())
+	if done, err := c.rotateIfDue(ctx); err != nil || !done {
+		t.Fatalf("due rotation: %v %v", done, err)
+	}
+	if c.vault.Epoch() != 2 {
+		t.Fatalf("epoch after the due rotation: %d", c.vault.Epoch())
+	}
+	r, err := c.Request(ctx, cert.Request)
+	if err != nil || r.RotationDue != nil || r.Status != StatusCompleted {
+		t.Fatalf("request after the rotation: %+v %v", r, err)
+	}
+	tail, _ := c.AuditTail(ctx, 1)
+	var rot struct {
+		Completes []string `json:"completes_deletions"`
+	}
+	if len(tail) != 1 || tail[0].Kind != "keys.rotate" || json.Unmarshal(tail[0].Data, &rot) != nil || len(rot.Completes) != 1 || rot.Completes[0] != cert.Request {
+		t.Fatalf("keys.rotate entry: %+v", tail)
+	}
+	if done, _ := c.rotateIfDue(ctx); done {
+		t.Fatal("rotated again with nothing due")
+	}
 }

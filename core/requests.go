@@ -53,6 +53,9 @@ type PrivacyRequest struct {
 	// Erasure is the journal of a deletion in progress (see erasure.go);
 	// it is cleared when the request completes.
 	Erasure *ErasureProgress `json:"erasure,omitempty"`
+	// RotationDue is set on a completed deletion whose KEK rotation waits
+	// for the window (privacy.rotation_window); cleared by the rotation.
+	RotationDue *time.Time `json:"rotation_due,omitempty"`
 }
 
 // RequestStep is one change of status.
@@ -239,6 +242,9 @@ func (c *CDP) RejectRequest(ctx context.Context, id, reason string) (*PrivacyReq
 
 func (c *CDP) finish(ctx context.Context, r *PrivacyRequest, result any, err error) error {
 	r.Erasure = nil
+	if cert, ok := result.(DeletionCertificate); ok && err == nil {
+		r.RotationDue = cert.KEKRotationDue
+	}
 	if err != nil {
 		c.addStep(r, StatusRejected, rejectionNote(err))
 	} else {
