@@ -5,7 +5,7 @@ BIN       ?= bin/custody
 DEMO_DATA ?= ./custody-demo
 FUZZTIME  ?= 60s
 
-.PHONY: all build test test-short demo bench fuzz lint sdk-deps console-deps clean
+.PHONY: all build test test-short demo bench fuzz lint sdk-deps bench-privacy console-deps clean
 
 all: build
 
@@ -52,6 +52,12 @@ bench: build
 	$(GO) test -run=XXX -bench=. -benchmem ./core/event/ ./core/keys/ ./core/audit/ ./policies/ | tee bench/out/packages.txt
 	./bench/ingest.sh
 	./bench/segments.sh
+	./bench/privacy.sh
+
+# Access and deletion of a person with 1,000 events vs PostgreSQL 15 (sizes:
+# PROFILES, EVENTS; the issue's figure is PROFILES=1000000 EVENTS=10000000).
+bench-privacy:
+	./bench/privacy.sh
 
 # Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
 fuzz:

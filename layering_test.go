@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"cmd/custody":    {"*"},
 	"tests/e2e":      {"*"},
 	"bench/segments": {"*"},
+	"bench/privacy":  {"*"},
 	"bench/ingest":   {"*"},
 
 	// The web console, mounted by core/server.

@@ -71,6 +71,9 @@ type CDP struct {
 	// evalFromEvents makes evaluation read full events only, never
 	// digests: the reference the tests compare digests against.
 	evalFromEvents bool
+	// eraseHook, set by tests only, runs between the steps of a deletion
+	// (fault injection: an error there stands for a crash).
+	eraseHook func(step string) error
 
 	jobs    chan *job
 	stop    chan struct{}
@@ -242,6 +245,14 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		c.wg.Add(1)
 		go c.liveLoop()
 	}
+	if w := cfg.Privacy.RotationWindow.D(); w > 0 {
+		c.wg.Add(1)
+		go c.rotationLoop(w)
+	}
+	if err := c.resumeErasures(ctx); err != nil {
+		// The journal stays; the next Open tries again.
+		c.log.Error("could not finish an interrupted deletion", "err", err)
+	}
 	return c, nil
 }
 
@@ -294,14 +305,21 @@ func (c *CDP) Registry() *prometheus.Registry { return c.metrics.reg }
 // RotateKeys starts a new KEK epoch, re-wraps every live data key under it
 // and destroys the older KEKs.
 func (c *CDP) RotateKeys(ctx context.Context) (keys.RotateReport, error) {
+	// Deletions waiting for a rotation (privacy.rotation_window), taken
+	// before it starts: those are the ones it completes.
+	pending, err := c.pendingRotations(ctx)
+	if err != nil {
+		return keys.RotateReport{}, err
+	}
 	r, err := c.vault.Rotate(ctx)
 	if err != nil {
 		return r, fmt.Errorf("rotate keys: %w", err)
 	}
 	c.log.Info("keys rotated", "from_epoch", r.FromEpoch, "to_epoch", r.ToEpoch, "rewrapped", r.Rewrapped, "duration", r.Duration)
+	ids, cerr := c.rotationDone(ctx, pending)
 	err = c.record(ctx, "keys.rotate", map[string]any{"from_epoch": r.FromEpoch, "to_epoch": r.ToEpoch,
-		"rewrapped": r.Rewrapped, "retired": r.Retired})
-	return r, err
+		"rewrapped": r.Rewrapped, "retired": r.Retired, "completes_deletions": ids})
+	return r, errors.Join(cerr, err)
 }
 
 const defaultConfigYAML = `# Custody configuration. Every key is optional; the values shown are the
@@ -328,6 +346,9 @@ store:
   block_cache_mib: 256
   index_cache_mib: 128
   dek_cache_size: 200000      # profile data keys kept unwrapped in memory
+
+privacy:
+  rotation_window: 0          # 0: each deletion rotates the KEK; e.g. 24h: one rotation covers the day's deletions
 
 log:
   level: info                 # debug, info, warn, error

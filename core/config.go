@@ -40,6 +40,7 @@ type Config struct {
 	Policies PoliciesConfig `yaml:"policies"`
 	Consent  ConsentConfig  `yaml:"consent"`
 	Segments SegmentsConfig `yaml:"segments"`
+	Privacy  PrivacyConfig  `yaml:"privacy"`
 	// Destinations are where segment exports go, by name.
 	Destinations map[string]DestinationConfig `yaml:"destinations"`
 	Ingest       IngestConfig                 `yaml:"ingest"`
@@ -99,6 +100,16 @@ type ConsentConfig struct {
 	// Categories maps a consent manager's category ids, as they arrive in
 	// context.consent.categoryPreferences, to purposes.
 	Categories privacy.CategoryMap `yaml:"categories"`
+}
+
+// PrivacyConfig configures privacy requests.
+type PrivacyConfig struct {
+	// RotationWindow is how long after a deletion the KEK rotation that
+	// makes old copies of the person's keys unreadable may wait. 0 (the
+	// default) rotates within the deletion; a window lets one rotation
+	// cover every deletion made in it, which matters in large stores where
+	// a rotation re-wraps every live key. `custody keys rotate` runs it now.
+	RotationWindow Duration `yaml:"rotation_window"`
 }
 
 // SegmentsConfig configures segment upkeep.
@@ -264,6 +275,9 @@ func (c *Config) Validate() error {
 		case !st.IsDir():
 			return bad("policies.dir", fmt.Sprintf("%s is not a directory; must be a directory of .rego files", c.Policies.Dir))
 		}
+	}
+	if c.Privacy.RotationWindow < 0 || c.Privacy.RotationWindow.D() > 30*24*time.Hour {
+		return bad("privacy.rotation_window", "must be between 0 (rotate within each deletion) and 30d")
 	}
 	if c.Segments.RefreshInterval < 0 || (c.Segments.RefreshInterval > 0 && c.Segments.RefreshInterval.D() < time.Minute) {
 		return bad("segments.refresh_interval", "must be 0 (off) or at least 1m")

@@ -3,10 +3,10 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +49,41 @@ func TestDeleteErasesEverything(t *testing.T) {
 	if rr, err := c.RefreshSegment(ctx, "buyers", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil || rr.Entered != 1 {
 		t.Fatalf("refresh %+v %v", rr, err)
 	}
-	before, err := c.Access(ctx, identity.Identifier{Type: identity.Email, Value: "erase.me@example.com"})
+	// A tablet wrongly merged into them, then split off again (an unmerge).
+	ingestAll(t, c, `{"type":"identify","messageId":"d5","userId":"user-erase","anonymousId":"erase-tablet","timestamp":"2026-10-02T10:00:00Z"}`)
+	tablet, err := c.Profile(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "erase-tablet"}, ShowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Split the merge that brought the tablet in (which side was folded
+	// depends on the profile ids' order).
+	var tabletPID uuid.UUID
+	for _, idv := range tablet.Identifiers {
+		if idv.Type == identity.AnonymousID && idv.Value == "erase-tablet" {
+			tabletPID = idv.Profile
+		}
+	}
+	split := false
+	for _, m := range tablet.Merges {
+		if m.Merged && (m.From == tabletPID || m.Into == tabletPID) && !split {
+			if _, err := c.Unmerge(ctx, m.From, "shared tablet"); err != nil {
+				t.Fatal(err)
+			}
+			split = true
+		}
+	}
+	if !split {
+		t.Fatalf("no merge brought the tablet in: %+v", tablet.Merges)
+	}
+	// Every personal prefix of the registry holds something of theirs, so
+	// the deletion below is checked against every prefix.
+	email := identity.Identifier{Type: identity.Email, Value: "erase.me@example.com"}
+	for prefix, n := range personKeys(t, c, email) {
+		if n == 0 {
+			t.Errorf("the test person has no record under %s: extend the test to cover it", prefix)
+		}
+	}
+	before, err := c.Access(ctx, email)
 	if err != nil || len(before.Exports) != 1 || before.Person.EventCount < 4 || len(before.Memberships) != 1 {
 		t.Fatalf("access before: %+v %v", before, err)
 	}
@@ -116,6 +150,13 @@ func TestDeleteErasesEverything(t *testing.T) {
 	if _, err := c.Access(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "new-device"}); !errors.Is(err, ErrProfileNotFound) {
 		t.Fatal("a suppressed message created a profile")
 	}
+	// Unsuppress lifts it for that identifier.
+	if _, _, err := c.HandleRequest(ctx, RequestUnsuppress, "gdpr", identity.Identifier{Type: identity.AnonymousID, Value: "anon-erase-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.Ingest(ctx, []event.Message{msg(t, event.Track, `{"messageId":"late-3","anonymousId":"anon-erase-1","event":"Product Viewed"}`)}); err != nil || res.Accepted != 1 {
+		t.Fatalf("after unsuppress: %+v %v", res, err)
+	}
 	// The other person is intact and their graph still works.
 	other, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "other-user"}, ShowOptions{})
 	if err != nil || other.EventCount != 1 {
@@ -142,74 +183,174 @@ func TestDeleteErasesEverything(t *testing.T) {
 	}
 }
 
-// The shredding proof (DESIGN §2): a raw copy of the data store taken
-// before a deletion, opened afterwards with the current keys, cannot open
-// any record of the deleted person, while other people's records in the
-// same copy still open.
-func TestOldStoreCopyCannotResurrectADeletedPerson(t *testing.T) {
-	cfg := testConfig(t)
-	c := openTest(t, cfg)
+// A deletion interrupted at any step (the process killed: the hook's error
+// stands for the crash, and the CDP is reopened without anything else
+// running) either completes at the next Open -- records erased, keys
+// shredded, KEK rotated, one certificate on the audit log, the request
+// completed -- or, if the crash came before the erase transaction
+// committed, left nothing half-done: the person is intact and a new
+// request erases them.
+func TestInterruptedDeletionResumes(t *testing.T) {
+	steps := []string{"erase:i/", "erase:e/", "erase:s/", phaseErased, phaseShredded, phaseRotated}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := testConfig(t)
+			c := openTest(t, cfg)
+			ingestAll(t, c,
+				`{"type":"identify","messageId":"r1","userId":"crash","anonymousId":"crash-dev","traits":{"email":"crash@example.com"},"timestamp":"2026-10-01T09:00:00Z"}`,
+				`{"type":"track","messageId":"r2","userId":"crash","event":"Order Completed","timestamp":"2026-10-01T09:01:00Z"}`,
+			)
+			crash := errors.New("simulated crash at " + step)
+			c.eraseHook = func(s string) error {
+				if s == step {
+					return crash
+				}
+				return nil
+			}
+			id := identity.Identifier{Type: identity.Email, Value: "crash@example.com"}
+			r, _, err := c.HandleRequest(ctx, RequestSuppressWithDelete, "gdpr", id)
+			if !errors.Is(err, crash) {
+				t.Fatalf("delete: %v", err)
+			}
+			before := strings.HasPrefix(step, "erase:")
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c = openTest(t, cfg) // the next Open resumes
+			got, err := c.Request(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before {
+				// Cleanly not started: the person is whole, the request was
+				// closed as failed; a new request erases them.
+				if p, err := c.Profile(ctx, id, ShowOptions{}); err != nil || p.EventCount != 2 {
+					t.Fatalf("person after a crash before the erase committed: %+v %v", p, err)
+				}
+				if got.Status != StatusRejected {
+					t.Fatalf("request after a crash before the erase committed: %s", got.Status)
+				}
+				if _, err := c.Delete(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			} else if got.Status != StatusCompleted || got.Erasure != nil {
+				t.Fatalf("request after resume: %s %+v", got.Status, got.Erasure)
+			}
+			if _, err := c.Access(ctx, id); !errors.Is(err, ErrProfileNotFound) {
+				t.Fatalf("access after resumed deletion: %v", err)
+			}
+			certs := 0
+			var cert DeletionCertificate
+			tail, _ := c.AuditTail(ctx, 50)
+			for _, e := range tail {
+				if e.Kind == "privacy.delete" {
+					certs++
+					if err := json.Unmarshal(e.Data, &cert); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if certs != 1 || len(cert.KEKRetired) == 0 || len(cert.Profiles) != 3 {
+				t.Fatalf("%d certificates, last %+v", certs, cert)
+			}
+			for _, p := range cert.Profiles {
+				if _, err := c.vault.Unseal(ctx, p, nil, nil); !errors.Is(err, keys.ErrKeyShredded) {
+					t.Fatalf("key of %s after resume: %v", p, err)
+				}
+			}
+			if res, err := c.Ingest(ctx, []event.Message{msg(t, event.Track, `{"messageId":"late","anonymousId":"crash-dev","event":"E"}`)}); err != nil || res.Suppressed != 1 {
+				t.Fatalf("late event: %+v %v", res, err)
+			}
+			if v, err := c.AuditVerify(ctx); err != nil || !v.OK {
+				t.Fatalf("audit: %+v %v", v, err)
+			}
+		})
+	}
+}
+
+// personKeys counts the keys each personal rule of the registry finds for
+// the person holding id.
+func personKeys(t *testing.T, c *CDP, id identity.Identifier) map[store.Prefix]int {
+	t.Helper()
 	ctx := context.Background()
-	ingestAll(t, c,
-		`{"type":"identify","messageId":"a1","userId":"gone","traits":{"email":"gone@example.com","first_name":"Gonzo"},"timestamp":"2026-10-01T09:00:00Z"}`,
-		`{"type":"track","messageId":"a2","userId":"gone","event":"Order Completed","properties":{"total":99},"timestamp":"2026-10-01T09:01:00Z"}`,
-		`{"type":"identify","messageId":"b1","userId":"stays","traits":{"email":"stays@example.com"},"timestamp":"2026-10-01T09:00:00Z"}`,
-	)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	backup := filepath.Join(t.TempDir(), "store-before-deletion")
-	if err := os.CopyFS(backup, os.DirFS(cfg.storeDir())); err != nil {
-		t.Fatal(err)
-	}
-	c = openTest(t, cfg)
-	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.UserID, Value: "gone"})
+	ik, err := c.identifierKey(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Close(); err != nil {
+	out := map[store.Prefix]int{}
+	if err := c.store.View(ctx, func(tx *store.Txn) error {
+		p, err := c.scope(ctx, tx, ik)
+		if err != nil {
+			return err
+		}
+		for i := range keyspace {
+			if r := &keyspace[i]; r.personal() {
+				keys, err := r.find(c, ctx, tx, p)
+				if err != nil {
+					return err
+				}
+				out[r.prefix] = len(keys)
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	// Restore the old copy of the data store next to the current vault.
-	if err := os.RemoveAll(cfg.storeDir()); err != nil {
+	return out
+}
+
+// With a rotation window the deletion shreds the keys at once and leaves
+// the KEK rotation to the window: the certificate says when it is due, the
+// rotation (scheduled, or `keys rotate`) names the deletions it completes.
+func TestDeletionRotationWindow(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Privacy.RotationWindow = Duration(time.Hour)
+	var now atomic.Int64
+	now.Store(fixedNow.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	if err := Init(ctx, cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(backup, cfg.storeDir()); err != nil {
+	c, err := Open(ctx, cfg, Options{Now: clock})
+	if err != nil {
 		t.Fatal(err)
 	}
-	c = openTest(t, cfg)
-	if _, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "gone"}, ShowOptions{}); !errors.Is(err, keys.ErrKeyShredded) {
-		t.Fatalf("the deleted person from the old copy: err = %v, want ErrKeyShredded", err)
+	defer c.Close()
+	ingestAll(t, c, `{"type":"identify","messageId":"w1","userId":"win","traits":{"email":"win@example.com"}}`)
+	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.UserID, Value: "win"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	opened, refused := 0, 0
-	err = c.store.View(ctx, func(tx *store.Txn) error {
-		return tx.Scan([]byte(store.PrefixEvent), store.ScanOptions{}, func(k, v []byte) error {
-			pid, _, _, err := store.ParseEventKey(k)
-			if err != nil {
-				return err
-			}
-			_, uerr := c.vault.Unseal(ctx, pid, k, v)
-			deleted := false
-			for _, p := range cert.Profiles {
-				deleted = deleted || p == pid
-			}
-			switch {
-			case deleted && uerr == nil:
-				return errors.New("an event of the deleted person opened from the old copy")
-			case deleted:
-				refused++
-			case uerr != nil:
-				return uerr
-			default:
-				opened++
-			}
-			return nil
-		})
-	})
-	if err != nil || refused != 2 || opened != 1 {
-		t.Fatalf("old copy: %d refused, %d opened, %v", refused, opened, err)
+	if len(cert.KEKRetired) != 0 || cert.KEKRotationDue == nil || !cert.KEKRotationDue.Equal(fixedNow.Add(time.Hour)) || len(cert.DEKsShredded) != len(cert.Profiles) {
+		t.Fatalf("certificate with a window: %+v", cert)
 	}
-	if p, err := c.Profile(ctx, identity.Identifier{Type: identity.UserID, Value: "stays"}, ShowOptions{}); err != nil || p.EventCount != 1 {
-		t.Fatalf("the other person from the old copy: %v", err)
+	if c.vault.Epoch() != 1 {
+		t.Fatal("rotated before the window")
+	}
+	if done, err := c.rotateIfDue(ctx); err != nil || done {
+		t.Fatalf("rotation before it is due: %v %v", done, err)
+	}
+	now.Store(fixedNow.Add(2 * time.Hour).UnixNano())
+	if done, err := c.rotateIfDue(ctx); err != nil || !done {
+		t.Fatalf("due rotation: %v %v", done, err)
+	}
+	if c.vault.Epoch() != 2 {
+		t.Fatalf("epoch after the due rotation: %d", c.vault.Epoch())
+	}
+	r, err := c.Request(ctx, cert.Request)
+	if err != nil || r.RotationDue != nil || r.Status != StatusCompleted {
+		t.Fatalf("request after the rotation: %+v %v", r, err)
+	}
+	tail, _ := c.AuditTail(ctx, 1)
+	var rot struct {
+		Completes []string `json:"completes_deletions"`
+	}
+	if len(tail) != 1 || tail[0].Kind != "keys.rotate" || json.Unmarshal(tail[0].Data, &rot) != nil || len(rot.Completes) != 1 || rot.Completes[0] != cert.Request {
+		t.Fatalf("keys.rotate entry: %+v", tail)
+	}
+	if done, _ := c.rotateIfDue(ctx); done {
+		t.Fatal("rotated again with nothing due")
 	}
 }

@@ -28,3 +28,12 @@ var (
 	// ErrInvalidInput: a lookup or request argument is wrong.
 	ErrInvalidInput = errors.New("invalid input")
 )
+
+// Backup and restore errors.
+var (
+	// ErrRestoreNotEmpty: restore would replace a data store that holds
+	// data; pass --force (RestoreOptions.Force) to replace it.
+	ErrRestoreNotEmpty = errors.New("the data store is not empty: restoring would replace it (use --force)")
+	// ErrNoVault: restore needs the key vault the backup's keys live in.
+	ErrNoVault = errors.New("no key vault in the data directory: restore the vault first (custody restore --vault FILE)")
+)

@@ -32,6 +32,9 @@ var accessHTML = template.Must(template.New("access").Funcs(template.FuncMap{
 <h2>Segments</h2>
 <table><tr><th>Segment</th><th>Entered</th><th>Left</th></tr>
 {{range .Memberships}}<tr><td>{{.Segment}}</td><td>{{.EnteredAt.Format "2006-01-02"}}</td><td>{{if .ExitedAt}}{{.ExitedAt.Format "2006-01-02"}}{{end}}</td></tr>{{else}}<tr><td colspan="3">None.</td></tr>{{end}}</table>
+<h2>Your requests</h2>
+<table><tr><th>Received</th><th>Request</th><th>Status</th></tr>
+{{range .Requests}}<tr><td>{{.ReceivedAt.Format "2006-01-02"}}</td><td>{{.Type}} ({{.Regulation}}, by {{.IdentifierType}})</td><td>{{.Status}}</td></tr>{{else}}<tr><td colspan="3">None before this one.</td></tr>{{end}}</table>
 <h2>Activity ({{.Person.EventCount}} events)</h2>
 <table><tr><th>When</th><th>What</th></tr>
 {{range .Person.Events}}<tr><td>{{.Timestamp.Format "2006-01-02 15:04"}}</td><td>{{.Type}} {{.Event}}{{.Name}}</td></tr>{{end}}</table>

@@ -43,6 +43,10 @@ func TestAccessReportGolden(t *testing.T) {
 		`{"type":"page","messageId":"g3","anonymousId":"gold-device","name":"Home","timestamp":"2026-09-30T09:00:00Z"}`,
 	)
 	consentSet(t, c, "gold@example.com", "marketing.communications.email", "granted", "2026-10-01T10:00:00Z", nil)
+	// An earlier request made with another of their identifiers is listed.
+	if _, _, err := c.HandleRequest(ctx, RequestAccess, "ccpa", identity.Identifier{Type: identity.Email, Value: "gold@example.com"}); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := c.Access(ctx, identity.Identifier{Type: identity.UserID, Value: "gold"})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +78,9 @@ func TestAccessReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := html.String()
+	if len(rep.Requests) != 1 || rep.Requests[0].Status != StatusCompleted {
+		t.Fatalf("earlier requests: %+v", rep.Requests)
+	}
 	if strings.Contains(h, "<b>Goldie</b>") || !strings.Contains(h, "gold@example.com") || !strings.Contains(h, "Order Completed") {
 		t.Fatalf("HTML rendering: escaped=%v\n%s", !strings.Contains(h, "<b>Goldie</b>"), h)
 	}

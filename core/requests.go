@@ -37,7 +37,8 @@ const (
 var ErrRequestNotFound = errors.New("privacy request not found")
 
 // PrivacyRequest is a data subject request and its history. It keeps the
-// keyed hash of the identifier, never the identifier.
+// keyed hash of the identifier, never the identifier: a request that waits
+// for verification is carried out later from the hash alone.
 type PrivacyRequest struct {
 	ID             string          `json:"id"`
 	Type           string          `json:"type"`
@@ -49,6 +50,12 @@ type PrivacyRequest struct {
 	DueAt          time.Time       `json:"due_at"`
 	History        []RequestStep   `json:"history"`
 	Result         json.RawMessage `json:"result,omitempty"` // counts, certificate; no personal data
+	// Erasure is the journal of a deletion in progress (see erasure.go);
+	// it is cleared when the request completes.
+	Erasure *ErasureProgress `json:"erasure,omitempty"`
+	// RotationDue is set on a completed deletion whose KEK rotation waits
+	// for the window (privacy.rotation_window); cleared by the rotation.
+	RotationDue *time.Time `json:"rotation_due,omitempty"`
 }
 
 // RequestStep is one change of status.
@@ -63,6 +70,15 @@ func (r *PrivacyRequest) Overdue(now time.Time) bool {
 	return r.Status != StatusCompleted && r.Status != StatusRejected && now.After(r.DueAt)
 }
 
+// identifierKey is the identifier index key the request names.
+func (r *PrivacyRequest) identifierKey() ([]byte, error) {
+	h, err := hex.DecodeString(r.IdentifierHash)
+	if err != nil || len(h) != 32 {
+		return nil, fmt.Errorf("%w: request %s has a malformed identifier hash", ErrInvalidInput, r.ID)
+	}
+	return store.IdentifierKey(string(r.IdentifierType), h), nil
+}
+
 // dueDate is when the regulation requires an answer: one month under the
 // GDPR (Art. 12(3)), 45 days under the CCPA.
 func dueDate(regulation string, received time.Time) (time.Time, error) {
@@ -75,83 +91,171 @@ func dueDate(regulation string, received time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%w: regulation must be gdpr or ccpa", ErrInvalidInput)
 }
 
+func requestKey(id string) []byte { return []byte(string(store.PrefixRequest) + id) }
+
+func decodeRequest(v []byte) (*PrivacyRequest, error) {
+	var r PrivacyRequest
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("privacy request record: %w", err)
+	}
+	return &r, nil
+}
+
 func (c *CDP) putRequest(ctx context.Context, r *PrivacyRequest) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return c.store.Update(ctx, func(tx *store.Txn) error { return tx.Set([]byte(string(store.PrefixRequest)+r.ID), b) })
+	return c.store.Update(ctx, func(tx *store.Txn) error { return tx.Set(requestKey(r.ID), b) })
 }
 
-func (c *CDP) step(r *PrivacyRequest, status, note string) {
+func (c *CDP) addStep(r *PrivacyRequest, status, note string) {
 	r.Status = status
 	r.History = append(r.History, RequestStep{At: c.now().UTC(), Status: status, Note: note})
 }
 
-// HandleRequest records a privacy request and carries it out at once
-// (received, verified by the operator who runs it, in progress, completed
-// or rejected), keeping its history and due date. It returns the request
+// HandleRequest records a privacy request and carries it out at once: the
+// operator who runs it has verified the person's identity (received,
+// verified, in progress, completed or rejected). It returns the request
 // and, for access, the report.
 func (c *CDP) HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*PrivacyRequest, *AccessReport, error) {
-	v, err := c.rules.Normalize(id.Type, id.Value)
+	r, err := c.newRequest(typ, regulation, id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		return nil, nil, err
+	}
+	c.addStep(r, StatusVerified, "verified: by the operator who filed it ("+actorOf(ctx)+")")
+	c.addStep(r, StatusInProgress, "")
+	return c.carryOut(ctx, r)
+}
+
+// newRequest validates a request and builds it, received, in memory.
+func (c *CDP) newRequest(typ, regulation string, id identity.Identifier) (*PrivacyRequest, error) {
+	switch typ {
+	case RequestAccess, RequestDelete, RequestSuppress, RequestSuppressWithDelete, RequestUnsuppress:
+	default:
+		return nil, fmt.Errorf("%w: request type must be access, delete, suppress, suppress_with_delete or unsuppress", ErrInvalidInput)
+	}
+	ik, err := c.identifierKey(id)
+	if err != nil {
+		return nil, err
 	}
 	now := c.now().UTC()
 	due, err := dueDate(regulation, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if regulation == "" {
 		regulation = "gdpr"
 	}
-	switch typ {
-	case RequestAccess, RequestDelete, RequestSuppress, RequestSuppressWithDelete, RequestUnsuppress:
-	default:
-		return nil, nil, fmt.Errorf("%w: request type must be access, delete, suppress, suppress_with_delete or unsuppress", ErrInvalidInput)
-	}
-	ik := store.IdentifierKey(string(id.Type), c.hasher.Sum(string(id.Type), v))
 	r := &PrivacyRequest{ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Regulation: regulation, IdentifierType: id.Type,
 		IdentifierHash: hex.EncodeToString(ik[len(ik)-32:]), ReceivedAt: now, DueAt: due}
-	c.step(r, StatusReceived, "")
-	c.step(r, StatusVerified, "verified by "+actorOf(ctx))
-	c.step(r, StatusInProgress, "")
+	c.addStep(r, StatusReceived, "")
+	return r, nil
+}
+
+// ReceiveRequest records a privacy request as received: nothing is done
+// until the person's identity is verified (VerifyRequest) or the request
+// is rejected (RejectRequest). The due date runs from now.
+func (c *CDP) ReceiveRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*PrivacyRequest, error) {
+	r, err := c.newRequest(typ, regulation, id)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.putRequest(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, c.record(ctx, "privacy.receive", map[string]any{"request": r.ID, "type": r.Type, "regulation": r.Regulation,
+		"identifier_hash": r.IdentifierHash})
+}
+
+// VerifyRequest records that the person's identity was verified (method
+// says how: "signed-in account", "email round-trip", ...) and carries the
+// request out: in progress, then completed or rejected. For access it
+// returns the report, which is never stored.
+func (c *CDP) VerifyRequest(ctx context.Context, id, method string) (*PrivacyRequest, *AccessReport, error) {
+	if method == "" || len(method) > 200 {
+		return nil, nil, fmt.Errorf("%w: verification needs a method (at most 200 bytes), e.g. \"email round-trip\"", ErrInvalidInput)
+	}
+	r, err := c.Request(ctx, id)
+	if err != nil {
 		return nil, nil, err
 	}
-	var report *AccessReport
-	var result any
-	switch typ {
+	if r.Status != StatusReceived {
+		return r, nil, fmt.Errorf("%w: request %s is %s, not received", ErrInvalidInput, id, r.Status)
+	}
+	c.addStep(r, StatusVerified, "verified: "+method)
+	c.addStep(r, StatusInProgress, "")
+	return c.carryOut(ctx, r)
+}
+
+// carryOut does what a verified request asks. The request is written once
+// it is done (and, for a deletion, in the erase transaction): a crash
+// before leaves it as it was (received, or not recorded for HandleRequest),
+// with nothing done.
+func (c *CDP) carryOut(ctx context.Context, r *PrivacyRequest) (*PrivacyRequest, *AccessReport, error) {
+	ik, err := r.identifierKey()
+	if err != nil {
+		return r, nil, c.finish(ctx, r, nil, err)
+	}
+	switch r.Type {
 	case RequestAccess:
-		rep, err := c.Access(ctx, id)
-		if err == nil {
-			report = &rep
-			result = map[string]any{"profiles": len(rep.Person.Profiles), "events": rep.Person.EventCount, "exports": len(rep.Exports)}
+		rep, err := c.access(ctx, ik)
+		if err != nil {
+			return r, nil, c.finish(ctx, r, nil, err)
 		}
-		err = c.finish(ctx, r, result, err)
-		return r, report, err
+		result := map[string]any{"profiles": len(rep.Person.Profiles), "events": rep.Person.EventCount, "exports": len(rep.Exports)}
+		return r, &rep, c.finish(ctx, r, result, nil)
 	case RequestDelete, RequestSuppressWithDelete:
-		cert, err := c.Delete(ctx, id)
-		if err == nil && typ == RequestDelete {
-			err = c.setSuppressed(ctx, cert.suppressedKeys, false)
+		cert, err := c.eraseRequest(ctx, r)
+		if err != nil && r.Erasure != nil {
+			// Erased, but a later step failed: the journal stays, and the
+			// next Open finishes the deletion.
+			return r, nil, err
 		}
 		return r, nil, c.finish(ctx, r, cert, err)
-	case RequestSuppress, RequestUnsuppress:
-		err := c.setSuppressed(ctx, [][]byte{ik}, typ == RequestSuppress)
+	default: // suppress, unsuppress
+		err := c.setSuppressed(ctx, [][]byte{ik}, r.Type == RequestSuppress)
 		return r, nil, c.finish(ctx, r, map[string]any{"identifier_hash": r.IdentifierHash}, err)
 	}
-	return r, nil, nil
+}
+
+// RejectRequest closes a request that was not carried out (identity not
+// verified, manifestly unfounded, ...), with the reason recorded.
+func (c *CDP) RejectRequest(ctx context.Context, id, reason string) (*PrivacyRequest, error) {
+	if reason == "" || len(reason) > 500 {
+		return nil, fmt.Errorf("%w: a rejection needs a reason (at most 500 bytes)", ErrInvalidInput)
+	}
+	r, err := c.Request(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != StatusReceived && r.Status != StatusVerified {
+		return r, fmt.Errorf("%w: request %s is %s; only a request not yet carried out can be rejected", ErrInvalidInput, id, r.Status)
+	}
+	c.addStep(r, StatusRejected, reason)
+	if err := c.putRequest(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, c.record(ctx, "privacy.request", map[string]any{"request": r.ID, "type": r.Type, "regulation": r.Regulation,
+		"status": r.Status, "identifier_hash": r.IdentifierHash})
 }
 
 func (c *CDP) finish(ctx context.Context, r *PrivacyRequest, result any, err error) error {
+	r.Erasure = nil
+	if cert, ok := result.(DeletionCertificate); ok && err == nil {
+		r.RotationDue = cert.KEKRotationDue
+	}
 	if err != nil {
-		c.step(r, StatusRejected, rejectionNote(err))
+		c.addStep(r, StatusRejected, rejectionNote(err))
 	} else {
 		r.Result, _ = json.Marshal(result)
-		c.step(r, StatusCompleted, "")
+		c.addStep(r, StatusCompleted, "")
 	}
 	if perr := c.putRequest(ctx, r); perr != nil {
 		return errors.Join(err, perr)
+	}
+	if _, ok := result.(DeletionCertificate); ok && err == nil {
+		return nil // the certificate on the audit log records the request
 	}
 	if aerr := c.record(ctx, "privacy.request", map[string]any{"request": r.ID, "type": r.Type, "regulation": r.Regulation,
 		"status": r.Status, "identifier_hash": r.IdentifierHash}); aerr != nil {
@@ -198,12 +302,12 @@ func (c *CDP) Requests(ctx context.Context, overdue bool) ([]*PrivacyRequest, er
 	out := []*PrivacyRequest{}
 	err := c.store.View(ctx, func(tx *store.Txn) error {
 		return tx.Scan([]byte(store.PrefixRequest), store.ScanOptions{}, func(_, v []byte) error {
-			var r PrivacyRequest
-			if err := json.Unmarshal(v, &r); err != nil {
+			r, err := decodeRequest(v)
+			if err != nil {
 				return err
 			}
 			if !overdue || r.Overdue(now) {
-				out = append(out, &r)
+				out = append(out, r)
 			}
 			return nil
 		})
@@ -216,7 +320,7 @@ func (c *CDP) Requests(ctx context.Context, overdue bool) ([]*PrivacyRequest, er
 func (c *CDP) Request(ctx context.Context, id string) (*PrivacyRequest, error) {
 	var r PrivacyRequest
 	err := c.store.View(ctx, func(tx *store.Txn) error {
-		v, err := tx.Get([]byte(string(store.PrefixRequest) + id))
+		v, err := tx.Get(requestKey(id))
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%s: %w", id, ErrRequestNotFound)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/server"
+	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/privacy"
 	"github.com/custody-cdp/custody/segments"
@@ -47,6 +48,11 @@ type backend interface {
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
 	ExtendRequest(ctx context.Context, id, reason string) (*core.PrivacyRequest, error)
 	Request(ctx context.Context, id string) (*core.PrivacyRequest, error)
+	ReceiveRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, error)
+	VerifyRequest(ctx context.Context, id, method string) (*core.PrivacyRequest, *core.AccessReport, error)
+	RejectRequest(ctx context.Context, id, reason string) (*core.PrivacyRequest, error)
+	Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error)
+	BackupVault(ctx context.Context, w io.Writer) (store.BackupInfo, error)
 	Close() error
 }
 

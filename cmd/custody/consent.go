@@ -264,6 +264,7 @@ func auditCommand() *cli.Command {
 
 func privacyCommand() *cli.Command {
 	regFlag := &cli.StringFlag{Name: "regulation", Value: "gdpr", Usage: "gdpr (answer due in one month) or ccpa (45 days)"}
+	receiveFlag := &cli.BoolFlag{Name: "receive-only", Usage: "only record the request as received; carry it out with `custody privacy verify ID --method M` once the person's identity is verified"}
 	request := func(typ string) func(c *cli.Context) error {
 		return func(c *cli.Context) error {
 			id, err := identifierFromFlags(c)
@@ -278,31 +279,20 @@ func privacyCommand() *cli.Command {
 				return err
 			}
 			defer b.Close()
+			if c.Bool("receive-only") {
+				req, err := b.ReceiveRequest(c.Context, typ, c.String("regulation"), id)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, req)
+				}
+				printRequest(c.App.Writer, req)
+				fmt.Fprintf(c.App.Writer, "next: custody privacy verify %s --method \"...\" (or reject %s --reason \"...\")\n", req.ID, req.ID)
+				return nil
+			}
 			req, rep, err := b.HandleRequest(c.Context, typ, c.String("regulation"), id)
-			if err != nil {
-				if req != nil {
-					fmt.Fprintf(c.App.ErrWriter, "request %s: %s\n", req.ID, req.Status)
-				}
-				return err
-			}
-			if rep != nil {
-				if h := c.String("html"); h != "" {
-					f, err := os.OpenFile(h, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-					if err != nil {
-						return err
-					}
-					if err := errors.Join(core.RenderAccessHTML(f, *rep), f.Close()); err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.ErrWriter, "readable report written to %s (mode 0600)\n", h)
-				}
-				return printJSON(c.App.Writer, rep)
-			}
-			if c.Bool("json") {
-				return printJSON(c.App.Writer, req)
-			}
-			printRequest(c.App.Writer, req)
-			return nil
+			return requestOutcome(c, req, rep, err)
 		}
 	}
 	return &cli.Command{
@@ -312,14 +302,14 @@ func privacyCommand() *cli.Command {
 			{
 				Name:  "access",
 				Usage: "everything held about the person, decrypted, as JSON",
-				Flags: append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "the report is JSON either way"},
+				Flags: append(identifierFlags(), regFlag, receiveFlag, &cli.BoolFlag{Name: "json", Usage: "the report is JSON either way"},
 					&cli.StringFlag{Name: "html", Usage: "also write the readable rendering to this file"}),
 				Action: request(core.RequestAccess),
 			},
 			{
 				Name:  "delete",
 				Usage: "erase the person everywhere, shred their keys, rotate the KEK and (by default) suppress their identifiers",
-				Flags: append(identifierFlags(), regFlag,
+				Flags: append(identifierFlags(), regFlag, receiveFlag,
 					&cli.StringFlag{Name: "type", Value: core.RequestSuppressWithDelete, Usage: "suppress_with_delete, or delete (erase without suppressing)"},
 					&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				Action: request(core.RequestSuppressWithDelete),
@@ -327,13 +317,13 @@ func privacyCommand() *cli.Command {
 			{
 				Name:   "suppress",
 				Usage:  "drop every future event naming this identifier (without deleting)",
-				Flags:  append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Flags:  append(identifierFlags(), regFlag, receiveFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				Action: request(core.RequestSuppress),
 			},
 			{
 				Name:   "unsuppress",
 				Usage:  "lift a suppression",
-				Flags:  append(identifierFlags(), regFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Flags:  append(identifierFlags(), regFlag, receiveFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 				Action: request(core.RequestUnsuppress),
 			},
 			{
@@ -348,6 +338,40 @@ func privacyCommand() *cli.Command {
 									r.ReceivedAt.Format(time.RFC3339), r.DueAt.Format("2006-01-02"))
 							}
 						})
+				},
+			},
+			{
+				Name:      "verify",
+				Usage:     "record how the person's identity was verified and carry out a received request",
+				ArgsUsage: "ID",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "method", Required: true, Usage: "how the identity was verified, e.g. \"signed-in account\" (kept with the request)"},
+					&cli.StringFlag{Name: "html", Usage: "access: also write the readable rendering to this file"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("privacy verify needs exactly one ID", exitUsage)
+					}
+					b, _, err := openBackend(c)
+					if err != nil {
+						return err
+					}
+					defer b.Close()
+					req, rep, err := b.VerifyRequest(c.Context, c.Args().First(), c.String("method"))
+					return requestOutcome(c, req, rep, err)
+				},
+			},
+			{
+				Name:      "reject",
+				Usage:     "close a request without carrying it out (identity not verified, manifestly unfounded, ...)",
+				ArgsUsage: "ID",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "reason", Required: true, Usage: "why (kept with the request)"}, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return cli.Exit("privacy reject needs exactly one ID", exitUsage)
+					}
+					return withBackend(c, func(b backend) (*core.PrivacyRequest, error) {
+						return b.RejectRequest(c.Context, c.Args().First(), c.String("reason"))
+					}, printRequest)
 				},
 			},
 			{
@@ -378,6 +402,36 @@ func privacyCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// requestOutcome prints a request that was carried out: the access
+// report as JSON (and, with --html, its readable rendering), or the
+// request with its history.
+func requestOutcome(c *cli.Context, req *core.PrivacyRequest, rep *core.AccessReport, err error) error {
+	if err != nil {
+		if req != nil {
+			fmt.Fprintf(c.App.ErrWriter, "request %s: %s\n", req.ID, req.Status)
+		}
+		return err
+	}
+	if rep != nil {
+		if h := c.String("html"); h != "" {
+			f, err := os.OpenFile(h, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			if err := errors.Join(core.RenderAccessHTML(f, *rep), f.Close()); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "readable report written to %s (mode 0600)\n", h)
+		}
+		return printJSON(c.App.Writer, rep)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, req)
+	}
+	printRequest(c.App.Writer, req)
+	return nil
 }
 
 func printRequest(w io.Writer, r *core.PrivacyRequest) {

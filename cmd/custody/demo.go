@@ -306,8 +306,13 @@ func demoPrivacy(c *cli.Context, b backend, p demo.Persona, dataDir string) erro
 	if err := json.Unmarshal(req.Result, &cert); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "== deletion request (GDPR Art. 17): person %s, %d profiles erased (%v), %d data keys shredded, KEK epochs retired %v, %d identifiers suppressed\n",
-		cert.Person, len(cert.Profiles), cert.Records, len(cert.DEKsShredded), cert.KEKRetired, len(cert.IdentifierHashes))
+	fmt.Fprintf(w, "== deletion request (GDPR Art. 17) %s: person %s, %d profiles erased (%v), %d data keys shredded, KEK epochs retired %v, %d identifiers suppressed\n",
+		req.ID, cert.Person, len(cert.Profiles), cert.Records, len(cert.DEKsShredded), cert.KEKRetired, len(cert.Suppressed))
+	certJSON, err := json.MarshalIndent(cert, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "deletion certificate (on the audit log; no personal data):\n%s\n", certJSON)
 	if _, _, err := b.HandleRequest(c.Context, core.RequestAccess, "gdpr", id); errors.Is(err, core.ErrProfileNotFound) {
 		fmt.Fprintf(w, "proof: an access request for %s now finds no one; the certificate is on the audit log\n", p.Email)
 	} else {

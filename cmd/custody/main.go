@@ -126,6 +126,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
 			keysCommand(), demoCommand(), consentCommand(), policyCommand(), auditCommand(), segmentCommand(), privacyCommand(),
+			backupCommand(), restoreCommand(),
 		},
 	}
 	usageEverywhere(app.Commands)

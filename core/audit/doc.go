@@ -113,5 +113,8 @@
 //
 // After a legitimate restore of a data backup, Open fails with
 // ErrHeadMismatch until the discrepancy has been dealt with explicitly by
-// the operator: the log never papers over it.
+// the operator: the log never papers over it. Reanchor is that explicit
+// step: it checks the chain in the store from entry 1, appends an
+// audit.reanchor entry naming the head it replaces, and seals a new head
+// on it (`custody restore` calls it).
 package audit

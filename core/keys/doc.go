@@ -59,6 +59,13 @@
 // backups of the vault directory must be kept out of data backups and expire
 // within the erasure deadline, or the master key itself must be replaced.
 //
+// # Backups
+//
+// Vault.Backup writes keyring.json and the wrapped DEKs (with the shred
+// tombstones) encrypted under the PurposeBackup subkey; RestoreVault puts
+// them back only where there is no vault, since restoring over a live one
+// would bring back keys shredded since.
+//
 // # Crash safety
 //
 // keyring.json is replaced atomically (temp file, fsync, rename, fsync of

@@ -506,6 +506,9 @@ type PrivacyRequestBody struct {
 	Type       string              `json:"type"`
 	Regulation string              `json:"regulation"`
 	Identifier identity.Identifier `json:"identifier"`
+	// ReceiveOnly records the request as received; it is carried out by
+	// POST .../{id}/verify once the person's identity is verified.
+	ReceiveOnly bool `json:"receive_only,omitempty"`
 }
 
 // PrivacyRequestResponse is the request, and the report for access.
@@ -519,6 +522,17 @@ func (s *Server) handlePrivacyRequest(w http.ResponseWriter, r *http.Request) {
 	var body PrivacyRequestBody
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil || body.Identifier.Type == "" || body.Identifier.Value == "" {
 		writeError(w, http.StatusBadRequest, `body must be {"type": "access|delete|suppress|suppress_with_delete|unsuppress", "regulation": "gdpr|ccpa", "identifier": {"type": "email", "value": "..."}}`, -1, "")
+		return
+	}
+	if body.ReceiveOnly {
+		if l, ok := s.lifecycle(w); ok {
+			req, err := l.ReceiveRequest(r.Context(), body.Type, body.Regulation, body.Identifier)
+			if err != nil {
+				s.writeCoreError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusAccepted, PrivacyRequestResponse{Request: req})
+		}
 		return
 	}
 	req, rep, err := s.b.HandleRequest(r.Context(), body.Type, body.Regulation, body.Identifier)

@@ -13,6 +13,11 @@
 //     commit) to keep this cheap; see core's ingest committer.
 //   - The schema version key is checked at Open; an unknown version fails
 //     with ErrSchemaVersion before anything is written.
+//   - Backup writes an encrypted, authenticated snapshot of every live
+//     record (a Badger stream at one read timestamp); ReadBackup checks and
+//     decrypts it and a Loader bulk-writes it into a fresh store (format in
+//     backup.go). Badger's at-rest encryption does not cover a stream, so
+//     the stream is encrypted with a key the caller derives.
 //
 // # Keyspace (schema version 1)
 //
