@@ -166,6 +166,18 @@ func TestKillNineMixedWorkload(t *testing.T) {
 	srv.stop(t)
 	verifyCrashStore(t, dir, ledger, "direct store open")
 	mustCustody(t, dir, "audit", "verify")
+	var entries []struct {
+		Kind string `json:"kind"`
+	}
+	if r := mustCustody(t, dir, "audit", "tail", "-n", "1000000", "--json"); json.Unmarshal([]byte(r.stdout), &entries) != nil {
+		t.Fatalf("audit tail --json: %s", r)
+	}
+	certs := 0
+	for _, e := range entries {
+		if e.Kind == "privacy.delete" {
+			certs++
+		}
+	}
 
 	mix.mu.Lock()
 	defer mix.mu.Unlock()
@@ -176,6 +188,12 @@ func TestKillNineMixedWorkload(t *testing.T) {
 	t.Logf("%d messages acknowledged; admin operations completed %v, cut by a kill %v", len(ledger.acked), mix.ops, mix.cut)
 	t.Logf("victims: %d live, %d deleted (request completed), %d erased by a request cut by a kill; %d deletion requests found in_progress after a restart (not resumed)",
 		states[victimLive], states[victimDeleted], states[victimErased], mix.stranded)
+	// The certificate is written after the keys were shredded and the KEK
+	// rotated: an erased person without one may still have a live data key.
+	t.Logf("deletion certificates on the audit log: %d, people erased: %d", certs, states[victimDeleted]+states[victimErased])
+	if certs < states[victimDeleted] {
+		t.Errorf("%d deletions answered completed but only %d certificates were written", states[victimDeleted], certs)
+	}
 	if len(mix.errors) > 0 {
 		t.Errorf("admin operations failed while the server was up:\n%v", mix.errors)
 	}
