@@ -52,12 +52,6 @@ type mixState struct {
 	stranded int            // requests found in_progress after a restart
 }
 
-func (m *mixState) errorf(format string, args ...any) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.errors = append(m.errors, fmt.Sprintf(format, args...))
-}
-
 // TestKillNineMixedWorkload kills the server with SIGKILL at random moments
 // of a mixed workload: concurrent batch ingestion whose identifies and
 // aliases merge profiles (the clients of TestKillNineLosesNothing), and an
