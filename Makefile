@@ -5,7 +5,7 @@ BIN       ?= bin/custody
 DEMO_DATA ?= ./custody-demo
 FUZZTIME  ?= 60s
 
-.PHONY: all build test test-short demo bench fuzz lint sdk-deps bench-privacy console-deps clean
+.PHONY: all build test test-short demo bench bench-privacy fuzz lint soak crash sdk-deps console-deps clean
 
 all: build
 
@@ -59,20 +59,60 @@ bench: build
 bench-privacy:
 	./bench/privacy.sh
 
-# Every fuzz target for FUZZTIME each (the seed corpora also run in make test).
+# Every fuzz target for FUZZTIME each (the seed corpora also run in make
+# test). A crasher is written to the package's testdata/fuzz/<Target>/ and
+# from then on runs as a regression seed in make test.
+FUZZ_TARGETS = \
+	./core/event:FuzzDecodeBatch ./core/event:FuzzFastBatch ./core/event:FuzzDecodeMessage ./core/event:FuzzDecodeStored \
+	./core/mapping:FuzzConvert ./core/mapping:FuzzParse ./segments:FuzzParse ./policies:FuzzInput \
+	./core:FuzzConfigFile ./core:FuzzParseDuration ./core:FuzzDecodeMembers \
+	./core/keys:FuzzUnseal ./core/keys:FuzzParseMaster ./core/keys:FuzzReadKeyring \
+	./core/audit:FuzzDecodeRecord ./core/store:FuzzParseEventKey ./identity:FuzzNormalize
+
 fuzz:
-	$(GO) test -run=XXX -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./core/event/
-	$(GO) test -run=XXX -fuzz='^FuzzFastBatch$$' -fuzztime=$(FUZZTIME) ./core/event/
-	$(GO) test -run=XXX -fuzz='^FuzzDecodeMessage$$' -fuzztime=$(FUZZTIME) ./core/event/
-	$(GO) test -run=XXX -fuzz='^FuzzDecodeStored$$' -fuzztime=$(FUZZTIME) ./core/event/
-	$(GO) test -run=XXX -fuzz='^FuzzConvert$$' -fuzztime=$(FUZZTIME) ./core/mapping/
-	$(GO) test -run=XXX -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./core/mapping/
-	$(GO) test -run=XXX -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./segments/
-	$(GO) test -run=XXX -fuzz='^FuzzInput$$' -fuzztime=$(FUZZTIME) ./policies/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run=XXX -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) $${t%%:*}; \
+	done
+
+# Long runs on loopback (about 10 minutes on 2 cores): the soak test for
+# SOAK_DURATION, then the crash loops. Figures are printed and kept in
+# bench/out/soak.txt.
+SOAK_DURATION ?= 6m
+CRASH_KILLS   ?= 50
+
+soak: crash
+	mkdir -p bench/out
+	@{ CUSTODY_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./tests/soak/ 2>&1; \
+		echo $$? > bench/out/soak.rc; } | tee bench/out/soak.txt; exit $$(cat bench/out/soak.rc)
+
+# kill -9 at random moments, CRASH_KILLS times under the mixed workload
+# (ingest with merges, deletions, rotations, exports, consent) and
+# CRASH_KILLS times under ingestion alone (make test runs 5 of each).
+crash:
+	mkdir -p bench/out
+	@{ CUSTODY_MIX_KILLS=$(CRASH_KILLS) CUSTODY_KILL_LOOPS=$(CRASH_KILLS) $(GO) test -count=1 -v -timeout 60m \
+		-run '^TestKillNine(MixedWorkload|LosesNothing)$$' ./tests/e2e/ 2>&1; echo $$? > bench/out/crash.rc; } | tee bench/out/crash.txt; \
+		exit $$(cat bench/out/crash.rc)
+
+# Static checks; any finding fails. staticcheck and govulncheck are pinned
+# and run from the Go module proxy (nothing to install). govulncheck needs
+# the Go vulnerability database: VULNDB is https://vuln.go.dev by default,
+# or file:///abs/path of a local copy (index/db.json, index/modules.json,
+# ID/GO-*.json, the layout vuln.go.dev serves) on a machine without access.
+# VULNCHECK=skip skips it, saying so; it never passes silently.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.8.0
+VULNDB      ?= https://vuln.go.dev
+VULNCHECK   ?= run
 
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) run $(STATICCHECK) ./...
+	@if [ "$(VULNCHECK)" = skip ]; then echo "lint: govulncheck SKIPPED (VULNCHECK=skip): dependencies NOT checked for known vulnerabilities"; \
+	else $(GO) run $(GOVULNCHECK) -db $(VULNDB) ./... || { rc=$$?; \
+		echo "lint: govulncheck failed (exit $$rc: 3 = vulnerabilities found, 1 = could not run, e.g. $(VULNDB) unreachable; set VULNDB=file:///path/to/local/vulndb or VULNCHECK=skip)"; exit $$rc; }; fi
 
 clean:
 	rm -rf bin $(DEMO_DATA) $(DEMO_DATA)-exports

@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"core/server":    {"core", "core/event", "core/store", "core/keys", "core/audit", "identity", "policies", "segments", "privacy"},
 	"cmd/custody":    {"*"},
 	"tests/e2e":      {"*"},
+	"tests/soak":     {"*"},
 	"bench/segments": {"*"},
 	"bench/privacy":  {"*"},
 	"bench/ingest":   {"*"},

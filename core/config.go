@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -376,7 +377,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasSuffix(s, "d") {
 		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
-		if err != nil {
+		// NaN, Inf and more than ~292 years do not fit a time.Duration
+		// (the conversion would silently give a negative one).
+		if err != nil || math.IsNaN(n) || math.Abs(n*float64(24*time.Hour)) >= math.MaxInt64 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil

@@ -102,8 +102,16 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 	if err := os.MkdirAll(dc.Dir, 0o700); err != nil {
 		return "", fmt.Errorf("export directory: %w", err)
 	}
-	path := filepath.Join(dc.Dir, fmt.Sprintf("%s-%s-%s.%s", segment, dest, now.UTC().Format("20060102T150405Z"), dc.Format))
+	// Names have a one-second resolution; a second export of the same
+	// segment to the same destination within that second gets -2, -3, ...
+	// rather than failing (never overwriting an earlier export).
+	stamp := now.UTC().Format("20060102T150405Z")
+	path := filepath.Join(dc.Dir, fmt.Sprintf("%s-%s-%s.%s", segment, dest, stamp, dc.Format))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	for n := 2; errors.Is(err, os.ErrExist) && n <= 1000; n++ {
+		path = filepath.Join(dc.Dir, fmt.Sprintf("%s-%s-%s-%d.%s", segment, dest, stamp, n, dc.Format))
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	}
 	if err != nil {
 		return "", fmt.Errorf("export file: %w", err)
 	}

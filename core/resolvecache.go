@@ -91,11 +91,6 @@ type bloom struct {
 
 const bloomHashes = 7
 
-// dedupFilter is the bloom over messageId markers.
-type dedupFilter = bloom
-
-func newDedupFilter(capacity int) *bloom { return newBloom(capacity) }
-
 func newBloom(capacity int) *bloom {
 	m := uint64(capacity) * 10 // ~1% false positives at capacity with 7 hashes
 	return &bloom{bits: make([]uint64, (m+63)/64), m: m, limit: capacity}

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -111,16 +110,4 @@ func (r *Rules) Blocked(typ Type, normalised string) bool {
 		}
 	}
 	return false
-}
-
-// byPriority sorts types strongest first, then by name, so that every
-// decision that depends on priority is deterministic.
-func (r *Rules) byPriority(types []Type) {
-	sort.Slice(types, func(i, j int) bool {
-		pi, pj := r.Rule(types[i]).Priority, r.Rule(types[j]).Priority
-		if pi != pj {
-			return pi < pj
-		}
-		return types[i] < types[j]
-	})
 }

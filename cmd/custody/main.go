@@ -123,14 +123,20 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return cli.Exit(err.Error(), exitUsage)
 		},
-		Commands: []*cli.Command{
-			initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
-			keysCommand(), demoCommand(), consentCommand(), policyCommand(), auditCommand(), segmentCommand(), privacyCommand(),
-			backupCommand(), restoreCommand(),
-		},
+		Commands: commands(),
 	}
 	usageEverywhere(app.Commands)
 	return app
+}
+
+// commands builds the command tree as declared (the generated reference in
+// docs/cli.md reads it before usageEverywhere rewrites required flags).
+func commands() []*cli.Command {
+	return []*cli.Command{
+		initCommand(), serveCommand(), apikeyCommand(), importCommand(), profileCommand(),
+		keysCommand(), demoCommand(), consentCommand(), policyCommand(), auditCommand(), segmentCommand(), privacyCommand(),
+		backupCommand(), restoreCommand(),
+	}
 }
 
 // usageEverywhere makes usage errors of every subcommand (unknown flags,

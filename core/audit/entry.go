@@ -256,9 +256,6 @@ func (r *record) hashOK() bool {
 	return sha256.Sum256(c) == r.hash
 }
 
-// sameAs reports whether two records are byte-identical.
-func (r *record) sameAs(o *record) bool { return bytes.Equal(r.value, o.value) }
-
 func (r *record) entry() Entry {
 	return Entry{
 		Seq:   r.seq,

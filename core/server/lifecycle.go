@@ -67,7 +67,7 @@ func (s *Server) handleVerifyRequest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `body must be {"method": "how the identity was verified"}`, -1, "")
 		return
 	}
-	req, rep, err := l.VerifyRequest(r.Context(), r.PathValue("id"), body.Method)
+	req, rep, err := l.VerifyRequest(context.WithoutCancel(r.Context()), r.PathValue("id"), body.Method)
 	if errors.Is(err, core.ErrRequestNotFound) {
 		s.writeCoreError(w, err)
 		return

@@ -535,7 +535,10 @@ func (s *Server) handlePrivacyRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	req, rep, err := s.b.HandleRequest(r.Context(), body.Type, body.Regulation, body.Identifier)
+	// Once started, a request runs to completion even if the client goes
+	// away: a deletion cut short leaves keys to shred and a certificate to
+	// write (resumed at the next Open, but not before).
+	req, rep, err := s.b.HandleRequest(context.WithoutCancel(r.Context()), body.Type, body.Regulation, body.Identifier)
 	if req == nil {
 		s.writeCoreError(w, err)
 		return

@@ -70,6 +70,13 @@ func (l *crashLedger) newBatch(rng *rand.Rand, base time.Time) *crashBatch {
 			m["userId"] = user
 		}
 		switch r := rng.IntN(10); {
+		case r == 0 && rng.IntN(3) == 0:
+			// An alias links the anonymousId to the userId explicitly
+			// (merging their profiles if both exist already).
+			m["type"] = "alias"
+			m["previousId"] = fmt.Sprintf("crash-anon-%02d", u)
+			m["userId"] = user
+			delete(m, "anonymousId")
 		case r == 0:
 			m["type"] = "identify"
 			m["traits"] = map[string]any{"plan": []string{"free", "pro", "team"}[rng.IntN(3)], "seq": no,
