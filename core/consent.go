@@ -426,21 +426,9 @@ type recordTraits struct {
 }
 
 func (c *CDP) getTraits(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*recordTraits, error) {
-	key := store.ProfileKey(pid)
-	sealed, err := tx.Get(key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("profile %s: %w", pid, ErrProfileNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	plain, err := c.vault.Unseal(ctx, pid, key, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", pid, err)
-	}
 	var r recordTraits
-	if err := json.Unmarshal(plain, &r); err != nil {
-		return nil, fmt.Errorf("profile %s: decode: %w", pid, err)
+	if err := c.readRecord(ctx, tx, pid, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }

@@ -629,23 +629,32 @@ func (c *CDP) loadRecord(tx *store.Txn, st *groupState, pid uuid.UUID) (*nodeRec
 }
 
 func (c *CDP) getRecord(ctx context.Context, tx *store.Txn, pid uuid.UUID) (*nodeRecord, error) {
+	var p nodeRecord
+	if err := c.readRecord(ctx, tx, pid, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// readRecord unseals a node's profile record into v (a nodeRecord, or a
+// struct of the fields a reader needs).
+func (c *CDP) readRecord(ctx context.Context, tx *store.Txn, pid uuid.UUID, v any) error {
 	key := store.ProfileKey(pid)
 	sealed, err := tx.Get(key)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("profile %s: %w", pid, ErrProfileNotFound)
+		return fmt.Errorf("profile %s: %w", pid, ErrProfileNotFound)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	plain, err := c.vault.Unseal(ctx, pid, key, sealed)
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", pid, err)
+		return fmt.Errorf("profile %s: %w", pid, err)
 	}
-	var p nodeRecord
-	if err := json.Unmarshal(plain, &p); err != nil {
-		return nil, fmt.Errorf("profile %s: decode: %w", pid, err)
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("profile %s: decode: %w", pid, err)
 	}
-	return &p, nil
+	return nil
 }
 
 func (c *CDP) putRecord(ctx context.Context, tx *store.Txn, p *nodeRecord) error {

@@ -169,21 +169,35 @@ type ExportResult struct {
 // Decisions are asked once per person, purpose and pass. An error of the
 // gate or a cancelled ctx abandons the run.
 func Run(ctx context.Context, set *Set, people People, gate Gate, now time.Time) (*Result, error) {
-	r, err := newRunner(ctx, set, people, gate, now, nil)
+	return run(ctx, set, people, gate, now, nil)
+}
+
+// run evaluates the definitions of set that need says (all: nil) over
+// people; the Result holds those definitions, in the set's order.
+func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool) (*Result, error) {
+	r, err := newRunner(ctx, set, people, gate, now, need)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Segments: make([]SegmentResult, len(set.list))}
+	res := &Result{}
+	idx := make([]int, len(set.list))
 	for i, c := range set.list {
-		res.Segments[i] = SegmentResult{Name: c.Name(), Purpose: c.Purpose()}
+		idx[i] = -1
+		if r.need[i] {
+			idx[i] = len(res.Segments)
+			res.Segments = append(res.Segments, SegmentResult{Name: c.Name(), Purpose: c.Purpose()})
+		}
 	}
 	err = r.each(func(c Candidate) error {
 		for i := range set.list {
+			if idx[i] < 0 {
+				continue
+			}
 			out, err := r.evaluate(i)
 			if err != nil {
 				return err
 			}
-			sr := &res.Segments[i]
+			sr := &res.Segments[idx[i]]
 			switch out {
 			case stateDenied:
 				sr.NotConsented++
@@ -210,46 +224,7 @@ func RunLocal(ctx context.Context, set *Set, people People, gate Gate, now time.
 	if set == nil {
 		return nil, fmt.Errorf("%w: nil set", ErrBadArgument)
 	}
-	local := set.local()
-	r, err := newRunner(ctx, set, people, gate, now, local)
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{}
-	idx := make([]int, len(set.list))
-	for i, c := range set.list {
-		idx[i] = -1
-		if local[i] {
-			idx[i] = len(res.Segments)
-			res.Segments = append(res.Segments, SegmentResult{Name: c.Name(), Purpose: c.Purpose()})
-		}
-	}
-	err = r.each(func(c Candidate) error {
-		for i := range set.list {
-			if !local[i] {
-				continue
-			}
-			out, err := r.evaluate(i)
-			if err != nil {
-				return err
-			}
-			sr := &res.Segments[idx[i]]
-			switch out {
-			case stateDenied:
-				sr.NotConsented++
-			case stateMember:
-				sr.Evaluated++
-				sr.Members = append(sr.Members, Member{ref: c.Ref})
-			default:
-				sr.Evaluated++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
+	return run(ctx, set, people, gate, now, set.local())
 }
 
 // Export evaluates one segment of the set (as Run does, with the segments
