@@ -54,7 +54,7 @@ pg_start() {
 	# spacing are raised.
 	local opts="-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$PG_DIR"
 	opts+=" -c fsync=on -c synchronous_commit=on -c full_page_writes=on"
-	opts+=" -c shared_buffers=$PG_SHARED_BUFFERS -c max_wal_size=4GB -c max_connections=${PG_MAX_CONNECTIONS:-50}"
+	opts+=" -c shared_buffers=$PG_SHARED_BUFFERS -c max_wal_size=4GB -c maintenance_work_mem=512MB -c max_connections=${PG_MAX_CONNECTIONS:-50}"
 	"${PG_AS[@]}" "$PG_CTL" -D "$PG_DATA" -l "$PG_DIR/postgres.log" -o "$opts" -w -t 60 start >/dev/null ||
 		{ cat "$PG_DIR/postgres.log" >&2; die "postgres did not start"; }
 	log "postgres: listening on 127.0.0.1:$PG_PORT and $PG_DIR/.s.PGSQL.$PG_PORT (pid $(head -1 "$PG_DATA/postmaster.pid"))"
