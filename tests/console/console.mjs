@@ -61,7 +61,12 @@ async function shot(name) {
 async function signIn(key, byKeyboard) {
   await page.goto(`${opt.base}/console/login`);
   if (byKeyboard) {
-    // The key field has focus on arrival; Enter submits.
+    // The key field has focus on arrival; Enter submits. Chromium applies
+    // autofocus at its next rendering step, which on a loaded machine can
+    // come after the load event: wait for it (bounded), then check.
+    await page
+      .waitForFunction(() => document.activeElement && document.activeElement.id === "key", null, { timeout: 5000 })
+      .catch(() => {});
     const focused = await page.evaluate(() => document.activeElement.id);
     check(focused === "key", `the sign-in page focuses "${focused}", want the key field`);
     await page.keyboard.type(key);
