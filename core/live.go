@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,15 +89,8 @@ func (c *CDP) FlushLive(ctx context.Context, now time.Time) (LiveReport, error) 
 // active memberships): what reading an applied segment costs.
 func (c *CDP) MemberCount(ctx context.Context, name string) (int, error) {
 	n := 0
-	prefix := store.MembershipPrefix(name)
 	err := c.store.View(ctx, func(tx *store.Txn) error {
-		return tx.Scan(prefix, store.ScanOptions{}, func(_, v []byte) error {
-			// An exited membership carries "exited_at"; an active one not.
-			if !bytes.Contains(v, []byte(`"exited_at"`)) {
-				n++
-			}
-			return nil
-		})
+		return scanActive(tx, name, func(uuid.UUID) { n++ })
 	})
 	return n, err
 }
@@ -181,7 +173,7 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		var order []uuid.UUID
 		for _, n := range nodes {
 			m, err := c.getMember(tx, n)
-			if errors.Is(err, ErrProfileNotFound) || errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
 				continue // erased meanwhile
 			}
 			if err != nil {

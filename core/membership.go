@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,18 +171,7 @@ func (c *CDP) ShowSegment(ctx context.Context, name string) (SegmentShow, error)
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		members := func(seg string) (map[uuid.UUID]bool, error) {
 			set := map[uuid.UUID]bool{}
-			prefix := store.MembershipPrefix(seg)
-			err := tx.Scan(prefix, store.ScanOptions{}, func(k, v []byte) error {
-				var m membershipRecord
-				if err := json.Unmarshal(v, &m); err != nil {
-					return err
-				}
-				if m.ExitedAt == nil {
-					set[uuid.UUID(k[len(prefix):])] = true
-				}
-				return nil
-			})
-			return set, err
+			return set, scanActive(tx, seg, func(root uuid.UUID) { set[root] = true })
 		}
 		mine, err := members(name)
 		if err != nil {
@@ -219,6 +209,19 @@ func (c *CDP) ShowSegment(ctx context.Context, name string) (SegmentShow, error)
 	})
 	sort.Slice(out.History, func(i, j int) bool { return out.History[i].At.Before(out.History[j].At) })
 	return out, err
+}
+
+// scanActive calls fn with the root of every active membership of seg.
+// An exited membership is told by its "exited_at" key alone (omitempty in
+// membershipRecord): reading a segment decodes no record.
+func scanActive(tx *store.Txn, seg string, fn func(root uuid.UUID)) error {
+	prefix := store.MembershipPrefix(seg)
+	return tx.Scan(prefix, store.ScanOptions{}, func(k, v []byte) error {
+		if !bytes.Contains(v, []byte(`"exited_at"`)) {
+			fn(uuid.UUID(k[len(prefix):]))
+		}
+		return nil
+	})
 }
 
 // MembershipView is one segment membership in an access report.
