@@ -83,14 +83,24 @@ async function signOut() {
 }
 
 async function run() {
-  const profile = mkdtempSync(join(tmpdir(), "custody-chromium-"));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: opt.chromium,
-    headless: true,
-    acceptDownloads: true,
-    viewport: { width: 1280, height: 800 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--no-first-run", "--disable-sync"],
+  // A browser that crashes while starting (seen once under a parallel
+  // go test run: SIGSEGV before the first page) is not what this test is
+  // about: one more try with a fresh profile, said on stderr.
+  const profiles = [];
+  const launch = () => {
+    profiles.push(mkdtempSync(join(tmpdir(), "custody-chromium-")));
+    return chromium.launchPersistentContext(profiles[profiles.length - 1], {
+      executablePath: opt.chromium,
+      headless: true,
+      acceptDownloads: true,
+      viewport: { width: 1280, height: 800 },
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"],
+    });
+  };
+  const ctx = await launch().catch((err) => {
+    console.error(`chromium failed to start, retrying once: ${err.message.split("\n")[0]}`);
+    return launch();
   });
   // Nothing may be fetched from anywhere but the server.
   const external = [];
@@ -250,7 +260,9 @@ async function run() {
     throw err;
   } finally {
     await ctx.close();
-    rmSync(profile, { recursive: true, force: true });
+    for (const p of profiles) {
+      rmSync(p, { recursive: true, force: true });
+    }
   }
 }
 
