@@ -68,6 +68,9 @@ type CDP struct {
 	// consented holds the nodes with consent records (consent.go).
 	consented *pidSet
 	memberMu  sync.Mutex
+	// afterMemberRead, when set (tests), runs between a membership
+	// writer's read and its write: where an erasure can come in.
+	afterMemberRead func()
 	// evalFromEvents makes evaluation read full events only, never
 	// digests: the reference the tests compare digests against.
 	evalFromEvents bool

@@ -162,8 +162,9 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	defer c.memberMu.Unlock()
 
 	type change struct {
-		key []byte
-		rec membershipRecord
+		root uuid.UUID // the person the record is about now
+		key  []byte
+		rec  membershipRecord
 	}
 	var changes []change
 	err = c.store.View(ctx, func(tx *store.Txn) error {
@@ -224,12 +225,12 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 				active := found && old.ExitedAt == nil
 				switch {
 				case in[r] && !active:
-					changes = append(changes, change{key, membershipRecord{EnteredAt: now}})
+					changes = append(changes, change{r, key, membershipRecord{EnteredAt: now}})
 					rep.Entered++
 				case !in[r] && active:
 					t := now
 					old.ExitedAt = &t
-					changes = append(changes, change{key, old})
+					changes = append(changes, change{r, key, old})
 					rep.Exited++
 				}
 				// Members that were roots before a merge leave.
@@ -245,7 +246,7 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 					if found && old.ExitedAt == nil {
 						t := now
 						old.ExitedAt = &t
-						changes = append(changes, change{key, old})
+						changes = append(changes, change{r, key, old})
 						rep.Exited++
 					}
 				}
@@ -259,8 +260,17 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	if len(changes) == 0 {
 		return rep, nil
 	}
+	if c.afterMemberRead != nil {
+		c.afterMemberRead()
+	}
 	err = c.store.Update(ctx, func(tx *store.Txn) error {
+		gone := map[uuid.UUID]bool{}
 		for _, ch := range changes {
+			if erased, err := c.erasedSince(tx, ch.root, gone); err != nil {
+				return err
+			} else if erased {
+				continue
+			}
 			b, _ := json.Marshal(ch.rec)
 			if err := tx.Set(ch.key, b); err != nil {
 				return err
@@ -273,6 +283,27 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	}
 	c.metrics.liveChanges.Add(float64(rep.Entered + rep.Exited))
 	return rep, nil
+}
+
+// erasedSince says whether the person of root was erased after a
+// membership writer read them: erasure deletes their s/ records, and a
+// write from the older read must not bring one back. The read of m/ puts
+// the key in the transaction's read set, so an erasure committing
+// meanwhile makes the write conflict and retry. gone caches answers.
+func (c *CDP) erasedSince(tx *store.Txn, root uuid.UUID, gone map[uuid.UUID]bool) (bool, error) {
+	if g, ok := gone[root]; ok {
+		return g, nil
+	}
+	_, err := c.getMember(tx, root)
+	if errors.Is(err, store.ErrNotFound) {
+		gone[root] = true
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	gone[root] = false
+	return false, nil
 }
 
 func getMembership(tx *store.Txn, key []byte) (membershipRecord, bool, error) {

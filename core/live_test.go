@@ -13,6 +13,7 @@ import (
 
 	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/segments"
 )
 
@@ -223,5 +224,96 @@ func TestLiveUpdaterRuns(t *testing.T) {
 			t.Fatal("the live updater did not record the exit")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A membership writer that read a person just before their erasure must
+// neither fail (their key is gone while its snapshot still holds their
+// records) nor write an s/ record back after erasure removed it. The soak
+// test found the first as "live segment membership update ... profile data
+// key has been shredded".
+func TestMembershipWritersRaceErasure(t *testing.T) {
+	person := identity.Identifier{Type: identity.UserID, Value: "a"}
+	load := func(t *testing.T) *CDP {
+		cfg := testConfig(t)
+		cfg.Segments.LiveDelay = Duration(time.Hour) // driven by hand below
+		c := openTest(t, cfg)
+		if _, err := c.ApplyTemplate(context.Background(), "first_time_buyers", nil); err != nil {
+			t.Fatal(err)
+		}
+		ingestAll(t, c,
+			`{"type":"identify","messageId":"1","userId":"a","traits":{"email":"a@example.com","address":{"country":"US","state":"CA"}},"timestamp":"2026-06-01T00:00:00Z"}`,
+			`{"type":"track","messageId":"2","userId":"a","event":"Order Completed","properties":{"total":10},"timestamp":"2026-06-02T00:00:00Z"}`,
+		)
+		return c
+	}
+	erase := func(t *testing.T, c *CDP) {
+		t.Helper()
+		if _, err := c.Delete(context.Background(), person); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noRecords := func(t *testing.T, c *CDP) {
+		t.Helper()
+		n := 0
+		err := c.store.View(context.Background(), func(tx *store.Txn) error {
+			return tx.Scan(store.MembershipPrefix("first_time_buyers"), store.ScanOptions{}, func(k, v []byte) error { n++; return nil })
+		})
+		if err != nil || n != 0 {
+			t.Fatalf("%d membership records after the erasure (%v), want none", n, err)
+		}
+	}
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, c *CDP)
+	}{
+		{"evaluation from a snapshot taken before", func(t *testing.T, c *CDP) {
+			set, err := c.segmentSet(ctx, "first_time_buyers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.store.View(ctx, func(tx *store.Txn) error {
+				erase(t, c)
+				r, err := c.run(ctx, tx, set, "first_time_buyers", fixedNow)
+				if err == nil && len(r.Members) != 0 {
+					t.Errorf("members %v: the erased person is still one", r.Members)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatalf("evaluation failed on the erased person: %v", err)
+			}
+		}},
+		{"live update", func(t *testing.T, c *CDP) {
+			c.afterMemberRead = func() { erase(t, c) }
+			if _, err := c.UpdateMemberships(ctx, c.live.take(), fixedNow); err != nil {
+				t.Fatal(err)
+			}
+			noRecords(t, c)
+		}},
+		{"refresh", func(t *testing.T, c *CDP) {
+			c.afterMemberRead = func() { erase(t, c) }
+			if _, err := c.RefreshSegment(ctx, "first_time_buyers", fixedNow); err != nil {
+				t.Fatal(err)
+			}
+			noRecords(t, c)
+		}},
+		{"exit from a refresh", func(t *testing.T, c *CDP) {
+			if rep, err := c.RefreshSegment(ctx, "first_time_buyers", fixedNow); err != nil || rep.Entered != 1 {
+				t.Fatalf("first refresh: %+v, %v", rep, err)
+			}
+			// A second order makes the person leave; they are erased
+			// between the read and the write of the exit.
+			ingestAll(t, c, `{"type":"track","messageId":"3","userId":"a","event":"Order Completed","properties":{"total":10},"timestamp":"2026-06-03T00:00:00Z"}`)
+			c.afterMemberRead = func() { erase(t, c) }
+			if _, err := c.RefreshSegment(ctx, "first_time_buyers", fixedNow); err != nil {
+				t.Fatal(err)
+			}
+			noRecords(t, c)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, load(t)) })
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/policies"
 	"github.com/custody-cdp/custody/segments"
@@ -193,6 +194,12 @@ func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose str
 		return policies.Decision{}, errors.New("gate: unknown person type")
 	}
 	cv, err := pv.consent()
+	if errors.Is(err, keys.ErrKeyShredded) || errors.Is(err, ErrProfileNotFound) {
+		// Erased while this read was under way: the snapshot still holds
+		// the person's records, but their key is gone. They are nobody's
+		// member any more.
+		return policies.Decision{Reasons: []string{"the person has been erased"}}, nil
+	}
 	if err != nil {
 		return policies.Decision{}, err
 	}
