@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -296,12 +297,7 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 		list = append(list, o)
 	}
 	// The journal of the component is a function of its observations:
-	// drop it and write the replay's.
-	for n := range types {
-		if err := tx.Delete(store.JournalKey(n)); err != nil {
-			return err
-		}
-	}
+	// persistClusters replaces it by the replay's (fresh).
 	cl, outcomes := identity.Replay(&c.rules, nodes, list, seps)
 	c.metrics.replays.Inc()
 	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false, true)
@@ -349,7 +345,18 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 			}
 		}
 	}
+	// mems holds every member of every cluster involved, so a cluster's
+	// old member list is the nodes whose old root it was. Most replays
+	// (evidence seen again, a little earlier) change no cluster: writing
+	// only the lists that changed spares the store most of their writes.
+	oldSize := map[uuid.UUID]int{}
+	for _, or := range oldRoot {
+		oldSize[or]++
+	}
 	for r, ms := range lists {
+		if oldSize[r] == len(ms) && !slices.ContainsFunc(ms, func(m clusterMember) bool { return oldRoot[m.pid] != r }) {
+			continue // same members as before
+		}
 		sort.Slice(ms, func(i, j int) bool { return bytes.Compare(ms[i].pid[:], ms[j].pid[:]) < 0 })
 		if err := tx.Set(store.ClusterKey(r), encodeMembers(ms)); err != nil {
 			return err
@@ -393,11 +400,40 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 		if err != nil {
 			return err
 		}
+		if fresh {
+			// Replayed evidence mostly yields the journal already stored.
+			if old, err := tx.Get(store.JournalKey(pid)); err == nil && bytes.Equal(old, b) {
+				continue
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
 		if err := tx.Set(store.JournalKey(pid), b); err != nil {
 			return err
 		}
 	}
+	if fresh {
+		// Nodes the replay gives no journal entry lose the one they had.
+		for n := range mems {
+			if _, ok := journal[n]; ok {
+				continue
+			}
+			if err := deleteIfPresent(tx, store.JournalKey(n)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// deleteIfPresent deletes key if it exists: a read is cheaper than a
+// tombstone written, logged and compacted for nothing.
+func deleteIfPresent(tx *store.Txn, key []byte) error {
+	ok, err := tx.Has(key)
+	if err != nil || !ok {
+		return err
+	}
+	return tx.Delete(key)
 }
 
 // journal returns the merge journal kept under pid.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -86,6 +88,114 @@ func dump(t *testing.T, c *CDP) string {
 	}
 	sort.Strings(people)
 	return strings.Join(people, "\n")
+}
+
+// dumpGraph renders the identity state a person view does not show, with
+// nodes named by their identifiers: each cluster's member list (n/), which
+// must hold exactly the nodes whose m/ names it as root, and every node's
+// merge journal (j/). Root choice and so journal wording depend on node
+// ids, which differ between stores: clusters name no root, and journals
+// are comparable within one store only.
+func dumpGraph(t *testing.T, c *CDP) (clusters, journals string) {
+	t.Helper()
+	var cl, js []string
+	err := c.store.View(context.Background(), func(tx *store.Txn) error {
+		name := map[uuid.UUID]string{}
+		byRoot := map[uuid.UUID][]string{}
+		var nodes []uuid.UUID
+		err := tx.Scan([]byte(store.PrefixMember), store.ScanOptions{}, func(k, v []byte) error {
+			pid := uuid.UUID(k[len(store.PrefixMember):])
+			rec, err := c.getRecord(context.Background(), tx, pid)
+			if err != nil {
+				return err
+			}
+			name[pid] = string(rec.Type) + ":" + rec.Value
+			nodes = append(nodes, pid)
+			byRoot[uuid.UUID(v[:16])] = append(byRoot[uuid.UUID(v[:16])], name[pid])
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for r, want := range byRoot {
+			ms, err := c.getMembers(tx, r)
+			if err != nil {
+				return err
+			}
+			var got []string
+			for _, m := range ms {
+				got = append(got, name[m.pid])
+			}
+			sort.Strings(got)
+			sort.Strings(want)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("cluster %s lists %v, memberships say %v", name[r], got, want)
+			}
+			cl = append(cl, fmt.Sprint(got))
+		}
+		for _, n := range nodes {
+			es, err := c.journal(tx, n)
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				js = append(js, fmt.Sprintf("%s: merged=%v %s->%s at=%s msg=%s trigger=%s %s",
+					name[n], e.Merged, name[e.From], name[e.Into], e.At.Format(time.RFC3339), e.Message, e.Trigger, e.Reason))
+			}
+		}
+		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			if _, ok := byRoot[uuid.UUID(k[len(store.PrefixCluster):])]; !ok {
+				return fmt.Errorf("a cluster list under %s, which is no root", name[uuid.UUID(k[len(store.PrefixCluster):])])
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(cl)
+	sort.Strings(js)
+	return strings.Join(cl, "\n"), strings.Join(js, "\n")
+}
+
+// replayAll re-clusters every component from scratch, from its stored
+// observations, after dropping every journal (so that nothing written
+// before can survive): what incremental resolution must already have
+// written.
+func replayAll(t *testing.T, c *CDP) {
+	t.Helper()
+	err := c.runOp(context.Background(), func(tx *store.Txn) error {
+		var roots []uuid.UUID
+		var journals [][]byte
+		err := tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			roots = append(roots, uuid.UUID(k[len(store.PrefixCluster):]))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Scan([]byte(store.PrefixJournal), store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
+			journals = append(journals, k)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range journals {
+			if err := tx.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, r := range roots {
+			if err := c.replayComponent(tx, []uuid.UUID{r}, &IngestResult{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestStitchingScenarios(t *testing.T) {
@@ -326,7 +436,7 @@ func orderIndependence(t *testing.T, seed int64) {
 		}
 	}
 	key := strings.Repeat("5a", 32) // one master key: keyed hashes break ties
-	var want string
+	var want, wantClusters string
 	var replays, refused float64
 	for run := 0; run < 5; run++ {
 		order := append([]string(nil), msgs...)
@@ -350,15 +460,23 @@ func orderIndependence(t *testing.T, seed int64) {
 			ingestAll(t, c, order[:n]...)
 			order = order[n:]
 		}
+		clusters, journals := dumpGraph(t, c)
+		replayAll(t, c)
+		if c2, j2 := dumpGraph(t, c); c2 != clusters || j2 != journals {
+			t.Fatalf("run %d: replaying every component from scratch changes the clusters or journals:\n%s\n%s\n---- incremental ----\n%s\n%s", run, c2, j2, clusters, journals)
+		}
 		got := dump(t, c)
 		replays += testutil.ToFloat64(c.metrics.replays)
 		refused += testutil.ToFloat64(c.metrics.merges.WithLabelValues("refused"))
 		if run == 0 {
-			want = got
+			want, wantClusters = got, clusters
 			continue
 		}
 		if got != want {
 			t.Fatalf("run %d differs from arrival order:\n%s\n---- want ----\n%s", run, got, want)
+		}
+		if clusters != wantClusters {
+			t.Fatalf("run %d: clusters differ from arrival order:\n%s\n---- want ----\n%s", run, clusters, wantClusters)
 		}
 	}
 	if people := strings.Count(want, "\n") + 1; people < 3 {

@@ -273,8 +273,10 @@ func (s *Store) Begin(ctx context.Context, overlay Overlay) (*Txn, error) {
 	if failed != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFailed, failed)
 	}
+	// Groups are alike: sized like the previous one (the overlay), the
+	// map of writes rarely grows, and rehashing it was ~3% of ingestion.
 	return &Txn{txn: s.db.NewTransactionAt(s.committed.Load(), true), ctx: ctx, store: s,
-		overlay: overlay, writes: Overlay{}}, nil
+		overlay: overlay, writes: make(Overlay, len(overlay))}, nil
 }
 
 // Pending reports whether key was written (not deleted) by this
