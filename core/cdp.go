@@ -62,6 +62,8 @@ type CDP struct {
 	// aggs are the in-memory event digests segment evaluation reads
 	// (aggregate.go); the committer feeds them after each commit.
 	aggs *aggregates
+	// gates are the in-memory gate inputs of nodes (gatecache.go).
+	gates *gateCache
 	// live queues the nodes touched by ingestion for the live membership
 	// updater (live.go); memberMu serialises membership writers.
 	live *liveQueue
@@ -209,6 +211,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		stopped:   make(chan struct{}),
 		ids:       newIDCache(cfg.Ingest.IdentifierCacheSize),
 		aggs:      newAggregates(),
+		gates:     newGateCache(),
 		live:      newLiveQueue(),
 		consented: newPIDSet(),
 		obs:       newObsCache(cfg.Ingest.IdentifierCacheSize),

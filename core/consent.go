@@ -159,6 +159,8 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 	if err != nil {
 		return rec, err
 	}
+	// Durable now: the gate must read the new record.
+	c.gates.invalidate(recorded)
 	// A consent change can move the person in or out of segments.
 	c.touchLive(recorded)
 	return rec, c.record(ctx, "consent.record", map[string]any{"profile": recorded, "purpose": rec.Purpose,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,9 +88,28 @@ func TestDeleteErasesEverything(t *testing.T) {
 	if err != nil || len(before.Exports) != 1 || before.Person.EventCount < 4 || len(before.Memberships) != 1 {
 		t.Fatalf("access before: %+v %v", before, err)
 	}
+	// Segment evaluation has read them: their gate inputs and event
+	// digests are in memory.
+	if _, err := c.ApplyTemplate(ctx, "repeat_buyers", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.EvaluateSegment(ctx, "repeat_buyers", fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	cached := func(p uuid.UUID) bool {
+		_, g := c.gates.get(p)
+		_, _, d := c.aggs.get(p)
+		return g || d
+	}
+	if !slices.ContainsFunc(before.Person.Profiles, cached) {
+		t.Fatal("evaluation cached nothing of the person: the check below would prove nothing")
+	}
 	cert, err := c.Delete(ctx, identity.Identifier{Type: identity.Phone, Value: "+442079460999"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p := slices.IndexFunc(cert.Profiles, cached); p >= 0 {
+		t.Fatalf("profile %s of the erased person is still cached in memory", cert.Profiles[p])
 	}
 	if len(cert.Profiles) < 6 || len(cert.DEKsShredded) != len(cert.Profiles) || len(cert.KEKRetired) == 0 ||
 		len(cert.Recipients) != 1 || cert.Records[string(store.PrefixEvent)] < 4 {

@@ -296,6 +296,7 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 			// Before anyone is told: a caller that reads its own events
 			// through a cached digest must find them there.
 			c.aggs.apply(st.events)
+			c.gates.invalidate(st.changedNodes()...)
 			if c.cfg.Segments.LiveDelay > 0 {
 				c.live.touch(st.events)
 			}
@@ -350,6 +351,8 @@ type groupState struct {
 	obs     map[string]identity.ObsKey
 	records map[uuid.UUID]*nodeRecord
 	dirty   map[uuid.UUID]bool
+	// consents are the nodes the group recorded consent for.
+	consents []uuid.UUID
 	newPIDs []uuid.UUID
 	dedup   map[string]bool
 	pids    [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
@@ -486,6 +489,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 				if err := c.putConsent(ctx, tx, workPID[wi], rec, id); err != nil {
 					return nil, err
 				}
+				st.consents = append(st.consents, workPID[wi])
 				j.res.ConsentRecorded++
 			}
 			wi++
@@ -734,4 +738,14 @@ func (c *CDP) isSuppressed(it *prepared) bool {
 		}
 	}
 	return false
+}
+
+// changedNodes are the nodes whose record or consent records the group
+// rewrote: their gate inputs are stale once it commits.
+func (st *groupState) changedNodes() []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(st.dirty)+len(st.consents))
+	for p := range st.dirty {
+		out = append(out, p)
+	}
+	return append(out, st.consents...)
 }

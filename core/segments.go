@@ -242,11 +242,18 @@ func (p *personView) loadTraits() map[string]json.RawMessage {
 
 func (p *personView) consent() (ConsentView, error) {
 	if p.cv == nil {
-		traits := p.loadTraits()
-		if p.err != nil {
-			return ConsentView{}, p.err
+		var cv ConsentView
+		var err error
+		if p.c.evalFromEvents {
+			// The reference path: every record read and decrypted now.
+			traits := p.loadTraits()
+			if p.err != nil {
+				return ConsentView{}, p.err
+			}
+			cv, err = p.c.consentOf(p.ctx, p.tx, p.root, p.members, traits)
+		} else {
+			cv, err = p.c.gateView(p.ctx, p.tx, p.root, p.members)
 		}
-		cv, err := p.c.consentOf(p.ctx, p.tx, p.root, p.members, traits)
 		if err != nil {
 			return ConsentView{}, err
 		}
