@@ -353,10 +353,10 @@ type groupState struct {
 	dirty   map[uuid.UUID]bool
 	// consents are the nodes the group recorded consent for.
 	consents []uuid.UUID
-	newPIDs []uuid.UUID
-	dedup   map[string]bool
-	pids    [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
-	events  []nodeEvent   // stored events, for the digests once committed
+	newPIDs  []uuid.UUID
+	dedup    map[string]bool
+	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
+	events   []nodeEvent   // stored events, for the digests once committed
 }
 
 func newGroupState(jobs int) *groupState {
