@@ -23,11 +23,15 @@ import (
 // sealed records stay the only durable copy, and the cache holds nothing a
 // crash could lose or an erasure could miss (erasure drops the nodes).
 //
-// An entry is built on first use, in a read transaction of its own begun
-// after the build is registered, and dropped whenever the node's record or
-// consent records change: the committer invalidates the nodes of every
-// committed group whose records it rewrote or whose consent it recorded,
-// and consent recorded through the API invalidates its node once durable.
+// The committer writes entries through: once a group is durable, each node
+// whose record it wrote gets its entry from that record, which it holds in
+// plaintext anyway — unless the node has consent records, which the group
+// does not all have at hand: then the entry is dropped. So the gate inputs
+// of everyone ingested since Open are in memory, and a brand-new segment's
+// first evaluation decrypts nothing for them. Consent recorded through the
+// API drops its node's entry once durable. Nodes not in memory (ingested
+// before Open) get their entry on first use, in a read transaction of its
+// own begun after the build is registered.
 // A build that overlaps an invalidation of its node is not cached (it may
 // have read the state before the change), so a cached entry is always
 // exact. A person is combined from their nodes' entries at evaluation time,
@@ -70,6 +74,19 @@ func (g *gateCache) invalidate(pids ...uuid.UUID) {
 	}
 }
 
+// put caches entries a commit produced, and marks builds in progress for
+// their nodes as stale.
+func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p, n := range entries {
+		g.nodes[p] = n
+		if b, ok := g.building[p]; ok {
+			b.dirty = true
+		}
+	}
+}
+
 func (g *gateCache) get(pid uuid.UUID) (*gateNode, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -104,6 +121,47 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 	}
 }
 
+// gatesCommitted updates the gate inputs of the nodes a durable group
+// changed (see above).
+func (c *CDP) gatesCommitted(st *groupState) {
+	put := make(map[uuid.UUID]*gateNode, len(st.dirty))
+	drop := st.consents
+	for p := range st.dirty {
+		if c.consented.has(p) {
+			drop = append(drop, p)
+			continue
+		}
+		put[p] = gateNodeFrom(st.records[p].Traits, st.records[p].TraitTimes)
+	}
+	for _, p := range st.consents {
+		delete(put, p)
+	}
+	c.gates.put(put)
+	c.gates.invalidate(drop...)
+}
+
+// gateNodeFrom keeps the traits jurisdictionOf reads. Nodes without any
+// share one empty entry.
+func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time) *gateNode {
+	n := &gateNode{}
+	for _, k := range jurisdictionTraits {
+		if v, ok := traits[k]; ok {
+			if n.traits == nil {
+				n.traits, n.times = map[string]json.RawMessage{}, map[string]time.Time{}
+			}
+			n.traits[k], n.times[k] = v, times[k]
+		}
+	}
+	if n.traits == nil {
+		return &noGateTraits
+	}
+	return n
+}
+
+// noGateTraits is the entry of a node without jurisdiction traits or
+// consent records (most anonymous visitors). Never modified.
+var noGateTraits gateNode
+
 // gateNodeOf returns a node's gate input, reading it from the store if it
 // is not cached (in a read transaction of its own, begun after the build is
 // registered: see above). Cached entries are shared: callers must not
@@ -113,21 +171,17 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 		return n, nil
 	}
 	c.gates.begin(pid)
-	n := &gateNode{}
+	var n *gateNode
 	err := c.store.View(ctx, func(tx *store.Txn) error {
 		rec, err := c.getTraits(ctx, tx, pid)
 		if err != nil {
 			return err
 		}
-		for _, k := range jurisdictionTraits {
-			if v, ok := rec.Traits[k]; ok {
-				if n.traits == nil {
-					n.traits, n.times = map[string]json.RawMessage{}, map[string]time.Time{}
-				}
-				n.traits[k], n.times[k] = v, rec.TraitTimes[k]
-			}
+		n = gateNodeFrom(rec.Traits, rec.TraitTimes)
+		consents, err := c.consentRecords(ctx, tx, pid)
+		if len(consents) > 0 {
+			n = &gateNode{traits: n.traits, times: n.times, consents: consents}
 		}
-		n.consents, err = c.consentRecords(ctx, tx, pid)
 		return err
 	})
 	if err != nil {

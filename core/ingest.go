@@ -296,7 +296,7 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 			// Before anyone is told: a caller that reads its own events
 			// through a cached digest must find them there.
 			c.aggs.apply(st.events)
-			c.gates.invalidate(st.changedNodes()...)
+			c.gatesCommitted(st)
 			if c.cfg.Segments.LiveDelay > 0 {
 				c.live.touch(st.events)
 			}
@@ -738,14 +738,4 @@ func (c *CDP) isSuppressed(it *prepared) bool {
 		}
 	}
 	return false
-}
-
-// changedNodes are the nodes whose record or consent records the group
-// rewrote: their gate inputs are stale once it commits.
-func (st *groupState) changedNodes() []uuid.UUID {
-	out := make([]uuid.UUID, 0, len(st.dirty)+len(st.consents))
-	for p := range st.dirty {
-		out = append(out, p)
-	}
-	return append(out, st.consents...)
 }
