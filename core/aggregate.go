@@ -17,8 +17,10 @@ import (
 
 // Per-profile aggregates: what segment evaluation needs of a node's events
 // when a definition reads no event properties (segments.NeedsProperties):
-// each event's name and time, and for orders the revenue and whether a
-// discount was used (the inputs of the computed values). They are kept in
+// each event's name and time, for orders the revenue, whether a discount
+// was used, the order id and the spend per category, for refunds the order
+// id, and for touches the traffic source (the inputs of the computed
+// traits, traits.go). They are kept in
 // memory, never on disk: they are derived from the sealed events, which
 // stay the only durable copy, so there is nothing extra to erase, rotate or
 // recover after a crash.
@@ -30,10 +32,12 @@ import (
 // is not cached (the commit may or may not be in the build's snapshot), so
 // a cached digest is always exact.
 
-// aggEvent is one event of a node's digest (24 bytes).
+// aggEvent is one event of a node's digest (32 bytes, plus the extra of
+// orders, refunds and touches).
 type aggEvent struct {
 	at   int64 // event time, unix nanoseconds
 	rev  float64
+	x    *eventExtra
 	name uint32
 	disc bool
 }
@@ -50,6 +54,7 @@ type orderEvent struct {
 	at   int64
 	rev  float64
 	disc bool
+	x    *eventExtra
 }
 
 // aggregates holds the digests. Safe for concurrent use.
@@ -96,7 +101,7 @@ func (a *aggregates) apply(evs []nodeEvent) {
 		if !ok {
 			continue
 		}
-		a.nodes[e.pid] = append(d, aggEvent{at: e.ev.at, rev: e.ev.rev, name: a.intern(e.ev.name), disc: e.ev.disc})
+		a.nodes[e.pid] = append(d, aggEvent{at: e.ev.at, rev: e.ev.rev, name: a.intern(e.ev.name), disc: e.ev.disc, x: e.ev.x})
 	}
 }
 
@@ -140,7 +145,7 @@ func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) ([]aggEvent, 
 	defer a.mu.Unlock()
 	out := make([]aggEvent, len(evs))
 	for i, e := range evs {
-		out[i] = aggEvent{at: e.at, rev: e.rev, name: a.intern(e.name), disc: e.disc}
+		out[i] = aggEvent{at: e.at, rev: e.rev, name: a.intern(e.name), disc: e.disc, x: e.x}
 	}
 	b := a.building[pid]
 	if ok && !b.dirty {
@@ -194,15 +199,30 @@ func eventName(m *event.Message) string {
 	return string(m.Type)
 }
 
-// summarise extracts the digest of one message. Only orders carry values,
-// read exactly as computeValues reads full events.
+// summarise extracts the digest of one message: orders and refunds carry
+// values, read exactly as the full-event path reads them (orderOf,
+// orderID), and any event may carry a touch (touchOfMessage reads the raw
+// context as touchOfContext reads the decoded one).
 func summarise(m *event.Message) orderEvent {
 	e := orderEvent{name: eventName(m), at: m.Timestamp.UnixNano()}
-	if e.name == orderCompleted && len(m.Properties) > 0 {
+	if (e.name == orderCompleted || e.name == orderRefunded) && len(m.Properties) > 0 {
 		var props map[string]any
 		_ = json.Unmarshal(m.Properties, &props)
-		o := orderOf(segments.Event{Time: m.Timestamp, Properties: props})
-		e.rev, e.disc = o.rev, o.disc
+		if e.name == orderCompleted {
+			o := orderOf(segments.Event{Time: m.Timestamp, Properties: props})
+			e.rev, e.disc = o.rev, o.disc
+			if o.id != "" || len(o.cats) > 0 {
+				e.x = &eventExtra{id: o.id, cats: o.cats}
+			}
+		} else if id := orderID(props); id != "" {
+			e.x = &eventExtra{id: id}
+		}
+	}
+	if t, ok := touchOfMessage(m); ok {
+		if e.x == nil {
+			e.x = &eventExtra{}
+		}
+		e.x.touch = &t
 	}
 	return e
 }
@@ -214,10 +234,13 @@ type order struct {
 	at   time.Time
 	rev  float64
 	disc bool
+	id   string
+	cats []catAmount
 }
 
-// orderOf reads an order's revenue (the "revenue" property, else "total")
-// and whether it used a coupon or a discount (segments.ComputedNames).
+// orderOf reads an order's revenue (the "revenue" property, else "total"),
+// whether it used a coupon or a discount, its order id and its spend per
+// category (segments.ComputedNames).
 func orderOf(o segments.Event) order {
 	rev, ok := num(o.Properties["revenue"])
 	if !ok {
@@ -225,7 +248,8 @@ func orderOf(o segments.Event) order {
 	}
 	coupon, _ := o.Properties["coupon"].(string)
 	disc, _ := num(o.Properties["discount"])
-	return order{at: o.Time, rev: rev, disc: strings.TrimSpace(coupon) != "" || disc > 0}
+	return order{at: o.Time, rev: rev, disc: strings.TrimSpace(coupon) != "" || disc > 0,
+		id: orderID(o.Properties), cats: categoriesOf(o.Properties)}
 }
 
 // computeValues derives segments.ComputedNames at now.

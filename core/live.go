@@ -197,7 +197,7 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		rep.People = len(order)
 		people := func(yield func(segments.Candidate) bool) {
 			for _, r := range order {
-				pv := &personView{c: c, ctx: ctx, tx: tx, root: r, members: roots[r], now: now, needProps: c.needProps(set)}
+				pv := &personView{c: c, ctx: ctx, tx: tx, root: r, members: roots[r], now: now, needProps: c.needProps(set), needCtx: c.needCtx(set)}
 				if !yield(segments.Candidate{Ref: r.String(), Person: pv}) {
 					return
 				}

@@ -3,9 +3,12 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +23,54 @@ import (
 // liveTemplates are the templates the property test applies: person-local
 // ones (updated live) and VIP (population-relative, left to the sweep).
 var liveTemplates = []string{"cart_abandoners", "first_time_buyers", "repeat_buyers", "at_risk", "lapsed",
-	"discount_only_buyers", "browsers_without_purchase", "high_intent_shoppers", "new_visitors", "vip"}
+	"discount_only_buyers", "browsers_without_purchase", "high_intent_shoppers", "new_visitors", "vip",
+	"replenishment_due", "paid_social_visitors"}
+
+// liveDefinitions are the other segments it applies: computed texts and
+// times, and context filters.
+var liveDefinitions = []string{
+	`{"name": "stage_repeat_or_loyal", "purpose": "marketing.communications.email", "where": {"computed": "lifecycle_stage", "in": ["repeat", "loyal"]}}`,
+	`{"name": "stage_not_visitor", "purpose": "marketing.communications.email", "where": {"computed": "lifecycle_stage", "ne": "visitor"}}`,
+	`{"name": "first_touch_paid_social", "purpose": "marketing.communications.email", "where": {"computed": "first_touch_medium", "eq": "paid_social"}}`,
+	`{"name": "last_touch_referral", "purpose": "marketing.communications.email", "where": {"all": [{"computed": "last_touch_medium", "eq": "referral"}, {"computed": "last_touch_referrer", "contains": "google"}]}}`,
+	`{"name": "refunders", "purpose": "marketing.communications.email", "where": {"computed": "refund_rate", "gt": 0}}`,
+	`{"name": "shoe_people", "purpose": "marketing.communications.email", "where": {"computed": "top_category", "eq": "Shoes"}}`,
+	`{"name": "reorder_expected_soon", "purpose": "marketing.communications.email", "where": {"all": [{"computed": "expected_next_order_at", "gt": "2026-10-01T00:00:00Z"}, {"computed": "clv", "gte": 150}]}}`,
+	`{"name": "recent_first_order", "purpose": "marketing.communications.email", "where": {"computed": "first_order_at", "gte": "2026-06-01T00:00:00Z"}}`,
+	`{"name": "email_campaign_pages", "purpose": "marketing.communications.email", "where": {"event": "Product Viewed", "where": {"any": [{"context.campaign.medium": {"eq": "email"}}, {"context.page.referrer": {"contains": "mail"}}]}, "count": {"gte": 2}}}`,
+}
+
+// liveSegments are the names of everything the property test applies.
+func liveSegments() []string {
+	out := slices.Clone(liveTemplates)
+	for _, d := range liveDefinitions {
+		var v struct{ Name string }
+		_ = json.Unmarshal([]byte(d), &v)
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// contextFor makes a message's context: sometimes consent, sometimes a
+// campaign (utm fields) and a landing page, sometimes a referrer (the
+// shop itself, or another site).
+func contextFor(rng *rand.Rand) string {
+	parts := []string{}
+	if rng.Intn(6) == 0 {
+		yes := rng.Intn(2) == 0
+		parts = append(parts, fmt.Sprintf(`"consent":{"categoryPreferences":{"marketing":%v,"advertising":%v,"analytics":%v}}`, yes, yes, yes))
+	}
+	if rng.Intn(4) == 0 {
+		medium := []string{"paid_social", "email", "cpc", "paid-social"}[rng.Intn(4)]
+		source := []string{"facebook", "newsletter", "google", ""}[rng.Intn(4)]
+		parts = append(parts, fmt.Sprintf(`"campaign":{"source":%q,"medium":%q,"name":"c%d"}`, source, medium, rng.Intn(3)))
+	}
+	if rng.Intn(3) == 0 {
+		ref := []string{"https://www.google.com/search?q=x", "https://shop.example/cart", "https://mail.example/inbox?id=7", ""}[rng.Intn(4)]
+		parts = append(parts, fmt.Sprintf(`"page":{"url":"https://www.shop.example/p?a=%d","referrer":%q}`, rng.Intn(9), ref))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
 
 // randomStream makes n messages for a small population: Californians
 // (allowed by default), Europeans (denied unless they consented, which some
@@ -28,6 +78,7 @@ var liveTemplates = []string{"cart_abandoners", "first_time_buyers", "repeat_buy
 // browsing, carts, orders with and without coupons.
 func randomStream(rng *rand.Rand, round, n int, now time.Time) []event.Message {
 	var out []event.Message
+	orders := map[int][]string{} // order ids by user
 	for i := 0; i < n; i++ {
 		u := rng.Intn(25)
 		ids := fmt.Sprintf(`"userId":"u%d"`, u)
@@ -37,15 +88,15 @@ func randomStream(rng *rand.Rand, round, n int, now time.Time) []event.Message {
 		case 1:
 			ids += fmt.Sprintf(`,"anonymousId":"d%d-%d"`, u, rng.Intn(3))
 		}
-		ts := now.Add(-time.Duration(rng.Intn(400*24)) * time.Hour).Format(time.RFC3339)
-		ctx := `{}`
-		if rng.Intn(6) == 0 {
-			yes := rng.Intn(2) == 0
-			ctx = fmt.Sprintf(`{"consent":{"categoryPreferences":{"marketing":%v,"advertising":%v,"analytics":%v}}}`, yes, yes, yes)
+		span := 400 * 24
+		if rng.Intn(4) == 0 {
+			span = 30 * 24 // recent: windows and replenishment timing
 		}
+		ts := now.Add(-time.Duration(rng.Intn(span)) * time.Hour).Format(time.RFC3339)
+		ctx := contextFor(rng)
 		var body string
 		mid := fmt.Sprintf("r%d-%d", round, i)
-		switch k := rng.Intn(10); {
+		switch k := rng.Intn(12); {
 		case k == 0:
 			state := "CA"
 			country := "US"
@@ -65,14 +116,61 @@ func randomStream(rng *rand.Rand, round, n int, now time.Time) []event.Message {
 			if rng.Intn(2) == 0 {
 				coupon = "SAVE10"
 			}
-			body = fmt.Sprintf(`{"type":"track","messageId":%q,%s,"event":"Order Completed","properties":{"order_id":%q,"total":%d,"coupon":%q},"context":%s,"timestamp":%q}`,
-				mid, ids, mid, 10+rng.Intn(200), coupon, ctx, ts)
+			cats := []string{"Shoes", "Socks", "Hats"}
+			products := fmt.Sprintf(`[{"category":%q,"price":%d,"quantity":%d},{"category":%q,"price":%d}]`,
+				cats[rng.Intn(3)], 5+rng.Intn(50), rng.Intn(3), cats[rng.Intn(3)], 5+rng.Intn(50))
+			body = fmt.Sprintf(`{"type":"track","messageId":%q,%s,"event":"Order Completed","properties":{"order_id":%q,"total":%d.%02d,"coupon":%q,"products":%s},"context":%s,"timestamp":%q}`,
+				mid, ids, mid, 10+rng.Intn(200), rng.Intn(100), coupon, products, ctx, ts)
+			orders[u] = append(orders[u], mid)
+		case k == 10:
+			// A refund of one of the person's orders of this round (maybe
+			// of another node of theirs), or of something that is not
+			// their order.
+			target := fmt.Sprintf("r%d-%d", round, rng.Intn(i+1))
+			if len(orders[u]) > 0 && rng.Intn(3) > 0 {
+				target = orders[u][rng.Intn(len(orders[u]))]
+			}
+			body = fmt.Sprintf(`{"type":"track","messageId":%q,%s,"event":"Order Refunded","properties":{"order_id":%q},"context":%s,"timestamp":%q}`,
+				mid, ids, target, ctx, ts)
 		default:
 			body = fmt.Sprintf(`{"type":"page","messageId":%q,%s,"name":"Home","context":%s,"timestamp":%q}`, mid, ids, ctx, ts)
 		}
 		m, err := event.DecodeMessage([]byte(body), "", now)
 		if err != nil {
 			panic(fmt.Sprintf("%s: %v", body, err))
+		}
+		out = append(out, m)
+	}
+	if round == 0 {
+		out = append(out, scriptedStream(now)...)
+	}
+	return out
+}
+
+// scriptedStream adds what random streams rarely make, for two
+// Californians: a buyer due to reorder (orders 85, 55 and 25 days ago, so
+// the next one is expected in 5 days) with a refund, and a visitor who
+// came from paid social yesterday and twice from an email campaign.
+func scriptedStream(now time.Time) []event.Message {
+	ago := func(days int) string { return now.Add(-time.Duration(days) * 24 * time.Hour).Format(time.RFC3339) }
+	bodies := []string{
+		fmt.Sprintf(`{"type":"identify","messageId":"s1","userId":"u23","traits":{"email":"p23@example.com","address":{"country":"US","state":"CA"}},"timestamp":%q}`, ago(90)),
+		fmt.Sprintf(`{"type":"identify","messageId":"s2","userId":"u22","traits":{"email":"p22@example.com","address":{"country":"US","state":"CA"}},"timestamp":%q}`, ago(90)),
+	}
+	for i, d := range []int{85, 55, 25} {
+		bodies = append(bodies, fmt.Sprintf(`{"type":"track","messageId":"s-o%d","userId":"u23","event":"Order Completed","properties":{"order_id":"s-o%d","total":60,"products":[{"category":"Shoes","price":60}]},"timestamp":%q}`, i, i, ago(d)))
+	}
+	bodies = append(bodies,
+		fmt.Sprintf(`{"type":"track","messageId":"s3","userId":"u23","event":"Order Refunded","properties":{"order_id":"s-o0"},"timestamp":%q}`, ago(80)),
+		fmt.Sprintf(`{"type":"page","messageId":"s4","userId":"u22","context":{"campaign":{"source":"facebook","medium":"paid_social"}},"timestamp":%q}`, ago(1)),
+		fmt.Sprintf(`{"type":"track","messageId":"s5","userId":"u22","event":"Product Viewed","context":{"campaign":{"medium":"email"}},"timestamp":%q}`, ago(2)),
+		fmt.Sprintf(`{"type":"track","messageId":"s6","userId":"u22","event":"Product Viewed","context":{"page":{"referrer":"https://mail.example/"}},"timestamp":%q}`, ago(3)),
+	)
+	var out []event.Message
+	for _, b := range bodies {
+		m, err := event.DecodeMessage([]byte(b), "", now)
+		if err != nil {
+			panic(fmt.Sprintf("%s: %v", b, err))
 		}
 		out = append(out, m)
 	}
@@ -146,9 +244,15 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			for _, d := range liveDefinitions {
+				if _, err := c.ApplySegmentData(ctx, []byte(d)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			rng := rand.New(rand.NewSource(seed))
 			now := fixedNow
-			local := 0
+			local, unmerges := 0, 0
+			seen := map[string]int{}
 			for round := 0; round < 12; round++ {
 				if round%4 == 3 {
 					// Time passes: only the sweep sees what that changes.
@@ -163,6 +267,18 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				if round%5 == 2 {
 					consentSet(t, c, fmt.Sprintf("p%d@example.com", 3*rng.Intn(8)), "marketing.communications.email", "granted", now.Format(time.RFC3339), nil)
 				}
+				if round%6 == 4 {
+					// An erasure, and an unmerge (which the sweep applies).
+					if _, err := c.Delete(ctx, identity.Identifier{Type: identity.UserID, Value: fmt.Sprintf("u%d", rng.Intn(25))}); err != nil && !errors.Is(err, ErrProfileNotFound) {
+						t.Fatal(err)
+					}
+					if unmergeOne(t, c, rng) {
+						unmerges++
+						if _, err := c.RefreshAll(ctx, now); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
 				if _, err := c.UpdateMemberships(ctx, c.live.take(), now); err != nil {
 					t.Fatal(err)
 				}
@@ -170,7 +286,8 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, name := range liveTemplates {
+				checkTraitPaths(t, c, now)
+				for _, name := range liveSegments() {
 					if name == "vip" {
 						if set.Local(name) {
 							t.Fatal("vip is population-relative, not local")
@@ -182,10 +299,18 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 						t.Fatalf("round %d, %s: live members %v, full evaluation %v", round, name, got, want)
 					}
 					local += len(want)
+					seen[name] += len(want)
 				}
 			}
 			if local == 0 {
 				t.Fatal("no member in any round: the stream does not exercise the segments")
+			}
+			t.Logf("%d local memberships checked, %d unmerges; by segment %v", local, unmerges, seen)
+			for _, name := range liveSegments()[len(liveTemplates)-2:] {
+				// The segments of computed traits and context filters.
+				if seen[name] == 0 {
+					t.Errorf("segment %s never had a member: the stream does not exercise it", name)
+				}
 			}
 			if _, err := c.RefreshAll(ctx, now); err != nil {
 				t.Fatal(err)
@@ -315,5 +440,71 @@ func TestMembershipWritersRaceErasure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, load(t)) })
+	}
+}
+
+// unmergeOne undoes the latest merge of a random user, if they have one.
+func unmergeOne(t *testing.T, c *CDP, rng *rand.Rand) bool {
+	t.Helper()
+	for range 25 {
+		v, err := c.Profile(context.Background(), identity.Identifier{Type: identity.UserID, Value: fmt.Sprintf("u%d", rng.Intn(25))}, ShowOptions{EventLimit: 1})
+		if errors.Is(err, ErrProfileNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(v.Merges) - 1; i >= 0; i-- {
+			if v.Merges[i].Merged {
+				if _, err := c.Unmerge(context.Background(), v.Merges[i].From, "property test"); err != nil {
+					t.Fatal(err)
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkTraitPaths compares every person's computed traits from the event
+// digests with the full-event computation, at now.
+func checkTraitPaths(t *testing.T, c *CDP, now time.Time) {
+	t.Helper()
+	read := func() map[uuid.UUID]map[string]any {
+		out := map[uuid.UUID]map[string]any{}
+		err := c.store.View(context.Background(), func(tx *store.Txn) error {
+			return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+				ms, err := decodeMembers(v)
+				if err != nil {
+					return err
+				}
+				pv := &personView{c: c, ctx: context.Background(), tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now}
+				for _, m := range ms {
+					pv.members = append(pv.members, m.pid)
+				}
+				tv, err := pv.traitValues()
+				if err != nil {
+					return err
+				}
+				out[pv.root] = tv.export()
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	digests := read()
+	c.evalFromEvents = true
+	events := read()
+	c.evalFromEvents = false
+	if len(digests) == 0 || len(digests) != len(events) {
+		t.Fatalf("%d people from digests, %d from events", len(digests), len(events))
+	}
+	for root, want := range events {
+		if got := digests[root]; !reflect.DeepEqual(got, want) {
+			t.Fatalf("person %s: computed traits from digests differ from full events:\n%s", root, diffTraits(got, want))
+		}
 	}
 }

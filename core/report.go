@@ -22,6 +22,9 @@ var accessHTML = template.Must(template.New("access").Funcs(template.FuncMap{
 <h2>Profile</h2>
 <table><tr><th>Trait</th><th>Value</th></tr>
 {{range $k, $v := .Person.Traits}}<tr><td>{{$k}}</td><td><code>{{str $v}}</code></td></tr>{{end}}</table>
+<h2>What we computed from your activity</h2>
+<table><tr><th>Computed trait</th><th>Value</th></tr>
+{{range $k, $v := .Person.Computed}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
 <h2>Consent</h2>
 <p>Jurisdiction: {{if .Person.Consent.Jurisdiction}}{{.Person.Consent.Jurisdiction}}{{else}}unknown{{end}}</p>
 <table><tr><th>When</th><th>Purpose</th><th>Decision</th><th>How</th></tr>

@@ -81,7 +81,8 @@ func TestAccessReportGolden(t *testing.T) {
 	if len(rep.Requests) != 1 || rep.Requests[0].Status != StatusCompleted {
 		t.Fatalf("earlier requests: %+v", rep.Requests)
 	}
-	if strings.Contains(h, "<b>Goldie</b>") || !strings.Contains(h, "gold@example.com") || !strings.Contains(h, "Order Completed") {
+	if strings.Contains(h, "<b>Goldie</b>") || !strings.Contains(h, "gold@example.com") || !strings.Contains(h, "Order Completed") ||
+		!strings.Contains(h, "<td>lifecycle_stage</td><td>first_time_buyer</td>") {
 		t.Fatalf("HTML rendering: escaped=%v\n%s", !strings.Contains(h, "<b>Goldie</b>"), h)
 	}
 }

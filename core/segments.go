@@ -158,7 +158,8 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 			if err != nil {
 				return err
 			}
-			pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now, purpose: purpose, needProps: c.needProps(set)}
+			pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now, purpose: purpose,
+				needProps: c.needProps(set), needCtx: c.needCtx(set)}
 			for _, m := range ms {
 				pv.members = append(pv.members, m.pid)
 			}
@@ -218,17 +219,18 @@ type personView struct {
 	now     time.Time
 	purpose string
 
-	traits   map[string]json.RawMessage
-	decoded  map[string]any
-	cv       *ConsentView
-	events   map[string][]segments.Event
-	computed map[string]float64
-	// needProps says which events' properties the definitions read
-	// (segments.Set.NeedsProperties); the others come from digests.
+	traits  map[string]json.RawMessage
+	decoded map[string]any
+	cv      *ConsentView
+	events  map[string][]segments.Event
+	derived *traitValues
+	// needProps says which events' properties (or context) the definitions
+	// read (segments.Set.NeedsProperties); the others come from digests.
+	// needCtx says which events' context they read (NeedsContext).
 	needProps func(event string) bool
+	needCtx   func(event string) bool
 	digest    map[string][]segments.Event
-	orders    []order
-	first     time.Time
+	in        traitInput // from the digests, for the computed traits
 	err       error
 }
 
@@ -297,11 +299,14 @@ func (p *personView) loadEvents() {
 			if m.Type != event.Track {
 				name = string(m.Type)
 			}
-			var props map[string]any
+			var props, mctx map[string]any
 			if len(m.Properties) > 0 {
 				_ = json.Unmarshal(m.Properties, &props)
 			}
-			p.events[name] = append(p.events[name], segments.Event{Time: m.Timestamp, Properties: props})
+			if len(m.Context) > 0 && (p.c.evalFromEvents || p.needCtx == nil || p.needCtx(name)) {
+				_ = json.Unmarshal(m.Context, &mctx)
+			}
+			p.events[name] = append(p.events[name], segments.Event{Time: m.Timestamp, Properties: props, Context: mctx})
 			return nil
 		})
 		if p.err != nil {
@@ -329,31 +334,64 @@ func (c *CDP) needProps(set *segments.Set) func(string) bool {
 	return set.NeedsProperties
 }
 
-// Computed derives the documented values (segments.ComputedNames) from the
-// person's order digests at evaluation time.
-func (p *personView) Computed(name string) (float64, bool) {
-	if p.computed == nil && p.c.evalFromEvents {
+// needCtx says which events' context evaluation must decode.
+func (c *CDP) needCtx(set *segments.Set) func(string) bool {
+	if c.evalFromEvents {
+		return func(string) bool { return true }
+	}
+	return set.NeedsContext
+}
+
+// traitValues derives the computed traits (segments.ComputedTraits,
+// traits.go) at evaluation time: from the person's event digests, or, as
+// the reference the property test checks them against, from their full
+// decrypted events (evalFromEvents).
+func (p *personView) traitValues() (*traitValues, error) {
+	if p.derived != nil || p.err != nil {
+		return p.derived, p.err
+	}
+	var in traitInput
+	if p.c.evalFromEvents {
 		p.loadEvents()
-		var orders []order
-		var first time.Time
 		for name, evs := range p.events {
 			for _, e := range evs {
-				if first.IsZero() || e.Time.Before(first) {
-					first = e.Time
-				}
-				if name == orderCompleted {
-					orders = append(orders, orderOf(e))
-				}
+				in.addEvent(name, e)
 			}
 		}
-		p.computed = computeValues(orders, first, p.now)
-	}
-	if p.computed == nil {
+	} else {
 		p.loadDigest()
-		p.computed = computeValues(p.orders, p.first, p.now)
+		in = p.in
 	}
-	v, ok := p.computed[name]
-	return v, ok && !math.IsNaN(v)
+	if p.err != nil {
+		return nil, p.err
+	}
+	in.reachable = reachableTrait(p.Trait("email")) || reachableTrait(p.Trait("phone"))
+	if p.err != nil {
+		return nil, p.err
+	}
+	v := computeTraits(in, p.now)
+	p.derived = &v
+	return p.derived, nil
+}
+
+// Computed returns a computed number (segments.ComputedTraits).
+func (p *personView) Computed(name string) (float64, bool) {
+	v, err := p.traitValues()
+	if err != nil {
+		return 0, false
+	}
+	x, ok := v.num[name]
+	return x, ok && !math.IsNaN(x)
+}
+
+// ComputedText returns a computed text or time (segments.ComputedTraits).
+func (p *personView) ComputedText(name string) (string, bool) {
+	v, err := p.traitValues()
+	if err != nil {
+		return "", false
+	}
+	s, ok := v.text[name]
+	return s, ok
 }
 
 // loadDigest reads the person's event digests (aggregate.go): names and
@@ -374,12 +412,7 @@ func (p *personView) loadDigest() {
 			t := time.Unix(0, e.at).UTC()
 			name := names[e.name]
 			p.digest[name] = append(p.digest[name], segments.Event{Time: t})
-			if p.first.IsZero() || t.Before(p.first) {
-				p.first = t
-			}
-			if name == orderCompleted {
-				p.orders = append(p.orders, order{at: t, rev: e.rev, disc: e.disc})
-			}
+			p.in.add(name, t, e.rev, e.disc, e.x)
 		}
 	}
 }

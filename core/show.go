@@ -15,7 +15,9 @@ import (
 )
 
 // ProfileView is a person, decrypted: every identifier node of their
-// cluster, the merged traits, the merge journal and all events.
+// cluster, the merged traits, the merge journal, all events, and the
+// traits computed from them (personal data too, so access reports list
+// them).
 type ProfileView struct {
 	// ID is the cluster's root: its oldest profile id.
 	ID           uuid.UUID                  `json:"id"`
@@ -30,6 +32,10 @@ type ProfileView struct {
 	Consent      ConsentView                `json:"consent"`
 	EventCount   int                        `json:"event_count"`
 	Events       []event.Message            `json:"events"`
+	// Computed are the computed traits (segments.ComputedTraits) at the
+	// time of the view, over all events (ShowOptions.EventLimit aside), as
+	// CDP.ComputedTraits returns them.
+	Computed map[string]any `json:"computed_traits"`
 }
 
 // IdentifierView is one identifier of a person, with the profile id of its
@@ -165,6 +171,7 @@ func (c *CDP) person(ctx context.Context, tx *store.Txn, pid uuid.UUID, so ShowO
 		return string(a.Value) < string(b.Value)
 	})
 	sort.SliceStable(view.Merges, func(i, j int) bool { return view.Merges[i].At.Before(view.Merges[j].At) })
+	view.Computed = computedOfMessages(view.Events, view.Traits, c.now())
 	if so.EventLimit > 0 && len(view.Events) > so.EventLimit {
 		view.Events = view.Events[len(view.Events)-so.EventLimit:]
 	}

@@ -18,18 +18,24 @@ type Person interface {
 	// maps and arrays itself, so Trait is only ever called with the first
 	// segment. JSON null reads as absent.
 	Trait(name string) (any, bool)
-	// Computed returns a computed value (ComputedNames); NaN reads as
-	// absent.
+	// Computed returns a computed number (ComputedNames of KindNumber, or
+	// a caller's own computed value); NaN reads as absent.
 	Computed(name string) (float64, bool)
+	// ComputedText returns a computed text or time (KindText, KindTime:
+	// an RFC 3339 time in UTC).
+	ComputedText(name string) (string, bool)
 	// Events returns the person's events of that name, in any order. The
 	// slice is only read.
 	Events(name string) []Event
 }
 
-// Event is one event of a person.
+// Event is one event of a person. Properties and Context are the event's
+// JSON objects, decoded; either may be nil when no definition being
+// evaluated reads it (Compiled.NeedsProperties, NeedsContext).
 type Event struct {
 	Time       time.Time
 	Properties map[string]any
+	Context    map[string]any
 }
 
 // Env is what a Match needs besides the person: population thresholds for
@@ -56,10 +62,12 @@ type Compiled struct {
 	timeSensitive bool
 	metrics       []Metric
 	refs          []ref
-	// propEvents are the events whose properties a condition reads (a
-	// where filter, or an aggregate over a property); for the others,
-	// times are enough (see NeedsProperties).
+	// propEvents are the events whose properties or context a condition
+	// reads (a where filter, or an aggregate over a property); for the
+	// others, times are enough (see NeedsProperties). ctxEvents are those
+	// whose context a where filter reads.
 	propEvents map[string]bool
+	ctxEvents  map[string]bool
 }
 
 // ref is an in_segment reference and where it is.
@@ -107,6 +115,7 @@ const (
 	nNot
 	nTrait
 	nComputed
+	nComputedText
 	nEvent
 	nTop
 	nBottom
@@ -151,7 +160,11 @@ func (b *builder) cond(c *Condition, path string) node {
 		if timeSensitiveComputed(c.Computed) {
 			b.c.timeSensitive = true
 		}
-		return node{kind: nComputed, name: c.Computed, cmps: compileCmps(c.Compare)}
+		k := nComputed
+		if computedKind(c.Computed) != KindNumber {
+			k = nComputedText
+		}
+		return node{kind: k, name: c.Computed, cmps: compileCmps(c.Compare)}
 	case c.Event != nil:
 		return node{kind: nEvent, cost: 2, ev: b.event(c.Event)}
 	case c.Top != nil || c.Bottom != nil:
@@ -211,6 +224,12 @@ func (b *builder) event(e *EventCondition) *evNode {
 	}
 	if e.Where != nil {
 		n.where = compileFilter(e.Where)
+		if n.where.readsContext() {
+			if b.c.ctxEvents == nil {
+				b.c.ctxEvents = map[string]bool{}
+			}
+			b.c.ctxEvents[e.Name] = true
+		}
 	}
 	if e.Where != nil || e.Aggregate != nil && e.Aggregate.Property != "" {
 		if b.c.propEvents == nil {
@@ -247,11 +266,16 @@ type fnode struct {
 type ptest struct {
 	path tpath
 	cmps []ccmp
+	ctx  bool // a test of the context, not the properties
 }
 
 func compileFilter(f *PropertyFilter) *fnode {
 	n := &fnode{}
 	for _, t := range f.Props {
+		if rest, ok := strings.CutPrefix(t.Path, contextPrefix); ok {
+			n.tests = append(n.tests, ptest{path: compilePath(rest), cmps: compileCmps(t.Compare), ctx: true})
+			continue
+		}
 		n.tests = append(n.tests, ptest{path: compilePath(strings.TrimPrefix(t.Path, propertiesPrefix)), cmps: compileCmps(t.Compare)})
 	}
 	for i := range f.All {
@@ -266,23 +290,47 @@ func compileFilter(f *PropertyFilter) *fnode {
 	return n
 }
 
-func (f *fnode) match(props map[string]any) bool {
+// readsContext reports whether any test of the filter reads the context.
+func (f *fnode) readsContext() bool {
+	for i := range f.tests {
+		if f.tests[i].ctx {
+			return true
+		}
+	}
+	for i := range f.all {
+		if f.all[i].readsContext() {
+			return true
+		}
+	}
+	for i := range f.any {
+		if f.any[i].readsContext() {
+			return true
+		}
+	}
+	return f.not != nil && f.not.readsContext()
+}
+
+func (f *fnode) match(ev *Event) bool {
 	for i := range f.tests {
 		t := &f.tests[i]
-		v, ok := t.path.prop(props)
+		src := ev.Properties
+		if t.ctx {
+			src = ev.Context
+		}
+		v, ok := t.path.prop(src)
 		if !allTest(t.cmps, v, ok) {
 			return false
 		}
 	}
 	for i := range f.all {
-		if !f.all[i].match(props) {
+		if !f.all[i].match(ev) {
 			return false
 		}
 	}
 	if len(f.any) > 0 {
 		hit := false
 		for i := range f.any {
-			if f.any[i].match(props) {
+			if f.any[i].match(ev) {
 				hit = true
 				break
 			}
@@ -291,7 +339,7 @@ func (f *fnode) match(props map[string]any) bool {
 			return false
 		}
 	}
-	if f.not != nil && f.not.match(props) {
+	if f.not != nil && f.not.match(ev) {
 		return false
 	}
 	return true
@@ -328,6 +376,9 @@ func (n *node) match(p Person, now time.Time, env *Env) bool {
 	case nComputed:
 		x, ok := p.Computed(n.name)
 		return allTestNum(n.cmps, x, ok)
+	case nComputedText:
+		s, ok := p.ComputedText(n.name)
+		return allTestStr(n.cmps, s, ok)
 	case nEvent:
 		return n.ev.match(p, now)
 	case nTop, nBottom:
@@ -391,7 +442,7 @@ func (e *evNode) match(p Person, now time.Time) bool {
 		if ev.Time.After(hi) || hasLo && !ev.Time.After(lo) {
 			continue
 		}
-		if e.where != nil && !e.where.match(ev.Properties) {
+		if e.where != nil && !e.where.match(ev) {
 			continue
 		}
 		if e.simple {
@@ -484,10 +535,16 @@ func (c *Compiled) Definition() *Definition {
 }
 
 // NeedsProperties reports whether evaluating the definition reads the
-// properties of the named event. When it does not, Person.Events may
-// return events with nil Properties (times only): core answers those from
-// per-profile aggregates instead of decrypting every event.
+// properties or the context of the named event. When it does not,
+// Person.Events may return events with nil Properties and Context (times
+// only): core answers those from per-profile aggregates instead of
+// decrypting every event.
 func (c *Compiled) NeedsProperties(event string) bool { return c.propEvents[event] }
+
+// NeedsContext reports whether evaluating the definition reads the context
+// of the named event (a where filter on context.*); when it does not,
+// Person.Events may return events with a nil Context.
+func (c *Compiled) NeedsContext(event string) bool { return c.ctxEvents[event] }
 
 // MarshalJSON returns the canonical JSON of the definition.
 func (c *Compiled) MarshalJSON() ([]byte, error) { return slices.Clone(c.canon), nil }
@@ -495,7 +552,8 @@ func (c *Compiled) MarshalJSON() ([]byte, error) { return slices.Clone(c.canon),
 // TimeSensitive reports whether membership can change with the passing of
 // time alone, so that it needs a periodic sweep: the definition uses
 // within, before, after with a duration, first, last, or a time-sensitive
-// computed value (days_since_*, rolling windows such as revenue_365d), or,
+// computed value (ComputedTrait.TimeSensitive: days_since_*, revenue_365d,
+// lifecycle_stage ...), or,
 // in a Set, refers to a segment that is time-sensitive.
 func (c *Compiled) TimeSensitive() bool { return c.timeSensitive }
 

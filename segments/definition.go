@@ -41,7 +41,8 @@ type Condition struct {
 	// its comparisons, all of which must hold.
 	Trait string
 	// Computed names a computed value (ComputedNames); Compare holds its
-	// numeric comparisons.
+	// comparisons, whose operands have the value's kind (ComputedKind:
+	// numbers, strings, or RFC 3339 times).
 	Computed string
 	// Compare are the comparisons of Trait or Computed, in canonical order
 	// (eq, ne, in, gt, gte, lt, lte, exists, contains), one per operator.
@@ -154,17 +155,20 @@ type Instant struct {
 // every All child, at least one Any child and not the Not child must hold.
 //
 //	"where": {"properties.coupon": {"exists": true},
+//	          "context.campaign.medium": {"in": ["paid_social"]},
 //	          "any": [{"properties.total": {"gte": 50}}, {"properties.vip": {"eq": true}}]}
 type PropertyFilter struct {
-	// Props are tests of properties, sorted by Path.
+	// Props are tests of properties and context fields, sorted by Path.
 	Props []PropertyTest
 	All   []PropertyFilter
 	Any   []PropertyFilter
 	Not   *PropertyFilter
 }
 
-// PropertyTest compares one property. Path starts with "properties." and
-// continues as a dot path into the event's properties.
+// PropertyTest compares one property or context field. Path starts with
+// "properties." and continues as a dot path into the event's properties,
+// or starts with "context." and continues into the event's context
+// (context.campaign.source, context.page.referrer, context.locale).
 type PropertyTest struct {
 	Path    string
 	Compare []Comparison

@@ -25,13 +25,21 @@
 //     equal nor ordered. A missing (or null) value fails every comparison
 //     but exists:false, ne included: use not/eq to include missing.
 //     contains is a substring of a string or an element of an array.
-//   - {"computed": "order_count", <numeric comparisons>}: a value the
-//     caller computes per person (ComputedNames; KnownNames.Computed).
+//   - {"computed": "order_count", <comparisons>}: a trait the caller
+//     computes per person (ComputedTraits, computed.go; a caller's own
+//     names, KnownNames.Computed, are numbers). Its kind fixes the
+//     comparisons and their operands: a number (eq, ne, in, gt, gte, lt,
+//     lte, exists), a text (eq, ne, in, exists, contains with strings;
+//     lifecycle_stage only eq, ne, in, exists with one of its stages) or
+//     a time (eq, ne, in, gt, gte, lt, lte, exists with RFC 3339 times,
+//     compared as instants). top and bottom rank by numbers only.
 //   - {"event": "Order Completed", ...}: the person's events of that name,
 //     selected by within: D (time in (now-D, now]), before: D (time <=
 //     now-D), after: T or D (time > T, or > now-D), all ANDed, never later
-//     than now; and by where: {"properties.<path>": {<comparisons>}, "all":
-//     [...], "any": [...], "not": {...}}. Then at most one aggregate,
+//     than now; and by where: {"properties.<path>": {<comparisons>},
+//     "context.<path>": {<comparisons>} (the event's context:
+//     context.campaign.medium, context.page.referrer), "all": [...],
+//     "any": [...], "not": {...}}. Then at most one aggregate,
 //     count | sum | avg | min | max: {"property": "total", <numeric
 //     comparisons>} (property only for sum/avg/min/max; events without a
 //     numeric value are skipped; avg/min/max of nothing fail every

@@ -18,6 +18,10 @@ func FuzzParse(f *testing.F) {
 		where(`{"all": [{"trait": "address.country", "in": ["DE", "AT"]}, {"computed": "order_count", "gte": 2, "lt": 10}, {"bottom": {"percent": 0.5, "of": "revenue_total"}}, {"not": {"in_segment": "vip"}}]}`),
 		where(`{"event": "Order Completed", "within": "90d", "count": {"eq": 0}}`),
 		where(`{"trait": "created_at", "gte": "2026-01-01T00:00:00Z", "contains": "\u2028<&>"}`),
+		where(`{"any": [{"computed": "lifecycle_stage", "in": ["repeat", "loyal"]}, {"computed": "top_category", "contains": "Kit"}, {"computed": "last_order_at", "gt": "2026-01-01T00:00:00+01:00"}, {"computed": "clv", "gte": 100}]}`),
+		where(`{"event": "page", "within": "30d", "where": {"context.campaign.medium": {"in": ["paid_social"]}, "any": [{"context.page.referrer": {"contains": "google"}}, {"not": {"properties.path": {"eq": "/"}}}]}}`),
+		where(`{"computed": "lifecycle_stage", "eq": "vip"}`),
+		where(`{"computed": "first_order_at", "gt": 5}`),
 		"name: y\npurpose: marketing\nwhere: {event: A, max: {property: total, gt: 1e3}}\n",
 		`{"name": "a",, }`, `[]`, `{}`, "x: &a [*a]", "",
 	} {

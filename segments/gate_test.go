@@ -18,6 +18,10 @@ type spyPerson struct {
 func (s spyPerson) Trait(n string) (any, bool)        { *s.read++; return s.fakePerson.Trait(n) }
 func (s spyPerson) Computed(n string) (float64, bool) { *s.read++; return s.fakePerson.Computed(n) }
 func (s spyPerson) Events(n string) []Event           { *s.read++; return s.fakePerson.Events(n) }
+func (s spyPerson) ComputedText(n string) (string, bool) {
+	*s.read++
+	return s.fakePerson.ComputedText(n)
+}
 
 func TestGateDeniedPeopleAreNeverUsed(t *testing.T) {
 	people := genPeople(300, 11, clock)

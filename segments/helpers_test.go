@@ -20,6 +20,7 @@ var clock = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 type fakePerson struct {
 	traits   map[string]any
 	computed map[string]float64
+	text     map[string]string
 	events   map[string][]Event
 	fields   map[string]any
 }
@@ -31,6 +32,11 @@ func (p *fakePerson) Trait(name string) (any, bool) {
 
 func (p *fakePerson) Computed(name string) (float64, bool) {
 	v, ok := p.computed[name]
+	return v, ok
+}
+
+func (p *fakePerson) ComputedText(name string) (string, bool) {
+	v, ok := p.text[name]
 	return v, ok
 }
 
@@ -84,6 +90,27 @@ func (p *fakePerson) standardComputed(now, firstSeen time.Time) {
 			c[ComputedRevenue365d] = y
 		}
 		c[ComputedDaysSinceLastOrder] = math.Floor(now.Sub(last).Hours() / 24)
+		if len(orders) >= 2 {
+			// Replenishment timing: the median gap between orders in time
+			// order, from the last order.
+			times := make([]time.Time, len(orders))
+			for i, o := range orders {
+				times[i] = o.Time
+			}
+			slices.SortFunc(times, time.Time.Compare)
+			gaps := make([]float64, len(times)-1)
+			for i := range gaps {
+				gaps[i] = times[i+1].Sub(times[i]).Hours() / 24
+			}
+			slices.Sort(gaps)
+			median := gaps[len(gaps)/2]
+			if len(gaps)%2 == 0 {
+				median = (gaps[len(gaps)/2-1] + gaps[len(gaps)/2]) / 2
+			}
+			next := last.Add(time.Duration(median * float64(24*time.Hour)))
+			c[ComputedMedianDaysBetweenOrders] = median
+			c[ComputedDaysUntilNextOrder] = math.Floor(next.Sub(now).Hours() / 24)
+		}
 		c[ComputedAvgOrderValue] = total / float64(len(orders))
 		c[ComputedDiscountOrderShare] = float64(discounted) / float64(len(orders))
 	}
@@ -93,6 +120,7 @@ func (p *fakePerson) standardComputed(now, firstSeen time.Time) {
 // genPeople generates n deterministic fake shoppers as of now.
 func genPeople(n int, seed uint64, now time.Time) []Candidate {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ctxRng := rand.New(rand.NewPCG(seed+1, seed))
 	day := 24 * time.Hour
 	ago := func(maxDays float64) time.Time {
 		return now.Add(-time.Duration(rng.Float64() * maxDays * float64(day)))
@@ -165,6 +193,17 @@ func genPeople(n int, seed uint64, now time.Time) []Candidate {
 			p.add("Order Completed", when(0.1), props)
 		}
 		p.standardComputed(now, firstSeen)
+		// Landing pages with utm campaigns, from a generator of their own
+		// so that the people above stay as they were.
+		for range ctxRng.IntN(4) {
+			medium := []string{"paid_social", "email", "cpc", "paid-social", "organic"}[ctxRng.IntN(5)]
+			if p.events == nil {
+				p.events = map[string][]Event{}
+			}
+			p.events["page"] = append(p.events["page"], Event{Time: now.Add(-time.Duration(ctxRng.Float64() * 90 * float64(day))),
+				Properties: map[string]any{"path": "/"},
+				Context:    map[string]any{"campaign": map[string]any{"source": "x", "medium": medium}}})
+		}
 		out[i] = Candidate{Ref: fmt.Sprintf("p%04d", i), Person: p}
 	}
 	return out

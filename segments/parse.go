@@ -373,7 +373,12 @@ func validPath(s string) bool {
 	return true
 }
 
-const propertiesPrefix = "properties."
+// Event filter paths start with one of these: the event's properties, or
+// its context (context.campaign.medium, context.page.referrer).
+const (
+	propertiesPrefix = "properties."
+	contextPrefix    = "context."
+)
 
 type parser struct {
 	errs  ErrorList
@@ -533,10 +538,10 @@ func (p *parser) cond(v any, path string, depth int) Condition {
 				p.fail(opPath, ErrInvalidValue, "invalid trait path "+quote(s))
 			}
 		}
-		c.Compare = p.comparisons(m, others, path, valTrait)
+		c.Compare = p.comparisons(m, others, path, subject{kind: valTrait})
 	case "computed":
 		c.Computed = p.computedName(m[op], opPath)
-		c.Compare = p.comparisons(m, others, path, valComputed)
+		c.Compare = p.comparisons(m, others, path, computedSubject(c.Computed))
 	case "event":
 		c.Event = p.event(m, others, path, depth)
 	case "top", "bottom":
@@ -603,42 +608,88 @@ const (
 	valTrait     valKind = iota // any JSON scalar: all nine operators
 	valComputed                 // a number: no contains
 	valAggregate                // a number that always exists: no exists, no contains
+	valText                     // a computed text: eq, ne, in, exists, contains with strings
+	valTime                     // a computed time: no contains; RFC 3339 operands
+	valLoose                    // a computed value of an unknown name: any scalar (only the name is reported)
 )
 
-func (k valKind) allows(op CmpOp) bool {
+// subject is what comparisons compare: its kind, and for a computed value
+// its name and fixed value set (for messages and checks).
+type subject struct {
+	kind   valKind
+	name   string
+	values []string
+}
+
+// computedSubject is the subject of a computed condition; name is empty
+// when it was not valid.
+func computedSubject(name string) subject {
+	if name == "" {
+		return subject{kind: valLoose}
+	}
+	switch computedKind(name) {
+	case KindText:
+		return subject{kind: valText, name: name, values: computedValues(name)}
+	case KindTime:
+		return subject{kind: valTime, name: name}
+	}
+	return subject{kind: valComputed, name: name}
+}
+
+func (s subject) allows(op CmpOp) bool {
 	switch op {
 	case OpExists:
-		return k != valAggregate
+		return s.kind != valAggregate
 	case OpContains:
-		return k == valTrait
+		return s.kind == valTrait || s.kind == valLoose || s.kind == valText && s.values == nil
+	case OpGt, OpGte, OpLt, OpLte:
+		return s.kind != valText
 	}
 	return cmpRank(op) >= 0
 }
 
-func (k valKind) opList() string {
-	switch k {
-	case valTrait:
+func (s subject) opList() string {
+	switch s.kind {
+	case valTrait, valLoose:
 		return "eq, ne, in, gt, gte, lt, lte, exists, contains"
-	case valComputed:
+	case valComputed, valTime:
 		return "eq, ne, in, gt, gte, lt, lte, exists"
+	case valText:
+		if s.values != nil {
+			return "eq, ne, in, exists"
+		}
+		return "eq, ne, in, exists, contains"
 	}
 	return "eq, ne, in, gt, gte, lt, lte"
 }
 
-func (p *parser) comparisons(m map[string]any, keys []string, path string, kind valKind) []Comparison {
+// is says what a computed subject is, for messages: " (clv is a number)".
+func (s subject) is() string {
+	switch {
+	case s.name == "":
+		return ""
+	case s.kind == valText:
+		return " (" + s.name + " is a text)"
+	case s.kind == valTime:
+		return " (" + s.name + " is a time)"
+	}
+	return " (" + s.name + " is a number)"
+}
+
+func (p *parser) comparisons(m map[string]any, keys []string, path string, s subject) []Comparison {
 	if len(keys) == 0 {
-		p.fail(path, ErrRequired, "missing comparison (want "+kind.opList()+")")
+		p.fail(path, ErrRequired, "missing comparison (want "+s.opList()+")")
 		return nil
 	}
 	var out []Comparison
 	for _, k := range keys {
 		kp := pathKey(path, k)
 		op := CmpOp(k)
-		if !kind.allows(op) {
-			p.fail(kp, ErrUnknownField, "unknown comparison (want "+kind.opList()+")")
+		if !s.allows(op) {
+			p.fail(kp, ErrUnknownField, "unknown comparison (want "+s.opList()+")"+s.is())
 			continue
 		}
-		if v, ok := p.cmpValue(m[k], kp, op, kind); ok {
+		if v, ok := p.cmpValue(m[k], kp, op, s); ok {
 			out = append(out, Comparison{Op: op, Value: v})
 		}
 	}
@@ -646,7 +697,7 @@ func (p *parser) comparisons(m map[string]any, keys []string, path string, kind 
 	return out
 }
 
-func (p *parser) cmpValue(v any, path string, op CmpOp, kind valKind) (any, bool) {
+func (p *parser) cmpValue(v any, path string, op CmpOp, kind subject) (any, bool) {
 	switch op {
 	case OpExists:
 		if _, ok := v.(bool); !ok {
@@ -682,10 +733,29 @@ func (p *parser) cmpValue(v any, path string, op CmpOp, kind valKind) (any, bool
 }
 
 // scalar checks a comparison operand other than exists and in.
-func (p *parser) scalar(v any, path string, op CmpOp, kind valKind) bool {
-	if kind != valTrait {
+func (p *parser) scalar(v any, path string, op CmpOp, s subject) bool {
+	switch s.kind {
+	case valComputed, valAggregate:
 		if _, ok := v.(float64); !ok {
-			p.fail(path, ErrType, "expected number")
+			p.fail(path, ErrType, "expected number"+s.is())
+			return false
+		}
+		return true
+	case valText:
+		str, ok := v.(string)
+		if !ok {
+			p.fail(path, ErrType, "expected string"+s.is())
+			return false
+		}
+		if s.values != nil && !slices.Contains(s.values, str) {
+			p.fail(path, ErrInvalidValue, "unknown "+s.name+" "+quote(str)+" (want "+strings.Join(s.values, ", ")+")")
+			return false
+		}
+		return true
+	case valTime:
+		str, ok := v.(string)
+		if _, _, isTime := parseTime(str); !ok || !isTime {
+			p.fail(path, ErrType, "expected an RFC 3339 time such as 2026-01-31T00:00:00Z"+s.is())
 			return false
 		}
 		return true
@@ -817,14 +887,15 @@ func (p *parser) filter(v any, path string, depth int) *PropertyFilter {
 			}
 		case k == "not":
 			f.Not = p.filter(m[k], kp, depth+1)
-		case strings.HasPrefix(k, propertiesPrefix) && validPath(k[len(propertiesPrefix):]):
+		case strings.HasPrefix(k, propertiesPrefix) && validPath(k[len(propertiesPrefix):]),
+			strings.HasPrefix(k, contextPrefix) && validPath(k[len(contextPrefix):]):
 			cm, ok := p.object(m[k], kp, "an object of comparisons")
 			if !ok {
 				continue
 			}
-			f.Props = append(f.Props, PropertyTest{Path: k, Compare: p.comparisons(cm, sortedKeys(cm), kp, valTrait)})
+			f.Props = append(f.Props, PropertyTest{Path: k, Compare: p.comparisons(cm, sortedKeys(cm), kp, subject{kind: valTrait})})
 		default:
-			p.fail(kp, ErrUnknownField, `unknown field (want "properties.<path>", "all", "any" or "not")`)
+			p.fail(kp, ErrUnknownField, `unknown field (want "properties.<path>", "context.<path>", "all", "any" or "not")`)
 		}
 	}
 	return f
@@ -860,7 +931,7 @@ func (p *parser) aggregate(v any, path string, fn AggFunc) *Aggregate {
 			}
 		}
 	}
-	a.Compare = p.comparisons(m, keys, path, valAggregate)
+	a.Compare = p.comparisons(m, keys, path, subject{kind: valAggregate})
 	return a
 }
 
@@ -913,6 +984,10 @@ func (p *parser) rank(v any, path string) *Rank {
 		p.fail(op, ErrRequired, "required")
 	} else {
 		r.Of = p.computedName(v, op)
+		if r.Of != "" && computedKind(r.Of) != KindNumber {
+			p.fail(op, ErrType, "cannot rank by "+quote(r.Of)+": it is a "+string(computedKind(r.Of))+", not a number")
+			r.Of = ""
+		}
 	}
 	return r
 }

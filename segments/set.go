@@ -178,10 +178,21 @@ func (s *Set) local() []bool {
 }
 
 // NeedsProperties reports whether any definition of the set reads the
-// properties of the named event (Compiled.NeedsProperties).
+// properties or context of the named event (Compiled.NeedsProperties).
 func (s *Set) NeedsProperties(event string) bool {
 	for _, c := range s.list {
 		if c.NeedsProperties(event) {
+			return true
+		}
+	}
+	return false
+}
+
+// NeedsContext reports whether any definition of the set reads the context
+// of the named event (Compiled.NeedsContext).
+func (s *Set) NeedsContext(event string) bool {
+	for _, c := range s.list {
+		if c.NeedsContext(event) {
 			return true
 		}
 	}

@@ -205,6 +205,31 @@ func Templates() []Template {
    {"not": {"event": "Order Completed", "within": "{{days}}d"}}]}}`,
 		},
 		{
+			Name:        "replenishment_due",
+			Description: "People with at least two orders whose expected next order (last order + their median gap between orders) is at most N days away, or at most N days overdue.",
+			Params: []Param{
+				{Name: "days", Kind: ParamDays, Description: "Days before and after the expected next order.", Default: "7"},
+				purposeParam(purposeEmail),
+			},
+			source: `{"name": "replenishment_due",
+ "description": "Expected to reorder within {{days}} days, or at most {{days}} days overdue.",
+ "purpose": {{purpose}},
+ "where": {"computed": "days_until_next_order", "gte": -{{days}}, "lte": {{days}}}}`,
+		},
+		{
+			Name:        "paid_social_visitors",
+			Description: "People who viewed a page in the last N days coming from paid social: utm medium (context.campaign.medium) paid_social, paid-social or paidsocial.",
+			Params: []Param{
+				{Name: "days", Kind: ParamDays, Description: "Page view within this many days.", Default: "30"},
+				purposeParam(purposeSite),
+			},
+			source: `{"name": "paid_social_visitors",
+ "description": "Came from paid social in the last {{days}} days.",
+ "purpose": {{purpose}},
+ "where": {"event": "page", "within": "{{days}}d",
+   "where": {"context.campaign.medium": {"in": ["paid_social", "paid-social", "paidsocial"]}}}}`,
+		},
+		{
 			Name:        "champions",
 			Description: "RFM: ordered in the last 30 days, at least 3 orders, top 20% by total revenue.",
 			Params:      []Param{purposeParam(purposeEmail)},

@@ -390,6 +390,17 @@ func printProfile(w io.Writer, p *core.ProfileView) {
 			fmt.Fprintf(w, "  %-13s %s\n", k, string(p.Traits[k]))
 		}
 	}
+	if len(p.Computed) > 0 {
+		fmt.Fprintln(w, "computed traits:")
+		names := make([]string, 0, len(p.Computed))
+		for k := range p.Computed {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(w, "  %-27s %v\n", k, p.Computed[k])
+		}
+	}
 	if len(p.Merges) > 0 {
 		fmt.Fprintln(w, "merges:")
 		for _, m := range p.Merges {

@@ -97,6 +97,22 @@ func (m *Message) TraitString(key string) string {
 	return ""
 }
 
+// ContextString returns the string at a path of nested objects of the
+// context, such as ContextString("campaign", "medium"), or "" when a member
+// is missing or is not a string. Keys match exactly; with duplicate keys the
+// last one wins, as in encoding/json. No map is built.
+func (m *Message) ContextString(path ...string) string {
+	v := []byte(m.Context)
+	for _, key := range path {
+		var ok bool
+		if v, ok = lookupMember(v, key); !ok {
+			return ""
+		}
+	}
+	s, _ := unquote(v)
+	return s
+}
+
 // --- minimal JSON object scanning -------------------------------------------
 //
 // These helpers walk the top level of a JSON object without allocating. They

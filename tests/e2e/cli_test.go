@@ -366,7 +366,7 @@ func runCLISteps(t *testing.T, withServer bool) map[string]result {
 		{name: "profile show text", args: []string{"profile", "show", "--user-id", "cli-user-1"},
 			check: func(t *testing.T, r result) {
 				wantIn(t, "profile text", r.stdout, "profile ", "user_id", "cli-user-1", "anonymous_id", "cli-anon-1",
-					"cli.one@example.com", "events (3)", "Order Completed", "Home")
+					"cli.one@example.com", "events (3)", "Order Completed", "Home", "computed traits:", "lifecycle_stage             lapsed")
 			}},
 		{name: "keys rotate --json", args: []string{"keys", "rotate", "--json"},
 			check: func(t *testing.T, r result) {
@@ -456,5 +456,10 @@ func checkCLIProfile(t *testing.T, r result) {
 	}
 	if p.EventCount != 3 {
 		t.Errorf("event_count = %d, want 3", p.EventCount)
+	}
+	// One order of 12.5 on 2025-03-01, more than 180 days ago.
+	if p.Computed["order_count"] != 1.0 || p.Computed["revenue_total"] != 12.5 || p.Computed["lifecycle_stage"] != "lapsed" ||
+		p.Computed["first_order_at"] != "2025-03-01T10:05:00Z" {
+		t.Errorf("computed_traits = %v", p.Computed)
 	}
 }

@@ -220,6 +220,7 @@ type profileView struct {
 	Traits     map[string]json.RawMessage `json:"traits"`
 	EventCount int                        `json:"event_count"`
 	Events     []storedEvent              `json:"events"`
+	Computed   map[string]any             `json:"computed_traits"`
 }
 
 type storedEvent struct {
