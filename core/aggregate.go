@@ -25,10 +25,11 @@ import (
 // stay the only durable copy, so there is nothing extra to erase, rotate or
 // recover after a crash.
 //
-// A node's digest is built on first use from its sealed events (one
-// decrypting scan) and from then on kept current by the committer, which
-// hands every committed event to apply: evaluation then decrypts no event
-// of that node again. A build that overlaps a commit touching the same node
+// A node created since Open has its digest from the start: the committer
+// hands every committed event and every node it created to apply. Other
+// nodes' digests are built on first use from their sealed events (one
+// decrypting scan) and from then on kept current the same way: evaluation
+// then decrypts no event of that node again. A build that overlaps a commit touching the same node
 // is not cached (the commit may or may not be in the build's snapshot), so
 // a cached digest is always exact.
 
@@ -87,12 +88,19 @@ func (a *aggregates) intern(name string) uint32 {
 
 // apply adds committed events to the digests that are cached, and marks
 // builds in progress for their nodes as stale.
-func (a *aggregates) apply(evs []nodeEvent) {
-	if len(evs) == 0 {
+func (a *aggregates) apply(evs []nodeEvent, created []uuid.UUID) {
+	if len(evs) == 0 && len(created) == 0 {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// A node the group created has no event but the group's: its digest
+	// is known without a read.
+	for _, p := range created {
+		if _, ok := a.nodes[p]; !ok {
+			a.nodes[p] = []aggEvent{}
+		}
+	}
 	for _, e := range evs {
 		if b, ok := a.building[e.pid]; ok {
 			b.dirty = true

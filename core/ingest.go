@@ -295,7 +295,7 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 		if err == nil {
 			// Before anyone is told: a caller that reads its own events
 			// through a cached digest must find them there.
-			c.aggs.apply(st.events)
+			c.aggs.apply(st.events, st.created)
 			c.gatesCommitted(st)
 			if c.cfg.Segments.LiveDelay > 0 {
 				c.live.touch(st.events)
@@ -354,6 +354,7 @@ type groupState struct {
 	// consents are the nodes the group recorded consent for.
 	consents []uuid.UUID
 	newPIDs  []uuid.UUID
+	created  []uuid.UUID // nodes the group created (pooled ids too)
 	dedup    map[string]bool
 	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
 	events   []nodeEvent   // stored events, for the digests once committed
@@ -577,6 +578,7 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	c.idFilter.add(identifierHash(id.key))
 	st.records[pid] = &nodeRecord{ID: pid, Type: id.typ, Value: id.value, Blocked: id.blocked, CreatedAt: now, FirstSeen: seen}
 	st.dirty[pid] = true
+	st.created = append(st.created, pid)
 	return pid, true, nil
 }
 
