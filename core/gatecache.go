@@ -37,12 +37,13 @@ import (
 // exact. A person is combined from their nodes' entries at evaluation time,
 // exactly as consentOf combines the records it reads.
 
-// jurisdictionTraits are the traits jurisdictionOf reads.
-var jurisdictionTraits = [...]string{"jurisdiction", "address", "country", "state"}
+// gateTraits are the traits jurisdictionOf reads, and the two that say
+// whether a person can be reached (the lifecycle stage's subscriber).
+var gateTraits = [...]string{"jurisdiction", "address", "country", "state", "email", "phone"}
 
 // gateNode is what the gate needs of one node.
 type gateNode struct {
-	traits   map[string]json.RawMessage // jurisdictionTraits only
+	traits   map[string]json.RawMessage // gateTraits only
 	times    map[string]time.Time
 	consents []privacy.Consent // in key order, as consentRecords returns them
 }
@@ -140,11 +141,11 @@ func (c *CDP) gatesCommitted(st *groupState) {
 	c.gates.invalidate(drop...)
 }
 
-// gateNodeFrom keeps the traits jurisdictionOf reads. Nodes without any
+// gateNodeFrom keeps the gateTraits. Nodes without any
 // share one empty entry.
 func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time) *gateNode {
 	n := &gateNode{}
-	for _, k := range jurisdictionTraits {
+	for _, k := range gateTraits {
 		if v, ok := traits[k]; ok {
 			if n.traits == nil {
 				n.traits, n.times = map[string]json.RawMessage{}, map[string]time.Time{}
@@ -158,7 +159,7 @@ func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time)
 	return n
 }
 
-// noGateTraits is the entry of a node without jurisdiction traits or
+// noGateTraits is the entry of a node without any of the gateTraits or
 // consent records (most anonymous visitors). Never modified.
 var noGateTraits gateNode
 
@@ -194,8 +195,9 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 
 // gateView resolves a person's consent view (root and members) from the
 // nodes' gate inputs: what consentOf computes from the records themselves,
-// for the traits jurisdictionOf reads.
-func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (ConsentView, error) {
+// for the traits jurisdictionOf reads. It returns the person's gateTraits
+// too, merged as traitsOf merges traits.
+func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (ConsentView, map[string]json.RawMessage, error) {
 	v := ConsentView{States: map[string]privacy.State{}, History: []privacy.Consent{}}
 	traits := map[string]json.RawMessage{}
 	at := map[string]time.Time{}
@@ -203,7 +205,7 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	for _, m := range members {
 		n, err := c.gateNodeOf(ctx, m)
 		if err != nil {
-			return v, fmt.Errorf("profile %s: %w", m, err)
+			return v, nil, fmt.Errorf("profile %s: %w", m, err)
 		}
 		for k, val := range n.traits {
 			t := n.times[k]
@@ -227,7 +229,7 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	if withRecords > 1 {
 		rm, err := c.getMember(tx, root)
 		if err != nil {
-			return v, err
+			return v, nil, err
 		}
 		if !rm.last.IsZero() {
 			mergedAt = time.Unix(0, rm.last.TS)
@@ -236,5 +238,5 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	v.States = privacy.Resolve(per, mergedAt)
 	sort.Slice(v.History, func(i, j int) bool { return v.History[i].CollectedAt.Before(v.History[j].CollectedAt) })
 	v.Jurisdiction = jurisdictionOf(traits, v.History)
-	return v, nil
+	return v, traits, nil
 }

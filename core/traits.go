@@ -388,6 +388,15 @@ func topCategory(orders []order) (string, bool) {
 
 // reachableTrait reports whether a trait value is a non-empty email or
 // phone: present, not null, and not a blank string.
+// reachableRaw is reachableTrait of a raw trait value, read as Trait reads it.
+func reachableRaw(raw json.RawMessage) bool {
+	var v any
+	if raw == nil || json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	return reachableTrait(v, v != nil)
+}
+
 func reachableTrait(v any, ok bool) bool {
 	if !ok || v == nil {
 		return false
