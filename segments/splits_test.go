@@ -45,8 +45,8 @@ func TestParseSplits(t *testing.T) {
 func TestParseSplitErrors(t *testing.T) {
 	cases := []struct {
 		name, splits, path string
-		err             error
-		msg             string
+		err                error
+		msg                string
 	}{
 		{"not an object", `[90, 10]`, "splits", ErrType, "expected an object of group name -> weight"},
 		{"one group", `{"all": 100}`, "splits", ErrInvalidValue, "at least 2 groups"},
