@@ -382,3 +382,31 @@ func (c *CDP) readFlow(tx *store.Txn, name string, since, until time.Time, rep *
 	}
 	return nil
 }
+
+// ParseReportTime reads a report bound: an RFC 3339 time, or a date
+// (2006-01-02, UTC). A date as the end of a period (end) includes that
+// whole day: it means the next midnight.
+func ParseReportTime(s string, end bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return t, fmt.Errorf("%w: %q is neither a date (2006-01-02) nor an RFC 3339 time", ErrInvalidInput, clipInput(s))
+	}
+	if end {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t, nil
+}
+
+// clipInput bounds input quoted back in an error.
+func clipInput(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
