@@ -451,3 +451,61 @@ func TestSegmentReportRefusesBadPeriods(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", rep, err)
 	}
 }
+
+// Erasing a person removes their memberships (with the earlier intervals
+// the access report showed) and takes them out of every report; the
+// per-day flow counts, which name no one, stay as they were.
+func TestErasureAndTheReport(t *testing.T) {
+	f := newReportFixture(t)
+	ctx := context.Background()
+	// p8 comes back into winback: their record keeps the earlier interval.
+	ingestAll(t, f.c, `{"type":"identify","messageId":"c8b","userId":"p8","traits":{"campaign":"winback"},"timestamp":"2026-10-21T00:00:00Z"}`)
+	if _, err := f.c.RefreshAll(ctx, day("2026-10-22T12:00:00Z")); err != nil {
+		t.Fatal(err)
+	}
+	p8 := identity.Identifier{Type: identity.Email, Value: "p8@example.com"}
+	acc, err := f.c.Access(ctx, p8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wb *MembershipView
+	for i := range acc.Memberships {
+		if acc.Memberships[i].Segment == f.winback {
+			wb = &acc.Memberships[i]
+		}
+	}
+	if wb == nil || wb.ExitedAt != nil || !wb.EnteredAt.Equal(day("2026-10-22T12:00:00Z")) || len(wb.Earlier) != 1 ||
+		!wb.Earlier[0].EnteredAt.Equal(day("2026-09-20T12:00:00Z")) || !wb.Earlier[0].ExitedAt.Equal(day("2026-09-25T12:00:00Z")) {
+		t.Fatalf("p8's membership in the access report: %+v", wb)
+	}
+	period := [2]time.Time{day("2026-10-01T00:00:00Z"), day("2026-11-01T00:00:00Z")}
+	before, err := f.c.SegmentReport(ctx, f.winback, period[0], period[1])
+	if err != nil || before.Members.People != 9 || before.People != 10 {
+		t.Fatalf("before: %+v %v", before, err)
+	}
+	flows := func() map[string]string {
+		out := map[string]string{}
+		_ = f.c.store.View(ctx, func(tx *store.Txn) error {
+			return tx.Scan([]byte(store.PrefixFlow), store.ScanOptions{}, func(k, v []byte) error {
+				out[string(k)] = string(v)
+				return nil
+			})
+		})
+		return out
+	}
+	flowsBefore := flows()
+	cert, err := f.c.Delete(ctx, p8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Records[string(store.PrefixMembership)] != 1 {
+		t.Fatalf("memberships erased: %v", cert.Records)
+	}
+	if !reflect.DeepEqual(flows(), flowsBefore) {
+		t.Fatal("the flow counts changed with an erasure")
+	}
+	after, err := f.c.SegmentReport(ctx, f.winback, period[0], period[1])
+	if err != nil || after.Members.People != 8 || after.People != 9 || after.Members.Orders != before.Members.Orders-1 {
+		t.Fatalf("after: %+v %v", after, err)
+	}
+}
