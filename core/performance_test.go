@@ -6,11 +6,15 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,12 +47,18 @@ func day(s string) time.Time {
 
 const fixtureSplits = `{"treatment": 50, "holdout": 50}`
 
-func newReportFixture(t *testing.T) *reportFixture {
+func newReportFixture(t *testing.T, dests ...map[string]DestinationConfig) *reportFixture {
 	t.Helper()
 	cfg := testConfig(t)
 	cfg.Segments.LiveDelay = 0 // memberships change at the refreshes below only
 	out := t.TempDir()
-	cfg.Destinations = map[string]DestinationConfig{"newsletter": {Kind: "email", Format: "csv", Dir: out, Fields: []string{"email"}}}
+	cfg.Destinations = map[string]DestinationConfig{
+		"newsletter": {Kind: "email", Format: "csv", Dir: out, Fields: []string{"email"}},
+		"feed":       {Kind: "email", Format: "jsonl", Dir: out, Fields: []string{"email"}},
+	}
+	for _, d := range dests {
+		maps.Copy(cfg.Destinations, d)
+	}
 	c := openTest(t, cfg)
 	ctx := context.Background()
 	var msgs []string
@@ -269,8 +279,29 @@ func TestSegmentReport(t *testing.T) {
 // The splits show in eval, show and refresh counts, and every export row
 // carries its person's group, the same one the report uses.
 func TestSplitsInCountsAndExports(t *testing.T) {
-	f := newReportFixture(t)
+	const secret = "split-hook-secret"
+	t.Setenv("CUSTODY_TEST_SPLIT_SECRET", secret)
+	var mu sync.Mutex
+	var hooked []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Rows []map[string]any `json:"rows"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		hooked = append(hooked, b.Rows...)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	f := newReportFixture(t, map[string]DestinationConfig{"hook": {Kind: "email", URL: srv.URL, SecretEnv: "CUSTODY_TEST_SPLIT_SECRET", Fields: []string{"email"}}})
 	ctx := context.Background()
+	wantGroup := func(email string) string {
+		var i int
+		if _, err := fmt.Sscanf(email, "p%d@example.com", &i); err != nil {
+			t.Fatalf("row email %q", email)
+		}
+		return map[bool]string{true: "treatment", false: "holdout"}[i <= 4]
+	}
 	// Members now: p1-p6, p9 (treatment p1-p4; holdout p5, p6, p9).
 	want := map[string]int{"treatment": 4, "holdout": 3}
 	ev, err := f.c.EvaluateSegment(ctx, f.winback, day("2026-10-21T00:00:00Z"))
@@ -302,17 +333,40 @@ func TestSplitsInCountsAndExports(t *testing.T) {
 		t.Fatalf("csv %v %v", rows, err)
 	}
 	for _, r := range rows[1:] {
-		var i int
-		if _, err := fmt.Sscanf(r[0], "p%d@example.com", &i); err != nil {
-			t.Fatalf("row %v", r)
+		if r[1] != wantGroup(r[0]) {
+			t.Errorf("%s exported in %q, want %q", r[0], r[1], wantGroup(r[0]))
 		}
-		if wantG := map[bool]string{true: "treatment", false: "holdout"}[i <= 4]; r[1] != wantG {
-			t.Errorf("p%d exported in %q, want %q", i, r[1], wantG)
+	}
+	// JSON Lines and webhook rows carry "split" too.
+	feed, err := f.c.ExportSegment(ctx, f.winback, "feed", day("2026-10-21T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(feed.Path)
+	var jsonRows []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatal(err)
+		}
+		jsonRows = append(jsonRows, m)
+	}
+	if _, err := f.c.ExportSegment(ctx, f.winback, "hook", day("2026-10-21T00:00:00Z")); err != nil {
+		t.Fatal(err)
+	}
+	for what, rs := range map[string][]map[string]any{"jsonl": jsonRows, "webhook": hooked} {
+		if len(rs) != 7 {
+			t.Fatalf("%s: %d rows", what, len(rs))
+		}
+		for _, r := range rs {
+			if email, _ := r["email"].(string); r["split"] != wantGroup(email) || len(r) != 2 {
+				t.Errorf("%s row %v", what, r)
+			}
 		}
 	}
 	// The ledger says the split went too (an access report shows it).
 	acc, err := f.c.Access(ctx, identity.Identifier{Type: identity.Email, Value: "p1@example.com"})
-	if err != nil || len(acc.Exports) != 1 || !reflect.DeepEqual(acc.Exports[0].Fields, []string{"email", "split"}) {
+	if err != nil || len(acc.Exports) != 3 || !reflect.DeepEqual(acc.Exports[0].Fields, []string{"email", "split"}) {
 		t.Fatalf("access exports %+v %v", acc.Exports, err)
 	}
 }
