@@ -81,11 +81,20 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 			rep.Fields = append(rep.Fields, f.Name)
 		}
 	}
+	// A segment with splits adds each row's group (splits.go), so the
+	// destination can hold out the holdout.
+	groups, err := c.rowGroups(set.Get(name).Definition(), res.Rows)
+	if err != nil {
+		return rep, err
+	}
+	if groups != nil && len(res.Rows) > 0 {
+		rep.Fields = append(rep.Fields, splitField)
+	}
 	if dc.URL != "" {
 		rep.Path = dc.URL
-		err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows)
+		err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows, groups)
 	} else {
-		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows)
+		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups)
 	}
 	if err != nil {
 		return rep, err
@@ -98,7 +107,20 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 		"export_denied": rep.ExportDenied, "bundle_hash": c.engine.BundleHash()})
 }
 
-func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row) (string, error) {
+// splitField is the export column holding a row's group of the segment's
+// splits.
+const splitField = "split"
+
+// rowValue is the value of a row's field; groups (nil without splits)
+// gives the split column.
+func rowValue(r segments.Row, i int, name string, groups []string) (any, bool) {
+	if name == splitField && groups != nil {
+		return groups[i], true
+	}
+	return r.Value(name)
+}
+
+func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row, groups []string) (string, error) {
 	if err := os.MkdirAll(dc.Dir, 0o700); err != nil {
 		return "", fmt.Errorf("export directory: %w", err)
 	}
@@ -122,10 +144,10 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 		if err := w.Write(fields); err != nil {
 			return "", err
 		}
-		for _, r := range rows {
+		for ri, r := range rows {
 			rec := make([]string, len(fields))
 			for i, name := range fields {
-				if v, ok := r.Value(name); ok && v != nil {
+				if v, ok := rowValue(r, ri, name, groups); ok && v != nil {
 					rec[i] = fmt.Sprint(v)
 				}
 			}
@@ -139,10 +161,13 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 		}
 	default:
 		enc := json.NewEncoder(f)
-		for _, r := range rows {
+		for ri, r := range rows {
 			obj := map[string]any{}
 			for _, fl := range r.Fields() {
 				obj[fl.Name] = fl.Value
+			}
+			if groups != nil {
+				obj[splitField] = groups[ri]
 			}
 			if err := enc.Encode(obj); err != nil {
 				return "", err

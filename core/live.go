@@ -163,8 +163,10 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 
 	type change struct {
 		root uuid.UUID // the person the record is about now
+		seg  string
 		key  []byte
 		rec  membershipRecord
+		flow flowChange
 	}
 	var changes []change
 	err = c.store.View(ctx, func(tx *store.Txn) error {
@@ -216,24 +218,13 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 				}
 				in[r] = true
 			}
+			var others []string
 			for _, r := range order {
-				key := store.MembershipKey(sr.Name, r)
-				old, found, err := getMembership(tx, key)
-				if err != nil {
-					return err
-				}
-				active := found && old.ExitedAt == nil
-				switch {
-				case in[r] && !active:
-					changes = append(changes, change{r, key, membershipRecord{EnteredAt: now}})
-					rep.Entered++
-				case !in[r] && active:
-					t := now
-					old.ExitedAt = &t
-					changes = append(changes, change{r, key, old})
-					rep.Exited++
-				}
-				// Members that were roots before a merge leave.
+				// Members that were roots before a merge leave; when the
+				// person stays a member under their new root, that is no
+				// movement (flow.go): neither counted as an exit nor as an
+				// entry.
+				moved := false
 				for _, p := range roots[r] {
 					if p == r {
 						continue
@@ -246,9 +237,37 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 					if found && old.ExitedAt == nil {
 						t := now
 						old.ExitedAt = &t
-						changes = append(changes, change{r, key, old})
+						changes = append(changes, change{r, sr.Name, key, old, flowChange{count: !in[r]}})
 						rep.Exited++
+						moved = true
 					}
+				}
+				key := store.MembershipKey(sr.Name, r)
+				old, found, err := getMembership(tx, key)
+				if err != nil {
+					return err
+				}
+				active := found && old.ExitedAt == nil
+				switch {
+				case in[r] && !active:
+					f := flowChange{count: !moved, entered: true}
+					if f.count {
+						if others == nil {
+							if others, err = otherNames(tx, sr.Name); err != nil {
+								return err
+							}
+						}
+						if f.from, err = movedFrom(tx, others, r, now); err != nil {
+							return err
+						}
+					}
+					changes = append(changes, change{r, sr.Name, key, reentered(old, found, now), f})
+					rep.Entered++
+				case !in[r] && active:
+					t := now
+					old.ExitedAt = &t
+					changes = append(changes, change{r, sr.Name, key, old, flowChange{count: true}})
+					rep.Exited++
 				}
 			}
 		}
@@ -265,6 +284,7 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	}
 	err = c.store.Update(ctx, func(tx *store.Txn) error {
 		gone := map[uuid.UUID]bool{}
+		flow := flowDelta{}
 		for _, ch := range changes {
 			if erased, err := c.erasedSince(tx, ch.root, gone); err != nil {
 				return err
@@ -275,8 +295,9 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 			if err := tx.Set(ch.key, b); err != nil {
 				return err
 			}
+			flow.add(ch.seg, now, ch.flow)
 		}
-		return nil
+		return flow.write(tx)
 	})
 	if err != nil {
 		return rep, fmt.Errorf("live update: %w", err)

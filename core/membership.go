@@ -15,10 +15,13 @@ import (
 	"github.com/custody-cdp/custody/segments"
 )
 
-// membershipRecord is the value of s/<segment>/<root>.
+// membershipRecord is the value of s/<segment>/<root>. Earlier holds up
+// to maxEarlier former intervals, [entered, exited] in unix nanoseconds
+// (flow.go); its JSON key must not contain "exited_at" (scanActive).
 type membershipRecord struct {
 	EnteredAt time.Time  `json:"entered_at"`
 	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+	Earlier   [][2]int64 `json:"earlier,omitempty"`
 }
 
 // RefreshReport is what a refresh changed. Counts only.
@@ -65,9 +68,13 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 	}
 	rep := RefreshReport{SegmentEval: SegmentEval{Segment: name, Purpose: r.Purpose, At: now, Allowed: len(r.Members),
 		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}}
+	if rep.Groups, err = c.groupCounts(sub.Get(name).Definition(), r.Members); err != nil {
+		return rep, err
+	}
 	type change struct {
 		root uuid.UUID
 		rec  membershipRecord
+		flow flowChange
 	}
 	var changes []change
 	in := map[uuid.UUID]bool{}
@@ -78,7 +85,7 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 		}
 		in[root] = true
 		if old, ok := current[root]; !ok || old.ExitedAt != nil {
-			changes = append(changes, change{root, membershipRecord{EnteredAt: now}})
+			changes = append(changes, change{root, reentered(old, ok, now), flowChange{count: true, entered: true}})
 			rep.Entered++
 		}
 	}
@@ -86,8 +93,46 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 		if old.ExitedAt == nil && !in[root] {
 			t := now
 			old.ExitedAt = &t
-			changes = append(changes, change{root, old})
+			changes = append(changes, change{root, old, flowChange{count: true}})
 			rep.Exited++
+		}
+	}
+	// The flow (flow.go): where those entering come from, and which exits
+	// and entries are only a merge moving a membership to a new root.
+	if len(changes) > 0 {
+		err = c.store.View(ctx, func(tx *store.Txn) error {
+			others, err := otherNames(tx, name)
+			if err != nil {
+				return err
+			}
+			movedTo := map[uuid.UUID]bool{}
+			for i := range changes {
+				ch := &changes[i]
+				if ch.flow.entered {
+					continue
+				}
+				if m, err := c.getMember(tx, ch.root); err == nil && m.root != ch.root && in[m.root] {
+					ch.flow.count = false
+					movedTo[m.root] = true
+				}
+			}
+			for i := range changes {
+				ch := &changes[i]
+				if !ch.flow.entered {
+					continue
+				}
+				if movedTo[ch.root] {
+					ch.flow.count = false
+					continue
+				}
+				if ch.flow.from, err = movedFrom(tx, others, ch.root, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, fmt.Errorf("refresh %s: %w", name, err)
 		}
 	}
 	if c.afterMemberRead != nil {
@@ -97,6 +142,7 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 		chunk := changes[start:min(start+2000, len(changes))]
 		err := c.store.Update(ctx, func(tx *store.Txn) error {
 			gone := map[uuid.UUID]bool{}
+			flow := flowDelta{}
 			for _, ch := range chunk {
 				if erased, err := c.erasedSince(tx, ch.root, gone); err != nil {
 					return err
@@ -107,6 +153,10 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 				if err := tx.Set(store.MembershipKey(name, ch.root), b); err != nil {
 					return err
 				}
+				flow.add(name, now, ch.flow)
+			}
+			if err := flow.write(tx); err != nil {
+				return err
 			}
 			if start == 0 {
 				b, _ := json.Marshal(SizePoint{At: now, Members: rep.Allowed, NotConsented: rep.NotConsented})
@@ -158,6 +208,9 @@ type SegmentShow struct {
 	Members     int            `json:"members"`
 	History     []SizePoint    `json:"size_history"`
 	Overlap     map[string]int `json:"overlap"` // current members shared with each other segment
+	// Groups counts the current members per group of the segment's splits
+	// (absent without splits).
+	Groups map[string]int `json:"groups,omitempty"`
 }
 
 // ShowSegment reports a segment from its stored memberships (run a refresh
@@ -168,14 +221,18 @@ func (c *CDP) ShowSegment(ctx context.Context, name string) (SegmentShow, error)
 		return SegmentShow{}, err
 	}
 	out := SegmentShow{Name: name, History: []SizePoint{}, Overlap: map[string]int{}}
-	found := false
+	var def *segments.Definition
 	for _, d := range defs {
 		if d.Name == name {
-			found, out.Purpose, out.Description = true, d.Purpose, d.Description
+			def, out.Purpose, out.Description = d, d.Purpose, d.Description
 		}
 	}
-	if !found {
+	if def == nil {
 		return out, fmt.Errorf("%s: %w", name, ErrSegmentNotFound)
+	}
+	split, err := c.splitter(def)
+	if err != nil {
+		return out, err
 	}
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		members := func(seg string) (map[uuid.UUID]bool, error) {
@@ -187,6 +244,15 @@ func (c *CDP) ShowSegment(ctx context.Context, name string) (SegmentShow, error)
 			return err
 		}
 		out.Members = len(mine)
+		if split != nil {
+			out.Groups = map[string]int{}
+			for _, g := range split.Groups() {
+				out.Groups[g] = 0
+			}
+			for p := range mine {
+				out.Groups[split.Group(p[:])]++
+			}
+		}
 		for _, d := range defs {
 			if d.Name == name {
 				continue
@@ -238,6 +304,15 @@ type MembershipView struct {
 	Segment   string     `json:"segment"`
 	EnteredAt time.Time  `json:"entered_at"`
 	ExitedAt  *time.Time `json:"exited_at,omitempty"`
+	// Earlier are the person's former memberships of the segment that
+	// the record still holds (flow.go), oldest first.
+	Earlier []MembershipInterval `json:"earlier,omitempty"`
+}
+
+// MembershipInterval is one former membership.
+type MembershipInterval struct {
+	EnteredAt time.Time `json:"entered_at"`
+	ExitedAt  time.Time `json:"exited_at"`
 }
 
 // membershipsOf reads the memberships of a person's profiles.
@@ -260,7 +335,11 @@ func (c *CDP) membershipsOf(ctx context.Context, tx *store.Txn, members []uuid.U
 			if err := json.Unmarshal(v, &r); err != nil {
 				return nil, err
 			}
-			out = append(out, MembershipView{Segment: d.Name, EnteredAt: r.EnteredAt, ExitedAt: r.ExitedAt})
+			mv := MembershipView{Segment: d.Name, EnteredAt: r.EnteredAt, ExitedAt: r.ExitedAt}
+			for _, iv := range r.Earlier {
+				mv.Earlier = append(mv.Earlier, MembershipInterval{EnteredAt: time.Unix(0, iv[0]).UTC(), ExitedAt: time.Unix(0, iv[1]).UTC()})
+			}
+			out = append(out, mv)
 		}
 	}
 	return out, nil

@@ -86,7 +86,7 @@ func TestDeleteSegment(t *testing.T) {
 	}
 	n := 0
 	_ = c.store.View(ctx, func(tx *store.Txn) error {
-		for _, p := range []store.Prefix{store.PrefixMembership, store.PrefixSizes, store.PrefixSegmentDef} {
+		for _, p := range []store.Prefix{store.PrefixMembership, store.PrefixSizes, store.PrefixSegmentDef, store.PrefixFlow} {
 			_ = tx.Scan([]byte(p), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
 		}
 		return nil

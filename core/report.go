@@ -34,7 +34,7 @@ var accessHTML = template.Must(template.New("access").Funcs(template.FuncMap{
 {{range .Exports}}<tr><td>{{.At.Format "2006-01-02"}}</td><td>{{.Destination}} ({{.Kind}})</td><td>{{range $i, $f := .Fields}}{{if $i}}, {{end}}{{$f}}{{end}}</td></tr>{{else}}<tr><td colspan="3">No one.</td></tr>{{end}}</table>
 <h2>Segments</h2>
 <table><tr><th>Segment</th><th>Entered</th><th>Left</th></tr>
-{{range .Memberships}}<tr><td>{{.Segment}}</td><td>{{.EnteredAt.Format "2006-01-02"}}</td><td>{{if .ExitedAt}}{{.ExitedAt.Format "2006-01-02"}}{{end}}</td></tr>{{else}}<tr><td colspan="3">None.</td></tr>{{end}}</table>
+{{range .Memberships}}<tr><td>{{.Segment}}</td><td>{{.EnteredAt.Format "2006-01-02"}}</td><td>{{if .ExitedAt}}{{.ExitedAt.Format "2006-01-02"}}{{end}}</td></tr>{{$s := .Segment}}{{range .Earlier}}<tr><td>{{$s}} (earlier)</td><td>{{.EnteredAt.Format "2006-01-02"}}</td><td>{{.ExitedAt.Format "2006-01-02"}}</td></tr>{{end}}{{else}}<tr><td colspan="3">None.</td></tr>{{end}}</table>
 <h2>Your requests</h2>
 <table><tr><th>Received</th><th>Request</th><th>Status</th></tr>
 {{range .Requests}}<tr><td>{{.ReceivedAt.Format "2006-01-02"}}</td><td>{{.Type}} ({{.Regulation}}, by {{.IdentifierType}})</td><td>{{.Status}}</td></tr>{{else}}<tr><td colspan="3">None before this one.</td></tr>{{end}}</table>

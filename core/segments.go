@@ -102,6 +102,9 @@ type SegmentEval struct {
 	NotConsented int       `json:"not_consented"`
 	Evaluated    int       `json:"evaluated"`
 	BundleHash   string    `json:"bundle_hash"`
+	// Groups counts the allowed members per group of the segment's
+	// splits (absent without splits).
+	Groups map[string]int `json:"groups,omitempty"`
 }
 
 // EvaluateSegment runs every person through the policy gate for the
@@ -128,6 +131,9 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 	}
 	out := SegmentEval{Segment: name, Purpose: r.Purpose, At: now.UTC(), Allowed: len(r.Members),
 		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}
+	if out.Groups, err = c.groupCounts(sub.Get(name).Definition(), r.Members); err != nil {
+		return out, err
+	}
 	return out, c.record(ctx, "segment.evaluate", map[string]any{"segment": name, "purpose": r.Purpose,
 		"allowed": out.Allowed, "not_consented": out.NotConsented, "evaluated": out.Evaluated, "bundle_hash": out.BundleHash})
 }
@@ -447,7 +453,9 @@ func (c *CDP) ApplySegmentData(ctx context.Context, data []byte) (*segments.Defi
 	return d, c.ApplySegment(ctx, d)
 }
 
-// DeleteSegment removes a definition with its memberships and size history.
+// DeleteSegment removes a definition with its memberships, size history
+// and flow (other segments' flows keep the counts of people who came from
+// it, under its name).
 // A segment another one refers to (in_segment) is refused.
 func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 	defs, err := c.Segments(ctx)
@@ -471,7 +479,7 @@ func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 	}
 	var keys [][]byte
 	err = c.store.View(ctx, func(tx *store.Txn) error {
-		for _, p := range [][]byte{store.MembershipPrefix(name), []byte(string(store.PrefixSizes) + name + "/")} {
+		for _, p := range [][]byte{store.MembershipPrefix(name), []byte(string(store.PrefixSizes) + name + "/"), store.FlowPrefix(name)} {
 			if err := tx.Scan(p, store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
 				keys = append(keys, k)
 				return nil

@@ -21,11 +21,12 @@ const webhookAttempts = 5
 
 // sendWebhook POSTs the rows in batches: {"export", "segment",
 // "destination", "batch", "rows": [{field: value}]}, signed with
-// HMAC-SHA256 of the body under the destination's secret, retried with
+// HMAC-SHA256 of the body under the destination's secret (rows of a
+// segment with splits carry "split": the person's group), retried with
 // exponential backoff on network errors, 429 and 5xx. A 4xx other than 429
 // fails the export at once (the receiver refuses the data). The export
 // ledger is written only after every batch was accepted.
-func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row) error {
+func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row, groups []string) error {
 	secret := os.Getenv(dc.SecretEnv)
 	if secret == "" {
 		return fmt.Errorf("%w: destination %s: environment variable %s (its signing secret) is empty", ErrInvalidInput, dest, dc.SecretEnv)
@@ -38,10 +39,13 @@ func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, s
 	for batch, start := 0, 0; start < len(rows); batch, start = batch+1, start+size {
 		chunk := rows[start:min(start+size, len(rows))]
 		objs := make([]map[string]any, 0, len(chunk))
-		for _, r := range chunk {
+		for j, r := range chunk {
 			o := map[string]any{}
 			for _, f := range r.Fields() {
 				o[f.Name] = f.Value
+			}
+			if groups != nil {
+				o[splitField] = groups[start+j]
 			}
 			objs = append(objs, o)
 		}

@@ -25,6 +25,9 @@ type Definition struct {
 	Purpose string
 	// Where is the condition a person must satisfy.
 	Where Condition
+	// Splits, when set, divide the members into groups (a holdout, A/B
+	// variants) by a keyed hash (Splitter); sorted by name.
+	Splits []Split
 }
 
 // Condition is one node of the condition tree. Exactly one operator is set:

@@ -55,6 +55,13 @@
 //
 // Durations are <n><m|h|d|w> (30m, 12h, 3d, 2w), at most MaxDuration.
 //
+// A definition may declare "splits": {"treatment": 90, "holdout": 10}: 2 to
+// 8 groups named [a-z0-9_-]{1,32} with whole weights summing to 100. A
+// Splitter assigns each person to one group with a keyed hash
+// (deterministic per person and segment, unpredictable without the key);
+// BaselineGroup names the group reports compare the others against.
+// Measure is the gated pass reports read people through.
+//
 // # Guarantees
 //
 //   - Validation reports every problem (up to 50) as an ErrorList of

@@ -8,7 +8,7 @@ import (
 )
 
 // MarshalJSON writes the canonical JSON form: keys in a fixed order (name,
-// description, purpose, where; an operator before its modifiers;
+// description, purpose, where, splits; an operator before its modifiers;
 // comparisons in operator order; property tests by path), no insignificant
 // whitespace, times in UTC. Parse reads it back to an equal Definition, and
 // equal Definitions marshal to equal bytes. It never fails: a malformed
@@ -30,6 +30,10 @@ func (d *Definition) MarshalJSON() ([]byte, error) {
 	w.str(d.Purpose)
 	w.key("where")
 	w.cond(&d.Where)
+	if len(d.Splits) > 0 {
+		w.key("splits")
+		w.splits(d.Splits)
+	}
 	w.close('}')
 	return w.b, nil
 }

@@ -424,7 +424,7 @@ func (p *parser) definition(v any) *Definition {
 	d := &Definition{}
 	for _, k := range sortedKeys(m) {
 		switch k {
-		case "name", "description", "purpose", "where":
+		case "name", "description", "purpose", "where", "splits":
 		default:
 			p.fail(pathKey("", k), ErrUnknownField, "unknown field")
 		}
@@ -464,6 +464,9 @@ func (p *parser) definition(v any) *Definition {
 		p.fail("where", ErrRequired, "required")
 	} else {
 		d.Where = p.cond(v, "where", 0)
+	}
+	if v, ok := m["splits"]; ok {
+		d.Splits = p.splits(v)
 	}
 	return d
 }

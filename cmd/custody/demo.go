@@ -48,7 +48,10 @@ func runDemo(c *cli.Context) error {
 		if err := core.Init(c.Context, cfg, core.Options{Logger: newLogger(cfg, c.App.ErrWriter)}); err != nil {
 			return err
 		}
-		b, _, err = openBackend(c)
+		if err := addDemoDestination(c, cfg); err != nil {
+			return err
+		}
+		b, cfg, err = openBackend(c)
 	}
 	if err != nil {
 		return err
@@ -101,6 +104,9 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	if err := demoExport(c, b, cfg, opts.Now); err != nil {
+		return err
+	}
+	if err := demoCampaign(c, b, cfg, opts); err != nil {
 		return err
 	}
 

@@ -114,6 +114,9 @@ func segmentCommand() *cli.Command {
 					}, func(w io.Writer, ev core.SegmentEval) {
 						fmt.Fprintf(w, "%s (purpose %s) as of %s: %d people allowed and matching, %d left out for lack of consent, %d evaluated\n",
 							ev.Segment, ev.Purpose, ev.At.Format(time.RFC3339), ev.Allowed, ev.NotConsented, ev.Evaluated)
+						if ev.Groups != nil {
+							fmt.Fprintf(w, "by split group: %s\n", formatCountMap(ev.Groups))
+						}
 					})
 				},
 			},
@@ -167,6 +170,9 @@ func segmentCommand() *cli.Command {
 					return withBackend(c, func(b backend) (core.SegmentShow, error) { return b.ShowSegment(c.Context, c.Args().First()) },
 						func(w io.Writer, sh core.SegmentShow) {
 							fmt.Fprintf(w, "%s (purpose %s): %d members\n%s\n", sh.Name, sh.Purpose, sh.Members, sh.Description)
+							if sh.Groups != nil {
+								fmt.Fprintf(w, "by split group: %s\n", formatCountMap(sh.Groups))
+							}
 							fmt.Fprintln(w, "size history:")
 							for _, p := range sh.History {
 								fmt.Fprintf(w, "  %s  %6d members, %d not consented\n", p.At.Format(time.RFC3339), p.Members, p.NotConsented)
@@ -178,6 +184,7 @@ func segmentCommand() *cli.Command {
 						})
 				},
 			},
+			segmentReportCommand(),
 			{
 				Name:      "delete",
 				Usage:     "remove a segment with its memberships and size history",

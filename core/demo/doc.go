@@ -39,6 +39,14 @@
 // userAgent, ip, locale and library; some carry context.campaign,
 // context.location and context.consent.categoryPreferences.
 //
+// # A campaign with a holdout
+//
+// Respond simulates the weeks after a campaign: told which exported people
+// were treated and which held out (Custody's keyed split decides, not the
+// generator), it writes the orders they place: a base rate for everyone,
+// plus a lift for the treated (with the win-back coupon and the campaign's
+// utm fields), so that a segment report can measure the difference.
+//
 // # Determinism and cost
 //
 // The output is a pure function of Options (DefaultOptions fixes Now to the

@@ -31,6 +31,7 @@ const (
 	saltOrderID  = 0x6f72646506
 	saltAnonID   = 0x616e6f6e07
 	saltVisAnon  = 0x76616e6f08
+	saltCampaign = 0x63616d7009
 )
 
 func seedKey(seed int64) uint64 { return mix(uint64(seed) ^ 0xc0ffee5eed) }

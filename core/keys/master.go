@@ -41,6 +41,9 @@ const (
 	PurposeVaultStore = "vault-store/v1"
 	// PurposeKeyring: 32-byte key sealing the KEKs in keyring.json.
 	PurposeKeyring = "keyring/v1"
+	// PurposeSegmentSplit: HMAC-SHA256 key assigning people to the groups
+	// of a segment's splits (holdouts, A/B variants).
+	PurposeSegmentSplit = "segment-split/v1"
 )
 
 // Argon2id parameters of MasterFromPassphrase. They are part of the on-disk

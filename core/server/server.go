@@ -56,6 +56,7 @@ type Backend interface {
 	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)
 	DeleteSegment(ctx context.Context, name string) error
 	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)
+	SegmentReport(ctx context.Context, name string, since, until time.Time) (core.SegmentReport, error)
 	HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error)
 	Requests(ctx context.Context, overdue bool) ([]*core.PrivacyRequest, error)
 	ExtendRequest(ctx context.Context, id, reason string) (*core.PrivacyRequest, error)

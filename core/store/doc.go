@@ -66,9 +66,16 @@
 //	                                 why); stored under both pids
 //	sd/<name>                        segment definition, canonical JSON
 //	s/<segment>/<root:16>            segment membership of a person (JSON:
-//	                                 entered_at, exited_at); refreshed by
+//	                                 entered_at, exited_at, and up to 8
+//	                                 earlier [entered, exited] intervals in
+//	                                 unix nanoseconds); refreshed by
 //	                                 evaluation and the sweep
 //	sh/<segment>/<at:8>              segment size at a refresh (JSON counts)
+//	sf/<segment>/<day:4>             segment flow of one UTC day (days since
+//	                                 1970-01-01): how many people entered,
+//	                                 left, and entered from each other
+//	                                 segment (JSON counts; no pid, nothing
+//	                                 about a person: kept after an erasure)
 //	x/<pid>/<export id>              export ledger entry (sealed JSON: export,
 //	                                 segment, destination, time, fields)
 //	x-sup/<i-key>                    suppression: the identifier index key

@@ -34,6 +34,7 @@ const (
 	PrefixRequest    Prefix = "r/"
 	PrefixMembership Prefix = "s/"
 	PrefixSizes      Prefix = "sh/"
+	PrefixFlow       Prefix = "sf/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -68,6 +69,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixRequest, false, "privacy requests: type, status history, due dates, keyed identifier hash, results (no plaintext)"},
 	{PrefixMembership, true, "segment memberships: entered/exited times, by segment then person root"},
 	{PrefixSizes, false, "segment size history: counts per refresh"},
+	{PrefixFlow, false, "segment flow: people who entered, left and moved in from other segments, counts per UTC day"},
 }
 
 var (
@@ -204,4 +206,13 @@ func MembershipKey(segment string, root uuid.UUID) []byte {
 // SizeKey is sh/<segment>/<unix nanos:8>.
 func SizeKey(segment string, at int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(string(PrefixSizes)+segment+"/"), uint64(at))
+}
+
+// FlowPrefix is sf/<segment>/.
+func FlowPrefix(segment string) []byte { return []byte(string(PrefixFlow) + segment + "/") }
+
+// FlowKey is sf/<segment>/<day:4>, day counted in UTC days since
+// 1970-01-01, big-endian (so a segment's days sort in order).
+func FlowKey(segment string, day int64) []byte {
+	return binary.BigEndian.AppendUint32(FlowPrefix(segment), uint32(day))
 }
