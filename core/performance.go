@@ -271,8 +271,6 @@ func (p *personPeriod) add(d []aggEvent, names []string, since, until time.Time)
 	}
 }
 
-const orderRefunded = "Order Refunded"
-
 func (g *GroupFigures) add(p personPeriod) {
 	g.People++
 	g.Orders += p.orders
