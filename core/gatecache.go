@@ -46,6 +46,20 @@ type gateNode struct {
 	traits   map[string]json.RawMessage // gateTraits only
 	times    map[string]time.Time
 	consents []privacy.Consent // in key order, as consentRecords returns them
+	// alone is the consent view of a person who is this node alone (most
+	// people): resolved once, not at every evaluation. Shared: read only.
+	alone ConsentView
+}
+
+// newGateNode makes an entry, resolving its alone view as gateView would.
+func newGateNode(traits map[string]json.RawMessage, times map[string]time.Time, consents []privacy.Consent) *gateNode {
+	n := &gateNode{traits: traits, times: times, consents: consents}
+	n.alone.History = append([]privacy.Consent{}, consents...)
+	sort.Slice(n.alone.History, func(i, j int) bool { return n.alone.History[i].CollectedAt.Before(n.alone.History[j].CollectedAt) })
+	// One node: no records compete, the merge time plays no part.
+	n.alone.States = privacy.Resolve([][]privacy.Consent{consents}, time.Time{})
+	n.alone.Jurisdiction = jurisdictionOf(traits, n.alone.History)
+	return n
 }
 
 // gateCache holds the gate inputs of nodes. Safe for concurrent use.
@@ -144,24 +158,25 @@ func (c *CDP) gatesCommitted(st *groupState) {
 // gateNodeFrom keeps the gateTraits. Nodes without any
 // share one empty entry.
 func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time) *gateNode {
-	n := &gateNode{}
+	var sub map[string]json.RawMessage
+	var at map[string]time.Time
 	for _, k := range gateTraits {
 		if v, ok := traits[k]; ok {
-			if n.traits == nil {
-				n.traits, n.times = map[string]json.RawMessage{}, map[string]time.Time{}
+			if sub == nil {
+				sub, at = map[string]json.RawMessage{}, map[string]time.Time{}
 			}
-			n.traits[k], n.times[k] = v, times[k]
+			sub[k], at[k] = v, times[k]
 		}
 	}
-	if n.traits == nil {
-		return &noGateTraits
+	if sub == nil {
+		return noGateTraits
 	}
-	return n
+	return newGateNode(sub, at, nil)
 }
 
 // noGateTraits is the entry of a node without any of the gateTraits or
 // consent records (most anonymous visitors). Never modified.
-var noGateTraits gateNode
+var noGateTraits = newGateNode(nil, nil, nil)
 
 // gateNodeOf returns a node's gate input, reading it from the store if it
 // is not cached (in a read transaction of its own, begun after the build is
@@ -181,7 +196,7 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 		n = gateNodeFrom(rec.Traits, rec.TraitTimes)
 		consents, err := c.consentRecords(ctx, tx, pid)
 		if len(consents) > 0 {
-			n = &gateNode{traits: n.traits, times: n.times, consents: consents}
+			n = newGateNode(n.traits, n.times, consents)
 		}
 		return err
 	})
@@ -198,6 +213,13 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 // for the traits jurisdictionOf reads. It returns the person's gateTraits
 // too, merged as traitsOf merges traits.
 func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (ConsentView, map[string]json.RawMessage, error) {
+	if len(members) == 1 {
+		n, err := c.gateNodeOf(ctx, members[0])
+		if err != nil {
+			return ConsentView{}, nil, fmt.Errorf("profile %s: %w", members[0], err)
+		}
+		return n.alone, n.traits, nil
+	}
 	v := ConsentView{States: map[string]privacy.State{}, History: []privacy.Consent{}}
 	traits := map[string]json.RawMessage{}
 	at := map[string]time.Time{}
