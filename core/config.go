@@ -129,11 +129,18 @@ type SegmentsConfig struct {
 // CSV or JSON Lines into Dir (which must be outside the data directory: an
 // export is plaintext personal data handed to a recipient).
 type DestinationConfig struct {
+	// Preset names a channel preset (preset.go, docs/activation.md): it
+	// supplies kind, purpose and fields, which the keys below may only
+	// narrow.
+	Preset string   `yaml:"preset"`
 	Kind   string   `yaml:"kind"`   // email, ads, analytics, support, file, webhook (docs/policies.md)
 	Format string   `yaml:"format"` // csv or jsonl
 	Dir    string   `yaml:"dir"`
 	Region string   `yaml:"region"`
 	Fields []string `yaml:"fields"` // what the destination may receive; the policy may allow fewer
+	// Purpose, when set, is what the destination uses the data for: every
+	// exported person must be allowed it as well as the segment's purpose.
+	Purpose string `yaml:"purpose"`
 	// Webhook destinations POST batches of rows as JSON to URL, signed
 	// with HMAC-SHA256 under the secret in the environment variable
 	// SecretEnv (X-Custody-Signature: sha256=<hex>), retried with backoff.
@@ -288,6 +295,13 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range c.Destinations {
 		k := "destinations." + name
+		d, err := d.Resolve()
+		if err != nil {
+			return bad(k+".preset", err.Error())
+		}
+		if d.Purpose != "" && !purposeShaped(d.Purpose) {
+			return bad(k+".purpose", "must be a purpose key such as marketing.communications.email")
+		}
 		switch d.Kind {
 		case "email", "ads", "analytics", "support", "file", "webhook":
 		default:

@@ -189,7 +189,7 @@ type gate struct {
 }
 
 func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose string, dest policies.Destination) (policies.Decision, error) {
-	pv, ok := s.Person().(*personView)
+	pv, ok := asPersonView(s.Person())
 	if !ok {
 		return policies.Decision{}, errors.New("gate: unknown person type")
 	}
