@@ -123,6 +123,9 @@ type SegmentsConfig struct {
 	// touched by ingestion before re-evaluating them (core/live.go); 0
 	// turns live updates off (the sweep still runs).
 	LiveDelay Duration `yaml:"live_delay"`
+	// Hygiene sets when `custody segment list` warns about a segment
+	// (hygiene.go).
+	Hygiene HygieneConfig `yaml:"hygiene"`
 }
 
 // DestinationConfig is an export destination: a file destination writes
@@ -179,7 +182,7 @@ func DefaultConfig() Config {
 		Identity: identity.DefaultRules(),
 		Policies: PoliciesConfig{CacheSize: 4096},
 		Consent:  ConsentConfig{Categories: privacy.DefaultCategories()},
-		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute), LiveDelay: Duration(time.Second)},
+		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute), LiveDelay: Duration(time.Second), Hygiene: DefaultHygiene()},
 		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
@@ -292,6 +295,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Segments.LiveDelay < 0 || c.Segments.LiveDelay.D() > time.Hour {
 		return bad("segments.live_delay", "must be between 0 (off) and 1h")
+	}
+	if err := c.Segments.Hygiene.validate(); err != nil {
+		return err
 	}
 	for name, d := range c.Destinations {
 		k := "destinations." + name

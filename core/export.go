@@ -102,6 +102,7 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
 		return rep, err
 	}
+	c.markUsed(ctx, name, useExported)
 	return rep, c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
 		"purpose": purpose, "destination_purpose": dc.Purpose, "preset": dc.Preset, "rows": rep.Rows, "fields": rep.Fields, "not_consented": rep.NotConsented,
 		"export_denied": rep.ExportDenied, "bundle_hash": c.engine.BundleHash()})

@@ -122,6 +122,7 @@ var keyspace = []prefixRule{
 	{prefix: store.PrefixAudit, why: "audit log: counts, hashes and profile ids only (no personal data); kept as the proof of what was done"},
 	{prefix: store.PrefixSegmentDef, why: "segment definitions"},
 	{prefix: store.PrefixSizes, why: "segment sizes over time: counts only"},
+	{prefix: store.PrefixSegmentUse, why: "segment use: when a segment was last applied, evaluated, exported or served; no person"},
 	{prefix: store.PrefixSuppressed, why: "suppression list: keyed hashes of deleted people's identifiers; kept because it is what honours the deletion (docs/privacy.md)"},
 	{prefix: store.PrefixRequest, why: "privacy requests: keyed identifier hash and status history; kept as the record of the obligation (shown in the report as requests)",
 		report: "requests", export: exportRequests},

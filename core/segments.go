@@ -60,6 +60,7 @@ func (c *CDP) ApplySegment(ctx context.Context, d *segments.Definition) error {
 	}); err != nil {
 		return fmt.Errorf("apply segment %s: %w", d.Name, err)
 	}
+	c.markUsed(ctx, d.Name, useApplied)
 	return c.record(ctx, "segment.apply", map[string]any{"segment": d.Name, "purpose": d.Purpose})
 }
 
@@ -128,6 +129,7 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 	}
 	out := SegmentEval{Segment: name, Purpose: r.Purpose, At: now.UTC(), Allowed: len(r.Members),
 		NotConsented: r.NotConsented, Evaluated: r.Evaluated, BundleHash: c.engine.BundleHash()}
+	c.markUsed(ctx, name, useEvaluated)
 	return out, c.record(ctx, "segment.evaluate", map[string]any{"segment": name, "purpose": r.Purpose,
 		"allowed": out.Allowed, "not_consented": out.NotConsented, "evaluated": out.Evaluated, "bundle_hash": out.BundleHash})
 }
@@ -434,7 +436,7 @@ func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	keys = append(keys, []byte(string(store.PrefixSegmentDef)+name))
+	keys = append(keys, []byte(string(store.PrefixSegmentDef)+name), store.SegmentUseKey(name))
 	for start := 0; start < len(keys); start += 5000 {
 		chunk := keys[start:min(start+5000, len(keys))]
 		if err := c.store.Update(ctx, func(tx *store.Txn) error {

@@ -69,6 +69,9 @@
 //	                                 entered_at, exited_at); refreshed by
 //	                                 evaluation and the sweep
 //	sh/<segment>/<at:8>              segment size at a refresh (JSON counts)
+//	su/<segment>                     last use of a segment (JSON: use ->
+//	                                 time; applied, evaluated, exported,
+//	                                 personalized), for hygiene warnings
 //	x/<pid>/<export id>              export ledger entry (sealed JSON: export,
 //	                                 segment, destination, time, fields)
 //	x-sup/<i-key>                    suppression: the identifier index key

@@ -34,6 +34,7 @@ const (
 	PrefixRequest    Prefix = "r/"
 	PrefixMembership Prefix = "s/"
 	PrefixSizes      Prefix = "sh/"
+	PrefixSegmentUse Prefix = "su/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -68,6 +69,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixRequest, false, "privacy requests: type, status history, due dates, keyed identifier hash, results (no plaintext)"},
 	{PrefixMembership, true, "segment memberships: entered/exited times, by segment then person root"},
 	{PrefixSizes, false, "segment size history: counts per refresh"},
+	{PrefixSegmentUse, false, "segment use: when a segment was last applied, evaluated, exported, served"},
 }
 
 var (
@@ -200,6 +202,9 @@ func MembershipPrefix(segment string) []byte { return []byte(string(PrefixMember
 func MembershipKey(segment string, root uuid.UUID) []byte {
 	return append(MembershipPrefix(segment), root[:]...)
 }
+
+// SegmentUseKey is su/<segment>.
+func SegmentUseKey(segment string) []byte { return []byte(string(PrefixSegmentUse) + segment) }
 
 // SizeKey is sh/<segment>/<unix nanos:8>.
 func SizeKey(segment string, at int64) []byte {
