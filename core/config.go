@@ -47,6 +47,9 @@ type Config struct {
 	Ingest       IngestConfig                 `yaml:"ingest"`
 	Store        StoreConfig                  `yaml:"store"`
 	Log          LogConfig                    `yaml:"log"`
+
+	// Personalize configures GET /v1/personalize (personalize.go).
+	Personalize PersonalizeConfig `yaml:"personalize"`
 }
 
 // ServerConfig configures `custody serve`.
@@ -185,6 +188,8 @@ func DefaultConfig() Config {
 		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute), LiveDelay: Duration(time.Second), Hygiene: DefaultHygiene()},
 		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:      LogConfig{Level: "info", Format: "text"},
+
+		Personalize: DefaultPersonalize(),
 	}
 }
 
@@ -297,6 +302,9 @@ func (c *Config) Validate() error {
 		return bad("segments.live_delay", "must be between 0 (off) and 1h")
 	}
 	if err := c.Segments.Hygiene.validate(); err != nil {
+		return err
+	}
+	if err := c.Personalize.validate(); err != nil {
 		return err
 	}
 	for name, d := range c.Destinations {

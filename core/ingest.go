@@ -296,6 +296,7 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 			// Before anyone is told: a caller that reads its own events
 			// through a cached digest must find them there.
 			c.aggs.apply(st.events)
+			c.personal.touchEvents(st.events)
 			if c.cfg.Segments.LiveDelay > 0 {
 				c.live.touch(st.events)
 			}

@@ -450,5 +450,6 @@ func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	c.personal.flush() // its memberships are gone
 	return c.record(ctx, "segment.delete", map[string]any{"segment": name})
 }
