@@ -18,8 +18,10 @@ import (
 
 const emptyAnswer = `{"segments":[],"traits":{}}`
 
-func uid(v string) identity.Identifier  { return identity.Identifier{Type: identity.UserID, Value: v} }
-func anon(v string) identity.Identifier { return identity.Identifier{Type: identity.AnonymousID, Value: v} }
+func uid(v string) identity.Identifier { return identity.Identifier{Type: identity.UserID, Value: v} }
+func anon(v string) identity.Identifier {
+	return identity.Identifier{Type: identity.AnonymousID, Value: v}
+}
 
 // answer is the JSON of a lookup, as the HTTP API sends it.
 func answer(t *testing.T, c *CDP, id identity.Identifier) string {
