@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +62,8 @@ func main() {
 		rate     = flag.Int("ingest-rate", 5000, "messages a second ingested during (b) and (d)")
 		dir      = flag.String("dir", "", "data directory (default: a temporary one, removed)")
 		seed     = flag.Uint64("seed", 1, "generator seed")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of phase (d) to this file")
+		mutexpr  = flag.String("mutexprofile", "", "write a mutex contention profile of phase (d) to this file")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -156,7 +159,9 @@ func main() {
 	run("(a) alone", *clients, *duration, lookupHTTP, nil)
 	run(fmt.Sprintf("(b) ingesting %d msg/s", *rate), *clients, *duration, lookupHTTP, ingester(hc, base, ikey.Key, *people, *batch, *rate, *seed))
 	run("(c) ingesting flat out", *clients, *duration, lookupHTTP, ingester(hc, base, ikey.Key, *people, *batch, 0, *seed+1))
+	stopProfiles := profile(*cpuprof, *mutexpr)
 	run(fmt.Sprintf("(d) in-process, %d msg/s", *rate), *clients, *duration, lookupCore, ingester(hc, base, ikey.Key, *people, *batch, *rate, *seed+2))
+	stopProfiles()
 	fmt.Printf("\npeak RSS      %s (VmHWM of this process: store, server, clients, generator)\n", vmHWM())
 }
 
@@ -364,6 +369,37 @@ func load(ctx context.Context, c *core.CDP, people int, seed uint64) int {
 		log.Fatal(err)
 	}
 	return total
+}
+
+// profile starts the requested profiles; the returned function writes them.
+func profile(cpu, mutex string) func() {
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if mutex != "" {
+		runtime.SetMutexProfileFraction(5)
+	}
+	return func() {
+		if cpu != "" {
+			pprof.StopCPUProfile()
+		}
+		if mutex != "" {
+			f, err := os.Create(mutex)
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.Lookup("mutex").WriteTo(f, 0); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
 }
 
 func vmHWM() string {
