@@ -58,6 +58,7 @@ bench: build
 	./bench/ingest.sh
 	./bench/segments.sh
 	./bench/privacy.sh
+	./bench/personalize.sh
 
 # Access and deletion of a person with 1,000 events vs PostgreSQL 15 (sizes:
 # PROFILES, EVENTS; the issue's figure is PROFILES=1000000 EVENTS=10000000).

@@ -35,6 +35,9 @@ var allowed = map[string][]string{
 
 	// The web console, mounted by core/server.
 	"core/server/console": {"core", "core/event", "core/store", "core/keys", "core/audit", "identity", "policies", "segments", "privacy"},
+
+	// The personalisation benchmark: a server and a store in one process.
+	"bench/personalize": {"*"},
 }
 
 // exclusive third-party imports: only the named package may import them.

@@ -70,6 +70,8 @@ type CDP struct {
 	// consented holds the nodes with consent records (consent.go).
 	consented *pidSet
 	memberMu  sync.Mutex
+	// personal is the personalisation lookup cache (personalize.go).
+	personal *personalIndex
 	// afterMemberRead, when set (tests), runs between a membership
 	// writer's read and its write: where an erasure can come in.
 	afterMemberRead func()
@@ -217,6 +219,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		obs:       newObsCache(cfg.Ingest.IdentifierCacheSize),
 		rules:     cfg.Identity,
 		engine:    engine,
+		personal:  newPersonalIndex(cfg.Personalize.CacheSize, st.Horizon, opts.Registry, opts.Now()),
 	}
 	c.audit, err = audit.Open(ctx, st, audit.Options{Master: master, HeadDir: cfg.vaultDir(), Now: opts.Now, Logger: opts.Logger})
 	if err != nil {
@@ -255,6 +258,8 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		c.wg.Add(1)
 		go c.rotationLoop(w)
 	}
+	c.wg.Add(1)
+	go c.personalizeLoop()
 	if err := c.resumeErasures(ctx); err != nil {
 		// The journal stays; the next Open tries again.
 		c.log.Error("could not finish an interrupted deletion", "err", err)

@@ -47,6 +47,9 @@ type Config struct {
 	Ingest       IngestConfig                 `yaml:"ingest"`
 	Store        StoreConfig                  `yaml:"store"`
 	Log          LogConfig                    `yaml:"log"`
+
+	// Personalize configures GET /v1/personalize (personalize.go).
+	Personalize PersonalizeConfig `yaml:"personalize"`
 }
 
 // ServerConfig configures `custody serve`.
@@ -123,17 +126,27 @@ type SegmentsConfig struct {
 	// touched by ingestion before re-evaluating them (core/live.go); 0
 	// turns live updates off (the sweep still runs).
 	LiveDelay Duration `yaml:"live_delay"`
+	// Hygiene sets when `custody segment list` warns about a segment
+	// (hygiene.go).
+	Hygiene HygieneConfig `yaml:"hygiene"`
 }
 
 // DestinationConfig is an export destination: a file destination writes
 // CSV or JSON Lines into Dir (which must be outside the data directory: an
 // export is plaintext personal data handed to a recipient).
 type DestinationConfig struct {
+	// Preset names a channel preset (preset.go, docs/activation.md): it
+	// supplies kind, purpose and fields, which the keys below may only
+	// narrow.
+	Preset string   `yaml:"preset"`
 	Kind   string   `yaml:"kind"`   // email, ads, analytics, support, file, webhook (docs/policies.md)
 	Format string   `yaml:"format"` // csv or jsonl
 	Dir    string   `yaml:"dir"`
 	Region string   `yaml:"region"`
 	Fields []string `yaml:"fields"` // what the destination may receive; the policy may allow fewer
+	// Purpose, when set, is what the destination uses the data for: every
+	// exported person must be allowed it as well as the segment's purpose.
+	Purpose string `yaml:"purpose"`
 	// Webhook destinations POST batches of rows as JSON to URL, signed
 	// with HMAC-SHA256 under the secret in the environment variable
 	// SecretEnv (X-Custody-Signature: sha256=<hex>), retried with backoff.
@@ -172,9 +185,11 @@ func DefaultConfig() Config {
 		Identity: identity.DefaultRules(),
 		Policies: PoliciesConfig{CacheSize: 4096},
 		Consent:  ConsentConfig{Categories: privacy.DefaultCategories()},
-		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute), LiveDelay: Duration(time.Second)},
+		Segments: SegmentsConfig{RefreshInterval: Duration(15 * time.Minute), LiveDelay: Duration(time.Second), Hygiene: DefaultHygiene()},
 		Store:    StoreConfig{MemTableMiB: 64, BlockCacheMiB: 256, IndexCacheMiB: 128, DEKCacheSize: 200000},
 		Log:      LogConfig{Level: "info", Format: "text"},
+
+		Personalize: DefaultPersonalize(),
 	}
 }
 
@@ -286,8 +301,21 @@ func (c *Config) Validate() error {
 	if c.Segments.LiveDelay < 0 || c.Segments.LiveDelay.D() > time.Hour {
 		return bad("segments.live_delay", "must be between 0 (off) and 1h")
 	}
+	if err := c.Segments.Hygiene.validate(); err != nil {
+		return err
+	}
+	if err := c.Personalize.validate(); err != nil {
+		return err
+	}
 	for name, d := range c.Destinations {
 		k := "destinations." + name
+		d, err := d.Resolve()
+		if err != nil {
+			return bad(k+".preset", err.Error())
+		}
+		if d.Purpose != "" && !purposeShaped(d.Purpose) {
+			return bad(k+".purpose", "must be a purpose key such as marketing.communications.email")
+		}
 		switch d.Kind {
 		case "email", "ads", "analytics", "support", "file", "webhook":
 		default:

@@ -163,6 +163,7 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 	c.gates.invalidate(recorded)
 	// A consent change can move the person in or out of segments.
 	c.touchLive(recorded)
+	c.personal.touch(recorded)
 	return rec, c.record(ctx, "consent.record", map[string]any{"profile": recorded, "purpose": rec.Purpose,
 		"status": rec.Status, "source": rec.Source, "lawful_basis": rec.LawfulBasis})
 }

@@ -300,6 +300,7 @@ func (c *CDP) continueErasure(ctx context.Context, r *PrivacyRequest) (DeletionC
 		t := time.Now()
 		c.aggs.drop(cert.Profiles...) // the in-memory digests of their events
 		c.gates.invalidate(cert.Profiles...)
+		c.personal.touch(cert.Profiles...)
 		shred, err := c.vault.Shred(ctx, cert.Profiles)
 		if err != nil {
 			return *cert, fmt.Errorf("shred data keys: %w", err)

@@ -32,6 +32,10 @@ type ExportReport struct {
 	Fields       []string  `json:"fields"`
 	NotConsented int       `json:"not_consented"`
 	ExportDenied int       `json:"export_denied"`
+
+	// DestinationPurpose is what the destination uses the data for (its
+	// preset's or configured purpose), asked of the gate too.
+	DestinationPurpose string `json:"destination_purpose,omitempty"`
 }
 
 // ledgerEntry is the sealed value of x/<pid>/<export id>: an access report
@@ -54,6 +58,10 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	if !ok {
 		return ExportReport{}, fmt.Errorf("%w: no destination %q in the configuration", ErrInvalidInput, destination)
 	}
+	dc, err := c.destination(destination, dc)
+	if err != nil {
+		return ExportReport{}, err
+	}
 	set, err := c.segmentSet(ctx, name)
 	if err != nil {
 		return ExportReport{}, err
@@ -67,14 +75,15 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
 		var scanErr error
-		res, err = segments.Export(ctx, set, name, c.people(ctx, tx, now, set, purpose, &scanErr), gate{c: c, role: policies.RoleMarketer}, dest, now)
+		people, g := c.exportVia(dc, c.people(ctx, tx, now, set, purpose, &scanErr), gate{c: c, role: policies.RoleMarketer})
+		res, err = segments.Export(ctx, set, name, people, g, dest, now)
 		return errors.Join(err, scanErr)
 	})
 	if err != nil {
 		return ExportReport{}, fmt.Errorf("export %s: %w", name, err)
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	rep := ExportReport{ID: id, Segment: name, Destination: destination, Purpose: purpose, At: now.UTC(), Rows: len(res.Rows),
+	rep := ExportReport{ID: id, Segment: name, Destination: destination, Purpose: purpose, DestinationPurpose: dc.Purpose, At: now.UTC(), Rows: len(res.Rows),
 		NotConsented: res.NotConsented, ExportDenied: res.ExportDenied, Fields: []string{}}
 	if len(res.Rows) > 0 {
 		for _, f := range res.Rows[0].Fields() {
@@ -102,8 +111,9 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
 		return rep, err
 	}
+	c.markUsed(ctx, name, useExported)
 	return rep, c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
-		"purpose": purpose, "rows": rep.Rows, "fields": rep.Fields, "not_consented": rep.NotConsented,
+		"purpose": purpose, "destination_purpose": dc.Purpose, "preset": dc.Preset, "rows": rep.Rows, "fields": rep.Fields, "not_consented": rep.NotConsented,
 		"export_denied": rep.ExportDenied, "bundle_hash": c.engine.BundleHash()})
 }
 

@@ -297,6 +297,7 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 			// through a cached digest must find them there.
 			c.aggs.apply(st.events, st.created)
 			c.gatesCommitted(st)
+			c.personal.touchEvents(st.events)
 			if c.cfg.Segments.LiveDelay > 0 {
 				c.live.touch(st.events)
 			}

@@ -123,6 +123,7 @@ var keyspace = []prefixRule{
 	{prefix: store.PrefixSegmentDef, why: "segment definitions"},
 	{prefix: store.PrefixSizes, why: "segment sizes over time: counts only"},
 	{prefix: store.PrefixFlow, why: "segment flow per day: counts of people who entered, left and moved between segments; no profile id (core/flow.go)"},
+	{prefix: store.PrefixSegmentUse, why: "segment use: when a segment was last applied, evaluated, exported or served; no person"},
 	{prefix: store.PrefixSuppressed, why: "suppression list: keyed hashes of deleted people's identifiers; kept because it is what honours the deletion (docs/privacy.md)"},
 	{prefix: store.PrefixRequest, why: "privacy requests: keyed identifier hash and status history; kept as the record of the obligation (shown in the report as requests)",
 		report: "requests", export: exportRequests},

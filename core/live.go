@@ -302,6 +302,11 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	if err != nil {
 		return rep, fmt.Errorf("live update: %w", err)
 	}
+	touched := make([]uuid.UUID, 0, 2*len(changes))
+	for _, ch := range changes {
+		touched = append(touched, ch.root, uuid.UUID(ch.key[len(ch.key)-16:]))
+	}
+	c.personal.touch(touched...)
 	c.metrics.liveChanges.Add(float64(rep.Entered + rep.Exited))
 	return rep, nil
 }

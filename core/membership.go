@@ -167,6 +167,11 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 		if err != nil {
 			return rep, fmt.Errorf("refresh %s: %w", name, err)
 		}
+		touched := make([]uuid.UUID, len(chunk))
+		for i, ch := range chunk {
+			touched[i] = ch.root
+		}
+		c.personal.touch(touched...)
 		if len(changes) == 0 {
 			break
 		}

@@ -60,6 +60,7 @@ func (c *CDP) ApplySegment(ctx context.Context, d *segments.Definition) error {
 	}); err != nil {
 		return fmt.Errorf("apply segment %s: %w", d.Name, err)
 	}
+	c.markUsed(ctx, d.Name, useApplied)
 	return c.record(ctx, "segment.apply", map[string]any{"segment": d.Name, "purpose": d.Purpose})
 }
 
@@ -134,6 +135,7 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 	if out.Groups, err = c.groupCounts(sub.Get(name).Definition(), r.Members); err != nil {
 		return out, err
 	}
+	c.markUsed(ctx, name, useEvaluated)
 	return out, c.record(ctx, "segment.evaluate", map[string]any{"segment": name, "purpose": r.Purpose,
 		"allowed": out.Allowed, "not_consented": out.NotConsented, "evaluated": out.Evaluated, "bundle_hash": out.BundleHash})
 }
@@ -196,7 +198,7 @@ type gate struct {
 }
 
 func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose string, dest policies.Destination) (policies.Decision, error) {
-	pv, ok := s.Person().(*personView)
+	pv, ok := asPersonView(s.Person())
 	if !ok {
 		return policies.Decision{}, errors.New("gate: unknown person type")
 	}
@@ -492,7 +494,7 @@ func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	keys = append(keys, []byte(string(store.PrefixSegmentDef)+name))
+	keys = append(keys, []byte(string(store.PrefixSegmentDef)+name), store.SegmentUseKey(name))
 	for start := 0; start < len(keys); start += 5000 {
 		chunk := keys[start:min(start+5000, len(keys))]
 		if err := c.store.Update(ctx, func(tx *store.Txn) error {
@@ -506,5 +508,6 @@ func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	c.personal.flush() // its memberships are gone
 	return c.record(ctx, "segment.delete", map[string]any{"segment": name})
 }

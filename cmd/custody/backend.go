@@ -39,6 +39,7 @@ type backend interface {
 	ApplySegmentData(ctx context.Context, data []byte) (*segments.Definition, error)
 	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
 	Segments(ctx context.Context) ([]*segments.Definition, error)
+	SegmentHygiene(ctx context.Context, now time.Time) ([]core.SegmentHealth, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
 	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)

@@ -81,16 +81,20 @@ func segmentCommand() *cli.Command {
 				},
 			},
 			{
-				Name:  "list",
-				Usage: "list the applied segments",
-				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Name: "list",
+				Usage: "list the applied segments with their active member counts and hygiene warnings " +
+					"(too small, overlapping another, unused; thresholds in segments.hygiene)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "now", Usage: "judge last use as of this RFC3339 time (default: now)"},
+					&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				},
 				Action: func(c *cli.Context) error {
-					return withBackend(c, func(b backend) ([]*segments.Definition, error) { return b.Segments(c.Context) },
-						func(w io.Writer, defs []*segments.Definition) {
-							for _, d := range defs {
-								fmt.Fprintf(w, "%-24s %-36s %s\n", d.Name, d.Purpose, d.Description)
-							}
-						})
+					now, err := nowFlag(c)
+					if err != nil {
+						return err
+					}
+					return withBackend(c, func(b backend) ([]core.SegmentHealth, error) { return b.SegmentHygiene(c.Context, now) },
+						printSegmentList)
 				},
 			},
 			{
@@ -245,4 +249,14 @@ func nowFlag(c *cli.Context) (time.Time, error) {
 		return t, cli.Exit("--now must be an RFC3339 time", exitUsage)
 	}
 	return t, nil
+}
+
+// printSegmentList prints one line per segment, then its warnings.
+func printSegmentList(w io.Writer, list []core.SegmentHealth) {
+	for _, s := range list {
+		fmt.Fprintf(w, "%-24s %-36s %8d members  %s\n", s.Name, s.Purpose, s.Members, s.Description)
+		for _, x := range s.Warnings {
+			fmt.Fprintf(w, "    warning (%s): %s\n", x.Code, x.Message)
+		}
+	}
 }

@@ -72,6 +72,9 @@ var (
 	rolesMarketer = []core.Role{core.RoleMarketer, core.RoleAdmin}
 	rolesReaders  = []core.Role{core.RoleMarketer, core.RoleDPO, core.RoleAdmin}
 	rolesAdmin    = []core.Role{core.RoleAdmin}
+	// The storefront's lookup key reads nothing else, and no other key
+	// reads through it (docs/activation.md).
+	rolesPersonalize = []core.Role{core.RolePersonalize}
 )
 
 var (
@@ -120,6 +123,11 @@ func routeTable(s *Server) []Route {
 		Route{Method: http.MethodGet, Pattern: "/v1/openapi.json",
 			Summary: "this API as an OpenAPI 3 document", Response: "OpenAPI 3.1 JSON",
 			Success: http.StatusOK, handler: s.handleOpenAPI},
+		Route{Method: http.MethodGet, Pattern: "/v1/personalize", Roles: rolesPersonalize,
+			Query:    []Param{{"anonymousId", "the visitor's anonymous id"}, {"userId", "the visitor's user id (give exactly one)"}},
+			Summary:  "the visitor's segment names and allowed computed values, if they allowed personalize.content.profiled",
+			Response: `{"segments": [...], "traits": {...}}; the same empty answer for a person who did not allow it, an unknown and an erased one`,
+			Success:  http.StatusOK, handler: s.handlePersonalize},
 		Route{Method: http.MethodGet, Pattern: "/v1/admin/profiles", Roles: rolesDPO,
 			Query:    append(identifierQuery[:len(identifierQuery):len(identifierQuery)], Param{"event_limit", "at most this many events"}),
 			Summary:  "the whole person, decrypted, if the policy gate allows profile.read",
@@ -142,7 +150,8 @@ func routeTable(s *Server) []Route {
 			Summary:  "counts: events, profiles, people, known customers, stitched devices, refused merges",
 			Response: "the counts", Success: http.StatusOK, handler: s.handleStats},
 		Route{Method: http.MethodGet, Pattern: "/v1/admin/segments", Roles: rolesMarketer,
-			Summary: "applied segment definitions", Response: "a list of definitions",
+			Query:   []Param{{"hygiene", "true: each segment with its active member count, last use and warnings (too_small, overlap, unused)"}, nowQuery},
+			Summary: "applied segment definitions", Response: "a list of definitions; with hygiene=true a list of {name, purpose, members, last_used, uses, warnings, definition}",
 			Success: http.StatusOK, handler: s.handleSegments},
 		Route{Method: http.MethodPost, Pattern: "/v1/admin/segments", Roles: rolesMarketer,
 			Summary: "apply a segment", Request: `a definition (JSON or YAML), or {"template": NAME, "params": {...}}`,

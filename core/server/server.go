@@ -438,6 +438,10 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSegments(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("hygiene") == "true" {
+		s.handleSegmentHygiene(w, r)
+		return
+	}
 	defs, err := s.b.Segments(r.Context())
 	if err != nil {
 		s.writeCoreError(w, err)

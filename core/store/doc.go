@@ -76,6 +76,9 @@
 //	                                 left, and entered from each other
 //	                                 segment (JSON counts; no pid, nothing
 //	                                 about a person: kept after an erasure)
+//	su/<segment>                     last use of a segment (JSON: use ->
+//	                                 time; applied, evaluated, exported,
+//	                                 personalized), for hygiene warnings
 //	x/<pid>/<export id>              export ledger entry (sealed JSON: export,
 //	                                 segment, destination, time, fields)
 //	x-sup/<i-key>                    suppression: the identifier index key

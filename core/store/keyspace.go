@@ -35,6 +35,7 @@ const (
 	PrefixMembership Prefix = "s/"
 	PrefixSizes      Prefix = "sh/"
 	PrefixFlow       Prefix = "sf/"
+	PrefixSegmentUse Prefix = "su/"
 )
 
 // PrefixInfo says whether a prefix holds personal data keyed by profile id.
@@ -70,6 +71,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixMembership, true, "segment memberships: entered/exited times, by segment then person root"},
 	{PrefixSizes, false, "segment size history: counts per refresh"},
 	{PrefixFlow, false, "segment flow: people who entered, left and moved in from other segments, counts per UTC day"},
+	{PrefixSegmentUse, false, "segment use: when a segment was last applied, evaluated, exported, served"},
 }
 
 var (
@@ -202,6 +204,9 @@ func MembershipPrefix(segment string) []byte { return []byte(string(PrefixMember
 func MembershipKey(segment string, root uuid.UUID) []byte {
 	return append(MembershipPrefix(segment), root[:]...)
 }
+
+// SegmentUseKey is su/<segment>.
+func SegmentUseKey(segment string) []byte { return []byte(string(PrefixSegmentUse) + segment) }
 
 // SizeKey is sh/<segment>/<unix nanos:8>.
 func SizeKey(segment string, at int64) []byte {

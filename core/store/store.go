@@ -279,6 +279,25 @@ func (s *Store) Begin(ctx context.Context, overlay Overlay) (*Txn, error) {
 		overlay: overlay, writes: make(Overlay, len(overlay))}, nil
 }
 
+// ReadTS is the commit timestamp the transaction reads at: it sees every
+// commit at or below it.
+func (t *Txn) ReadTS() uint64 { return t.txn.ReadTs() }
+
+// Horizon is a commit timestamp at or above every commit that has finished
+// (called back from CommitAsync, or returned from Update): a transaction
+// whose ReadTS is at least Horizon sees all of them. A cache filled from a
+// read can tell by it whether a change it was told about meanwhile may be
+// missing from that read. 0 in a store that is not pipelined, where every
+// later read sees a finished commit.
+func (s *Store) Horizon() uint64 {
+	if !s.opts.Pipelined {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
+}
+
 // Pending reports whether key was written (not deleted) by this
 // transaction or the commit in flight under it: state no filter built from
 // committed data knows yet.
