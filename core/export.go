@@ -231,8 +231,14 @@ func (p *personView) Field(name string) (any, bool) {
 		if e := str("email"); e != "" {
 			return e, true
 		}
-	case "first_name", "last_name", "country", "tier", "lifecycle_stage", "plan", "locale":
+	case "first_name", "last_name", "country", "tier", "plan", "locale":
 		if v, ok := p.Trait(name); ok {
+			return v, true
+		}
+	case "lifecycle_stage", "last_order_at":
+		// Custody's own computed traits (segments.ComputedTraits): the
+		// stage by its documented rules, the time as RFC 3339.
+		if v, ok := p.ComputedText(name); ok {
 			return v, true
 		}
 	case "email_sha256":
@@ -251,7 +257,7 @@ func (p *personView) Field(name string) (any, bool) {
 				return st.Record.CollectedAt.Format(time.RFC3339), true
 			}
 		}
-	case "order_count", "last_order_at":
+	case "order_count":
 		if v, ok := p.Computed(name); ok {
 			return v, true
 		}

@@ -62,6 +62,7 @@ const (
 	useEvaluated = "evaluated"
 	useExported  = "exported"
 	useServed    = "personalized"
+	useReported  = "reported"
 )
 
 // markUsed records that the segment was used now. A failure is logged, not

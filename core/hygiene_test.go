@@ -143,6 +143,18 @@ func TestSegmentHygiene(t *testing.T) {
 			"stale": {5, nil, clk.now()},
 		})
 	})
+	t.Run("a performance report is a use", func(t *testing.T) {
+		clk.add(time.Hour)
+		if _, err := c.SegmentReport(ctx, "tiny", t0, clk.now()); err != nil {
+			t.Fatal(err)
+		}
+		check(t, map[string]want{
+			"big":   {10, []string{"overlap:same"}, t80},
+			"same":  {10, []string{"overlap:big"}, t80},
+			"tiny":  {2, []string{"too_small"}, clk.now()},
+			"stale": {5, nil, clk.now().Add(-time.Hour)},
+		})
+	})
 	t.Run("a deleted segment takes its record with it", func(t *testing.T) {
 		if err := c.DeleteSegment(ctx, "same"); err != nil {
 			t.Fatal(err)
@@ -150,8 +162,8 @@ func TestSegmentHygiene(t *testing.T) {
 		clk.add(100 * 24 * time.Hour)
 		check(t, map[string]want{
 			"big":   {10, []string{"unused"}, t80},
-			"tiny":  {2, []string{"too_small", "unused"}, t80},
-			"stale": {5, []string{"unused"}, clk.now().Add(-100 * 24 * time.Hour)},
+			"tiny":  {2, []string{"too_small", "unused"}, clk.now().Add(-100 * 24 * time.Hour)},
+			"stale": {5, []string{"unused"}, clk.now().Add(-100*24*time.Hour - time.Hour)},
 		})
 		// Re-applied under the old name: a new segment, no old uses.
 		if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"same","purpose":"marketing.communications.email","where":{"trait":"tags","contains":"same"}}`)); err != nil {

@@ -226,6 +226,7 @@ func (c *CDP) SegmentReport(ctx context.Context, name string, since, until time.
 	if split != nil {
 		rep.Splits = compareGroups(groups, segments.BaselineGroup(def.Splits), split.Groups())
 	}
+	c.markUsed(ctx, name, useReported)
 	return rep, c.record(ctx, "segment.report", map[string]any{"segment": name, "purpose": rep.Purpose,
 		"since": since, "until": until, "people": rep.People, "members": rep.Members.People,
 		"not_consented": rep.NotConsented, "bundle_hash": rep.BundleHash})

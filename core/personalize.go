@@ -83,7 +83,8 @@ type PersonalizeConfig struct {
 // hourly.
 func DefaultPersonalize() PersonalizeConfig {
 	return PersonalizeConfig{
-		Traits:        []string{segments.ComputedOrderCount, segments.ComputedDaysSinceLastOrder, segments.ComputedAvgOrderValue},
+		Traits: []string{segments.ComputedOrderCount, segments.ComputedDaysSinceLastOrder, segments.ComputedAvgOrderValue,
+			segments.ComputedLifecycleStage},
 		CacheSize:     100000,
 		AuditInterval: Duration(time.Hour),
 	}
@@ -160,8 +161,12 @@ func (c *CDP) Personalize(ctx context.Context, id identity.Identifier) (Personal
 			}
 			pv := &personView{c: c, ctx: ctx, tx: tx, root: root, members: members, now: now}
 			for _, t := range c.cfg.Personalize.Traits {
-				if v, ok := pv.Computed(t); ok {
-					out.Traits[t] = v
+				if ct, _ := segments.LookupComputed(t); ct.Kind == segments.KindNumber {
+					if v, ok := pv.Computed(t); ok {
+						out.Traits[t] = v
+					}
+				} else if v, ok := pv.ComputedText(t); ok {
+					out.Traits[t] = v // a text (lifecycle stage, category) or an RFC 3339 time
 				}
 			}
 			if pv.err != nil {

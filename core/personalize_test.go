@@ -81,7 +81,7 @@ func TestPersonalizeAnswersOnlyWithConsent(t *testing.T) {
 	personalizeFixture(t, c)
 	// fixedNow is 2026-11-01T12:00Z: the last order of eu-yes was 10 days
 	// before; two orders of 40 and 60.
-	yes := `{"segments":["big_spenders","buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"order_count":2}}`
+	yes := `{"segments":["big_spenders","buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"lifecycle_stage":"repeat","order_count":2}}`
 	for _, tc := range []struct {
 		name string
 		id   identity.Identifier
@@ -92,7 +92,7 @@ func TestPersonalizeAnswersOnlyWithConsent(t *testing.T) {
 		{"surrounding spaces are normalised away", uid("  eu-yes "), yes},
 		{"EU without a record: opt-in missing", uid("eu-no"), emptyAnswer},
 		{"denied", uid("eu-denied"), emptyAnswer},
-		{"US-CA, opt-out model, no opt-out", uid("ca"), `{"segments":["buyers"],"traits":{"days_since_last_order":31,"avg_order_value":30,"order_count":1}}`},
+		{"US-CA, opt-out model, no opt-out", uid("ca"), `{"segments":["buyers"],"traits":{"days_since_last_order":31,"avg_order_value":30,"lifecycle_stage":"first_time_buyer","order_count":1}}`},
 		{"unknown user id", uid("nobody"), emptyAnswer},
 		{"unknown anonymous id", anon("dev-nobody"), emptyAnswer},
 		{"a blocklisted value identifies no one", anon("null"), emptyAnswer},
@@ -152,7 +152,7 @@ func jsonEqual(t *testing.T, a, b string) bool {
 // the (cached) answer equals what a fresh computation gives.
 func TestPersonalizeIndexStaysCorrect(t *testing.T) {
 	ctx := context.Background()
-	yes := `{"segments":["big_spenders","buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"order_count":2}}`
+	yes := `{"segments":["big_spenders","buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"lifecycle_stage":"repeat","order_count":2}}`
 	cases := []struct {
 		name   string
 		lookup identity.Identifier
@@ -168,8 +168,8 @@ func TestPersonalizeIndexStaysCorrect(t *testing.T) {
 		}, emptyAnswer},
 		{"consent granted through the consent manager", uid("eu-no"), emptyAnswer, func(t *testing.T, c *CDP, _ *settable) {
 			ingestAll(t, c, `{"type":"page","messageId":"cm2","userId":"eu-no","context":{"consent":{"categoryPreferences":{"personalization":true}}},"timestamp":"2026-10-31T00:00:00Z"}`)
-		}, `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":31,"order_count":1}}`},
-		{"a grant that expires", uid("eu-no"), `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":31,"order_count":1}}`,
+		}, `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":31,"lifecycle_stage":"first_time_buyer","order_count":1}}`},
+		{"a grant that expires", uid("eu-no"), `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":31,"lifecycle_stage":"first_time_buyer","order_count":1}}`,
 			func(t *testing.T, c *CDP, clk *settable) { clk.add(48 * time.Hour) },
 			emptyAnswer},
 		{"erasure", uid("eu-yes"), yes, func(t *testing.T, c *CDP, _ *settable) {
@@ -190,18 +190,18 @@ func TestPersonalizeIndexStaysCorrect(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, yes},
-		{"a new order moves the person into a segment (live update)", uid("ca"), `{"segments":["buyers"],"traits":{"avg_order_value":30,"days_since_last_order":31,"order_count":1}}`,
+		{"a new order moves the person into a segment (live update)", uid("ca"), `{"segments":["buyers"],"traits":{"avg_order_value":30,"days_since_last_order":31,"lifecycle_stage":"first_time_buyer","order_count":1}}`,
 			func(t *testing.T, c *CDP, _ *settable) {
 				ingestAll(t, c, `{"type":"track","messageId":"o2","userId":"ca","event":"Order Completed","properties":{"total":90},"timestamp":"2026-10-31T12:00:00Z"}`)
 				if _, err := c.FlushLive(ctx, time.Time{}); err != nil {
 					t.Fatal(err)
 				}
-			}, `{"segments":["big_spenders","buyers"],"traits":{"avg_order_value":60,"days_since_last_order":1,"order_count":2}}`},
+			}, `{"segments":["big_spenders","buyers"],"traits":{"avg_order_value":60,"days_since_last_order":1,"lifecycle_stage":"repeat","order_count":2}}`},
 		{"a deleted segment is gone", uid("eu-yes"), yes, func(t *testing.T, c *CDP, _ *settable) {
 			if err := c.DeleteSegment(ctx, "big_spenders"); err != nil {
 				t.Fatal(err)
 			}
-		}, `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"order_count":2}}`},
+		}, `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"lifecycle_stage":"repeat","order_count":2}}`},
 		{"a refresh that drops the person", uid("eu-yes"), yes, func(t *testing.T, c *CDP, _ *settable) {
 			d, err := c.ParseSegment([]byte(`{"name":"big_spenders","purpose":"essential.service.operations","where":{"computed":"revenue_total","gte":1000}}`))
 			if err != nil {
@@ -213,7 +213,7 @@ func TestPersonalizeIndexStaysCorrect(t *testing.T) {
 			if _, err := c.RefreshSegment(ctx, "big_spenders", time.Time{}); err != nil {
 				t.Fatal(err)
 			}
-		}, `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"order_count":2}}`},
+		}, `{"segments":["buyers"],"traits":{"avg_order_value":50,"days_since_last_order":10,"lifecycle_stage":"repeat","order_count":2}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
