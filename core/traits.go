@@ -164,8 +164,11 @@ func touchOfMessage(m *event.Message) (touch, bool) {
 		!bytes.Contains(m.Context, []byte(`"referrer"`)) && bytes.IndexByte(m.Context, '\\') < 0 {
 		return touch{}, false
 	}
-	return touchFrom(m.ContextString("campaign", "source"), m.ContextString("campaign", "medium"),
-		m.ContextString("campaign", "name"), m.ContextString("page", "referrer"), m.ContextString("page", "url"))
+	// Each object is looked up once: five walks from the top of every
+	// page view's context were 4% of ingestion.
+	c := m.ContextStrings("campaign", "source", "medium", "name")
+	p := m.ContextStrings("page", "referrer", "url")
+	return touchFrom(c[0], c[1], c[2], p[0], p[1])
 }
 
 // touchOfContext reads a decoded context's touch.

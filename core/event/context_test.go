@@ -28,5 +28,11 @@ func TestContextString(t *testing.T) {
 		if got := m.ContextString(tc.path...); got != tc.want {
 			t.Errorf("%s %v: got %q, want %q", tc.context, tc.path, got, tc.want)
 		}
+		// ContextStrings answers a two-level path alike.
+		if len(tc.path) == 2 {
+			if got := m.ContextStrings(tc.path[0], "other", tc.path[1]); got[1] != tc.want || got[0] != "" {
+				t.Errorf("ContextStrings %s %v: got %q, want [\"\" %q]", tc.context, tc.path, got, tc.want)
+			}
+		}
 	}
 }

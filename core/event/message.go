@@ -113,6 +113,22 @@ func (m *Message) ContextString(path ...string) string {
 	return s
 }
 
+// ContextStrings returns, for each key, the string at context.<object>.<key>
+// ("" where absent or not a string), looking the object up once.
+func (m *Message) ContextStrings(object string, keys ...string) []string {
+	out := make([]string, len(keys))
+	obj, ok := lookupMember([]byte(m.Context), object)
+	if !ok {
+		return out
+	}
+	for i, k := range keys {
+		if v, ok := lookupMember(obj, k); ok {
+			out[i], _ = unquote(v)
+		}
+	}
+	return out
+}
+
 // --- minimal JSON object scanning -------------------------------------------
 //
 // These helpers walk the top level of a JSON object without allocating. They
