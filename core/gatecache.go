@@ -139,20 +139,26 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 // gatesCommitted updates the gate inputs of the nodes a durable group
 // changed (see above).
 func (c *CDP) gatesCommitted(st *groupState) {
-	put := make(map[uuid.UUID]*gateNode, len(st.dirty))
+	put := make(map[uuid.UUID]*gateNode, len(st.gates))
 	drop := st.consents
-	for p := range st.dirty {
-		if c.consented.has(p) {
-			drop = append(drop, p)
+	for _, w := range st.gates {
+		if c.consented.has(w.pid) {
+			drop = append(drop, w.pid)
 			continue
 		}
-		put[p] = gateNodeFrom(st.records[p].Traits, st.records[p].TraitTimes)
+		put[w.pid] = w.node
 	}
 	for _, p := range st.consents {
 		delete(put, p)
 	}
 	c.gates.put(put)
 	c.gates.invalidate(drop...)
+}
+
+// gateWrite is a gate input a group computed for a record it wrote.
+type gateWrite struct {
+	pid  uuid.UUID
+	node *gateNode
 }
 
 // gateNodeFrom keeps the gateTraits. Nodes without any

@@ -356,6 +356,7 @@ type groupState struct {
 	consents []uuid.UUID
 	newPIDs  []uuid.UUID
 	created  []uuid.UUID // nodes the group created (pooled ids too)
+	gates    []gateWrite // gate inputs of the records the group wrote
 	dedup    map[string]bool
 	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
 	events   []nodeEvent   // stored events, for the digests once committed
@@ -452,6 +453,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 		records = append(records, st.records[pid])
 	}
 	sealedRecords := make([]sealedEvent, len(records))
+	st.gates = make([]gateWrite, len(records))
 	if err := c.parallel(len(work)+len(records), func(i int) error {
 		if i < len(work) {
 			key := store.EventKey(workPID[i], work[i].ts, work[i].mid)
@@ -465,6 +467,9 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 		r := records[i-len(work)]
 		key, v, err := c.sealRecord(ctx, r)
 		sealedRecords[i-len(work)] = sealedEvent{key, v}
+		// The gate input the commit will write through (gatecache.go),
+		// made here, in parallel, not in the commit callback.
+		st.gates[i-len(work)] = gateWrite{r.ID, gateNodeFrom(r.Traits, r.TraitTimes)}
 		return err
 	}); err != nil {
 		return nil, err
