@@ -64,16 +64,48 @@ type aggregates struct {
 	names    map[string]uint32
 	list     []string
 	nodes    map[uuid.UUID][]aggEvent
-	building map[uuid.UUID]*build
+	building builds
 }
+
+// builds marks the nodes whose cache entry is being built from a read of
+// the store, so that a commit touching one meanwhile keeps that build (which
+// may predate the commit) out of the cache. Its owner's lock guards it; the
+// digests and the gate inputs (gatecache.go) both use it.
+type builds map[uuid.UUID]*build
 
 type build struct {
 	n     int
 	dirty bool
 }
 
+func (bs builds) begin(pid uuid.UUID) {
+	b, ok := bs[pid]
+	if !ok {
+		b = &build{}
+		bs[pid] = b
+	}
+	b.n++
+}
+
+// touch marks the builds in progress for pid as stale.
+func (bs builds) touch(pid uuid.UUID) {
+	if b, ok := bs[pid]; ok {
+		b.dirty = true
+	}
+}
+
+// end closes one build of pid and says whether what it read may be cached.
+func (bs builds) end(pid uuid.UUID) bool {
+	b := bs[pid]
+	clean := !b.dirty
+	if b.n--; b.n == 0 {
+		delete(bs, pid)
+	}
+	return clean
+}
+
 func newAggregates() *aggregates {
-	return &aggregates{names: map[string]uint32{}, nodes: map[uuid.UUID][]aggEvent{}, building: map[uuid.UUID]*build{}}
+	return &aggregates{names: map[string]uint32{}, nodes: map[uuid.UUID][]aggEvent{}, building: builds{}}
 }
 
 func (a *aggregates) intern(name string) uint32 {
@@ -102,9 +134,7 @@ func (a *aggregates) apply(evs []nodeEvent, created []uuid.UUID) {
 		}
 	}
 	for _, e := range evs {
-		if b, ok := a.building[e.pid]; ok {
-			b.dirty = true
-		}
+		a.building.touch(e.pid)
 		d, ok := a.nodes[e.pid]
 		if !ok {
 			continue
@@ -120,9 +150,7 @@ func (a *aggregates) drop(pids ...uuid.UUID) {
 	defer a.mu.Unlock()
 	for _, p := range pids {
 		delete(a.nodes, p)
-		if b, ok := a.building[p]; ok {
-			b.dirty = true
-		}
+		a.building.touch(p)
 	}
 }
 
@@ -138,12 +166,7 @@ func (a *aggregates) get(pid uuid.UUID) ([]aggEvent, []string, bool) {
 func (a *aggregates) begin(pid uuid.UUID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	b, ok := a.building[pid]
-	if !ok {
-		b = &build{}
-		a.building[pid] = b
-	}
-	b.n++
+	a.building.begin(pid)
 }
 
 // end caches a finished build (ok) unless a commit touched the node
@@ -155,14 +178,10 @@ func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) ([]aggEvent, 
 	for i, e := range evs {
 		out[i] = aggEvent{at: e.at, rev: e.rev, name: a.intern(e.name), disc: e.disc, x: e.x}
 	}
-	b := a.building[pid]
-	if ok && !b.dirty {
+	if clean := a.building.end(pid); ok && clean {
 		if _, ok := a.nodes[pid]; !ok {
 			a.nodes[pid] = out
 		}
-	}
-	if b.n--; b.n == 0 {
-		delete(a.building, pid)
 	}
 	return out, a.list
 }

@@ -342,13 +342,18 @@ func (c *CDP) traitsOf(ctx context.Context, tx *store.Txn, members []uuid.UUID) 
 			return nil, err
 		}
 		for k, v := range rec.Traits {
-			t := rec.TraitTimes[k]
-			if prev, ok := at[k]; !ok || t.After(prev) || (t.Equal(prev) && string(v) > string(traits[k])) {
-				traits[k], at[k] = v, t
-			}
+			mergeTrait(traits, at, k, v, rec.TraitTimes[k])
 		}
 	}
 	return traits, nil
+}
+
+// mergeTrait keeps, across a person's profiles, the latest observation of
+// trait k (the larger value on a tie, so the order of profiles is moot).
+func mergeTrait(traits map[string]json.RawMessage, at map[string]time.Time, k string, v json.RawMessage, t time.Time) {
+	if prev, ok := at[k]; !ok || t.After(prev) || (t.Equal(prev) && string(v) > string(traits[k])) {
+		traits[k], at[k] = v, t
+	}
 }
 
 // Consent returns the consent view of the person holding id.

@@ -66,11 +66,11 @@ func newGateNode(traits map[string]json.RawMessage, times map[string]time.Time, 
 type gateCache struct {
 	mu       sync.Mutex
 	nodes    map[uuid.UUID]*gateNode
-	building map[uuid.UUID]*build
+	building builds
 }
 
 func newGateCache() *gateCache {
-	return &gateCache{nodes: map[uuid.UUID]*gateNode{}, building: map[uuid.UUID]*build{}}
+	return &gateCache{nodes: map[uuid.UUID]*gateNode{}, building: builds{}}
 }
 
 // invalidate forgets nodes whose record or consent changed (or that were
@@ -83,9 +83,7 @@ func (g *gateCache) invalidate(pids ...uuid.UUID) {
 	defer g.mu.Unlock()
 	for _, p := range pids {
 		delete(g.nodes, p)
-		if b, ok := g.building[p]; ok {
-			b.dirty = true
-		}
+		g.building.touch(p)
 	}
 }
 
@@ -96,9 +94,7 @@ func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
 	defer g.mu.Unlock()
 	for p, n := range entries {
 		g.nodes[p] = n
-		if b, ok := g.building[p]; ok {
-			b.dirty = true
-		}
+		g.building.touch(p)
 	}
 }
 
@@ -112,12 +108,7 @@ func (g *gateCache) get(pid uuid.UUID) (*gateNode, bool) {
 func (g *gateCache) begin(pid uuid.UUID) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b, ok := g.building[pid]
-	if !ok {
-		b = &build{}
-		g.building[pid] = b
-	}
-	b.n++
+	g.building.begin(pid)
 }
 
 // end caches a finished build (n != nil) unless the node was invalidated
@@ -125,14 +116,10 @@ func (g *gateCache) begin(pid uuid.UUID) {
 func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b := g.building[pid]
-	if n != nil && !b.dirty {
+	if clean := g.building.end(pid); n != nil && clean {
 		if _, ok := g.nodes[pid]; !ok {
 			g.nodes[pid] = n
 		}
-	}
-	if b.n--; b.n == 0 {
-		delete(g.building, pid)
 	}
 }
 
@@ -236,10 +223,7 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 			return v, nil, fmt.Errorf("profile %s: %w", m, err)
 		}
 		for k, val := range n.traits {
-			t := n.times[k]
-			if prev, ok := at[k]; !ok || t.After(prev) || (t.Equal(prev) && string(val) > string(traits[k])) {
-				traits[k], at[k] = val, t
-			}
+			mergeTrait(traits, at, k, val, n.times[k])
 		}
 		per = append(per, n.consents)
 		v.History = append(v.History, n.consents...)
