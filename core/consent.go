@@ -52,23 +52,24 @@ func (c *CDP) consentSignals(it *prepared, gpc bool, now time.Time) []privacy.Co
 	return out
 }
 
-// putConsent seals a consent record under pid. id makes the key
-// deterministic, so a replay of the same origin writes the same key.
-func (c *CDP) putConsent(ctx context.Context, tx *store.Txn, pid uuid.UUID, rec privacy.Consent, id []byte) error {
+// putConsent seals a consent record under pid and returns its key. id
+// makes the key deterministic, so a replay of the same origin writes the
+// same key.
+func (c *CDP) putConsent(ctx context.Context, tx *store.Txn, pid uuid.UUID, rec privacy.Consent, id []byte) ([]byte, error) {
 	plain, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key := store.ConsentKey(pid, rec.CollectedAt.UnixNano(), id[:16])
 	// Before the commit: if it fails, the extra entry only costs a scan.
 	c.consented.add(pid)
 	sealed, err := c.vault.Seal(ctx, pid, key, plain)
 	if err != nil {
-		return fmt.Errorf("seal consent: %w", err)
+		return nil, fmt.Errorf("seal consent: %w", err)
 	}
 	// Consent records are read only by scans, which never run over an
 	// overlay: kept out of it.
-	return tx.SetUnread(key, sealed)
+	return key, tx.SetUnread(key, sealed)
 }
 
 func (c *CDP) consentRecords(ctx context.Context, tx *store.Txn, pid uuid.UUID) ([]privacy.Consent, error) {
@@ -154,7 +155,8 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 		}
 		id := c.hasher.Sum("consent", fmt.Sprintf("%s|%s|%s|%d", pid, rec.Purpose, rec.Status, now.UnixNano()))
 		recorded = pid
-		return c.putConsent(ctx, tx, pid, rec, id)
+		_, err = c.putConsent(ctx, tx, pid, rec, id)
+		return err
 	})
 	if err != nil {
 		return rec, err

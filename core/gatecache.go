@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -98,6 +99,19 @@ func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
 	}
 }
 
+// getAll fills out[i] with the entry of pids[i] where there is one, under
+// one acquisition of the lock, and says whether all were there.
+func (g *gateCache) getAll(pids []uuid.UUID, out []*gateNode) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	all := true
+	for i, p := range pids {
+		out[i] = g.nodes[p]
+		all = all && out[i] != nil
+	}
+	return all
+}
+
 func (g *gateCache) get(pid uuid.UUID) (*gateNode, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -124,22 +138,56 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 }
 
 // gatesCommitted updates the gate inputs of the nodes a durable group
-// changed (see above).
+// changed (see above). A node the group created has all its consent records
+// in the group: its entry is written through with them.
 func (c *CDP) gatesCommitted(st *groupState) {
+	created := make(map[uuid.UUID]bool, len(st.created))
+	for _, p := range st.created {
+		created[p] = true
+	}
 	put := make(map[uuid.UUID]*gateNode, len(st.gates))
-	drop := st.consents
+	var drop []uuid.UUID
 	for _, w := range st.gates {
-		if c.consented.has(w.pid) {
-			drop = append(drop, w.pid)
+		if !c.consented.has(w.pid) {
+			put[w.pid] = w.node
 			continue
 		}
-		put[w.pid] = w.node
+		if recs, ok := st.consentRecs[w.pid]; ok && created[w.pid] {
+			put[w.pid] = newGateNode(w.node.traits, w.node.times, inKeyOrder(recs))
+			continue
+		}
+		drop = append(drop, w.pid)
 	}
 	for _, p := range st.consents {
+		if _, ok := st.consentRecs[p]; ok && created[p] && put[p] != nil {
+			continue
+		}
 		delete(put, p)
+		drop = append(drop, p)
 	}
 	c.gates.put(put)
 	c.gates.invalidate(drop...)
+}
+
+// keyedConsent is a consent record a group wrote, with its key.
+type keyedConsent struct {
+	key []byte
+	rec privacy.Consent
+}
+
+// inKeyOrder returns the records as a scan of their keys would (a key
+// written twice counts once, as in the store).
+func inKeyOrder(recs []keyedConsent) []privacy.Consent {
+	sorted := append([]keyedConsent{}, recs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].key, sorted[j].key) < 0 })
+	out := make([]privacy.Consent, 0, len(sorted))
+	for i, r := range sorted {
+		if i+1 < len(sorted) && bytes.Equal(r.key, sorted[i+1].key) {
+			continue // the later write of the same key is the one stored
+		}
+		out = append(out, r.rec)
+	}
+	return out
 }
 
 // gateWrite is a gate input a group computed for a record it wrote.
@@ -206,22 +254,40 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 // for the traits jurisdictionOf reads. It returns the person's gateTraits
 // too, merged as traitsOf merges traits.
 func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (ConsentView, map[string]json.RawMessage, error) {
-	if len(members) == 1 {
-		n, err := c.gateNodeOf(ctx, members[0])
-		if err != nil {
-			return ConsentView{}, nil, fmt.Errorf("profile %s: %w", members[0], err)
+	nodes := make([]*gateNode, len(members))
+	if !c.gates.getAll(members, nodes) {
+		for i, m := range members {
+			if nodes[i] != nil {
+				continue
+			}
+			n, err := c.gateNodeOf(ctx, m)
+			if err != nil {
+				return ConsentView{}, nil, fmt.Errorf("profile %s: %w", m, err)
+			}
+			nodes[i] = n
 		}
-		return n.alone, n.traits, nil
+	}
+	// Most people have their traits and consent on one node (the userId's)
+	// and none on the others (an email's, a device's): their view is that
+	// node's, resolved once when it was cached.
+	var only *gateNode
+	inputs := 0
+	for _, n := range nodes {
+		if len(n.traits) > 0 || len(n.consents) > 0 {
+			only, inputs = n, inputs+1
+		}
+	}
+	switch inputs {
+	case 0:
+		return noGateTraits.alone, noGateTraits.traits, nil
+	case 1:
+		return only.alone, only.traits, nil
 	}
 	v := ConsentView{States: map[string]privacy.State{}, History: []privacy.Consent{}}
 	traits := map[string]json.RawMessage{}
 	at := map[string]time.Time{}
 	var per [][]privacy.Consent
-	for _, m := range members {
-		n, err := c.gateNodeOf(ctx, m)
-		if err != nil {
-			return v, nil, fmt.Errorf("profile %s: %w", m, err)
-		}
+	for _, n := range nodes {
 		for k, val := range n.traits {
 			mergeTrait(traits, at, k, val, n.times[k])
 		}

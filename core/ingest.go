@@ -352,8 +352,11 @@ type groupState struct {
 	obs     map[string]identity.ObsKey
 	records map[uuid.UUID]*nodeRecord
 	dirty   map[uuid.UUID]bool
-	// consents are the nodes the group recorded consent for.
-	consents []uuid.UUID
+	// consents are the nodes the group recorded consent for, and
+	// consentRecs the records, for the nodes it created (whose records are
+	// then all here: gatecache.go writes their gate inputs through).
+	consents    []uuid.UUID
+	consentRecs map[uuid.UUID][]keyedConsent
 	newPIDs  []uuid.UUID
 	created  []uuid.UUID // nodes the group created (pooled ids too)
 	gates    []gateWrite // gate inputs of the records the group wrote
@@ -493,10 +496,15 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			st.events = append(st.events, nodeEvent{pid: workPID[wi], ev: it.agg})
 			for _, rec := range c.consentSignals(it, j.gpc, now) {
 				id := c.hasher.Sum("consent", string(it.mid[:])+"|"+rec.Purpose+"|"+rec.Source)
-				if err := c.putConsent(ctx, tx, workPID[wi], rec, id); err != nil {
+				key, err := c.putConsent(ctx, tx, workPID[wi], rec, id)
+				if err != nil {
 					return nil, err
 				}
 				st.consents = append(st.consents, workPID[wi])
+				if st.consentRecs == nil {
+					st.consentRecs = map[uuid.UUID][]keyedConsent{}
+				}
+				st.consentRecs[workPID[wi]] = append(st.consentRecs[workPID[wi]], keyedConsent{key, rec})
 				j.res.ConsentRecorded++
 			}
 			wi++

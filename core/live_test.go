@@ -287,6 +287,7 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 					t.Fatal(err)
 				}
 				checkTraitPaths(t, c, now)
+				checkGatePaths(t, c)
 				for _, name := range liveSegments() {
 					if name == "vip" {
 						if set.Local(name) {
@@ -464,6 +465,57 @@ func unmergeOne(t *testing.T, c *CDP, rng *rand.Rand) bool {
 		}
 	}
 	return false
+}
+
+// checkGatePaths compares, for every person, the consent view the gate
+// evaluates from the in-memory gate inputs (written through by ingestion,
+// or read lazily) with the one resolved from the records themselves, and
+// again after the cache is emptied (every input read lazily).
+func checkGatePaths(t *testing.T, c *CDP) {
+	t.Helper()
+	for _, pass := range []string{"written through", "read lazily"} {
+		people := 0
+		err := c.store.View(context.Background(), func(tx *store.Txn) error {
+			return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+				ms, err := decodeMembers(v)
+				if err != nil {
+					return err
+				}
+				root := uuid.UUID(k[len(store.PrefixCluster):])
+				var members []uuid.UUID
+				for _, m := range ms {
+					members = append(members, m.pid)
+				}
+				ctx := context.Background()
+				traits, err := c.traitsOf(ctx, tx, members)
+				if err != nil {
+					return err
+				}
+				want, err := c.consentOf(ctx, tx, root, members, traits)
+				if err != nil {
+					return err
+				}
+				got, _, err := c.gateView(ctx, tx, root, members)
+				if err != nil {
+					return err
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: person %s (%d nodes): gate inputs give\n%+v\nthe records give\n%+v", pass, root, len(members), got, want)
+				}
+				people++
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if people == 0 {
+			t.Fatal("no person to compare")
+		}
+		c.gates.mu.Lock()
+		c.gates.nodes = map[uuid.UUID]*gateNode{}
+		c.gates.mu.Unlock()
+	}
 }
 
 // checkTraitPaths compares every person's computed traits from the event
