@@ -67,6 +67,7 @@ func main() {
 		seed      = flag.Uint64("seed", 1, "generator seed")
 		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the evaluations (a) to this file")
+		memprof   = flag.String("memprofile", "", "write a heap profile, taken after the evaluations (a), to this file")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -79,13 +80,8 @@ func main() {
 		defer os.RemoveAll(d)
 		data = filepath.Join(d, "data")
 	}
-	pop := generate(*people, *eventsPer, *seed)
-	total := 0
-	for _, p := range pop {
-		total += len(p.events) + 1
-	}
+	pop := population{n: *people, per: *eventsPer, seed: *seed}
 	fmt.Printf("machine       %d CPUs, %s\n", runtime.NumCPU(), runtime.Version())
-	fmt.Printf("data          %d profiles, %d messages (identify + events), now = %s\n", len(pop), total, now.Format(time.RFC3339))
 
 	cfg := core.DefaultConfig()
 	cfg.DataDir = data
@@ -100,7 +96,8 @@ func main() {
 	defer c.Close()
 
 	start := time.Now()
-	load(ctx, c, pop)
+	total := load(ctx, c, pop)
+	fmt.Printf("data          %d profiles, %d messages (identify + events), now = %s\n", pop.n, total, now.Format(time.RFC3339))
 	fmt.Printf("custody load  %.1fs (%.0f msgs/s through core.Ingest, not compared)\n", time.Since(start).Seconds(), float64(total)/time.Since(start).Seconds())
 	_, _ = c.FlushLive(ctx, now) // nothing applied yet: drains the queue
 
@@ -151,6 +148,10 @@ func main() {
 		fmt.Println(line)
 	}
 
+	if *memprof != "" {
+		writeHeap(*memprof)
+	}
+
 	// (b): refresh (the sweep) records memberships; then read them.
 	for _, name := range []string{"cart_abandoners", "vip", "at_risk"} {
 		if _, err := c.RefreshSegment(ctx, name, now); err != nil {
@@ -167,17 +168,17 @@ func main() {
 	for sent < *stream {
 		var msgs []event.Message
 		for range 500 {
-			p := &pop[rng.IntN(len(pop))]
+			user := pop.user(rng.IntN(pop.n))
 			name := []string{"Product Viewed", "Product Added", "Order Completed"}[rng.IntN(3)]
 			tot := 10 + rng.IntN(300)
 			body := fmt.Sprintf(`{"type":"track","messageId":"live-%d","userId":%q,"event":%q,"properties":{"total":%d},"timestamp":%q}`,
-				sent, p.user, name, tot, now.Add(-time.Duration(rng.IntN(72))*time.Hour).Format(time.RFC3339))
+				sent, user, name, tot, now.Add(-time.Duration(rng.IntN(72))*time.Hour).Format(time.RFC3339))
 			m, err := event.DecodeMessage([]byte(body), "", now)
 			if err != nil {
 				log.Fatal(err)
 			}
 			msgs = append(msgs, m)
-			streamed = append(streamed, streamedEvent{p.user, ev{name: name, at: m.Timestamp}})
+			streamed = append(streamed, streamedEvent{user, ev{name: name, at: m.Timestamp}})
 			if name == "Order Completed" {
 				streamed[len(streamed)-1].ev.total = float64(tot)
 			}
@@ -230,6 +231,18 @@ func main() {
 	fmt.Printf("\npeak RSS      %s (VmHWM of this process: store, digests, generator)\n", vmHWM())
 }
 
+func writeHeap(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		log.Fatal(err)
+	}
+}
+
 func vmHWM() string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -243,45 +256,52 @@ func vmHWM() string {
 	return "unknown"
 }
 
-// generate makes the population: EU, UK, California and New York;
-// Europeans and Britons consent to marketing 40% of the time, Americans
-// opt out 10% of the time; events over 400 days.
-func generate(n, per int, seed uint64) []person {
-	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	out := make([]person, n)
+// population is the generated data: person i is made from its own
+// generator stream, so nobody is held in memory (the process's peak RSS is
+// Custody's, not the generator's) and the load and PostgreSQL see the same
+// people. EU, UK, California and New York; Europeans and Britons consent to
+// marketing 40% of the time, Americans opt out 10% of the time; events over
+// 400 days.
+type population struct {
+	n, per int
+	seed   uint64
+}
+
+func (pop population) user(i int) string { return fmt.Sprintf("u%08d", i) }
+
+func (pop population) person(i int) person {
+	rng := rand.New(rand.NewPCG(pop.seed, uint64(i)^0x5eed))
 	places := [][2]string{{"DE", ""}, {"FR", ""}, {"GB", ""}, {"US", "CA"}, {"US", "NY"}}
-	for i := range out {
-		p := &out[i]
-		p.user = fmt.Sprintf("u%08d", i)
-		pl := places[rng.IntN(len(places))]
-		p.country, p.state = pl[0], pl[1]
-		switch {
-		case p.country == "US" && rng.IntN(10) == 0:
-			p.consent = -1
-		case p.country != "US" && rng.IntN(10) < 4:
-			p.consent = 1
-		}
-		p.firstSeen = now.Add(-time.Duration(rng.IntN(400*24)+24) * time.Hour)
-		k := rng.IntN(2*per-1) + 1
-		for range k {
-			at := p.firstSeen.Add(time.Duration(rng.Int64N(int64(now.Sub(p.firstSeen)))))
-			e := ev{at: at}
-			switch r := rng.IntN(20); {
-			case r < 12:
-				e.name = "Product Viewed"
-			case r < 17:
-				e.name = "Product Added"
-			default:
-				e.name = "Order Completed"
-				e.total = float64(10 + rng.IntN(400))
-				if rng.IntN(3) == 0 {
-					e.coupon = "SAVE10"
-				}
-			}
-			p.events = append(p.events, e)
-		}
+	p := person{user: pop.user(i)}
+	pl := places[rng.IntN(len(places))]
+	p.country, p.state = pl[0], pl[1]
+	switch {
+	case p.country == "US" && rng.IntN(10) == 0:
+		p.consent = -1
+	case p.country != "US" && rng.IntN(10) < 4:
+		p.consent = 1
 	}
-	return out
+	p.firstSeen = now.Add(-time.Duration(rng.IntN(400*24)+24) * time.Hour)
+	k := rng.IntN(2*pop.per-1) + 1
+	p.events = make([]ev, 0, k)
+	for range k {
+		at := p.firstSeen.Add(time.Duration(rng.Int64N(int64(now.Sub(p.firstSeen)))))
+		e := ev{at: at}
+		switch r := rng.IntN(20); {
+		case r < 12:
+			e.name = "Product Viewed"
+		case r < 17:
+			e.name = "Product Added"
+		default:
+			e.name = "Order Completed"
+			e.total = float64(10 + rng.IntN(400))
+			if rng.IntN(3) == 0 {
+				e.coupon = "SAVE10"
+			}
+		}
+		p.events = append(p.events, e)
+	}
+	return p
 }
 
 func identifyBody(p *person) string {
@@ -304,8 +324,8 @@ func eventBody(p *person, i int) string {
 }
 
 // load ingests everyone through core.Ingest from 4 goroutines, batches of
-// 1000.
-func load(ctx context.Context, c *core.CDP, pop []person) {
+// 1000, and returns how many messages it sent.
+func load(ctx context.Context, c *core.CDP, pop population) int {
 	work := make(chan []string, 8)
 	var wg sync.WaitGroup
 	for range 4 {
@@ -328,8 +348,11 @@ func load(ctx context.Context, c *core.CDP, pop []person) {
 		}()
 	}
 	var batch []string
-	for i := range pop {
-		p := &pop[i]
+	total := 0
+	for i := range pop.n {
+		pp := pop.person(i)
+		p := &pp
+		total += len(p.events) + 1
 		batch = append(batch, identifyBody(p))
 		for j := range p.events {
 			batch = append(batch, eventBody(p, j))
@@ -344,4 +367,5 @@ func load(ctx context.Context, c *core.CDP, pop []person) {
 	}
 	close(work)
 	wg.Wait()
+	return total
 }

@@ -23,20 +23,20 @@ CREATE INDEX events_name_ts ON events (name, ts);
 CREATE INDEX consent_user_purpose ON consent (user_id, purpose, collected_at);
 ANALYZE;`
 
-func pgLoad(ctx context.Context, pg *pgx.Conn, pop []person) error {
+func pgLoad(ctx context.Context, pg *pgx.Conn, pop population) error {
 	if _, err := pg.Exec(ctx, pgSchema); err != nil {
 		return err
 	}
 	if _, err := pg.CopyFrom(ctx, pgx.Identifier{"profiles"}, []string{"user_id", "email", "country", "state", "first_seen"},
-		pgx.CopyFromSlice(len(pop), func(i int) ([]any, error) {
-			p := &pop[i]
+		pgx.CopyFromSlice(pop.n, func(i int) ([]any, error) {
+			p := pop.person(i)
 			return []any{p.user, p.user + "@example.com", p.country, p.state, p.firstSeen}, nil
 		})); err != nil {
 		return err
 	}
 	var consent [][]any
-	for i := range pop {
-		p := &pop[i]
+	for i := range pop.n {
+		p := pop.person(i)
 		switch p.consent {
 		case 1:
 			consent = append(consent, []any{p.user, "marketing.communications", "granted", p.firstSeen})
@@ -50,8 +50,8 @@ func pgLoad(ctx context.Context, pg *pgx.Conn, pop []person) error {
 	rows := make(chan []any, 1024)
 	go func() {
 		defer close(rows)
-		for i := range pop {
-			p := &pop[i]
+		for i := range pop.n {
+			p := pop.person(i)
 			for _, e := range p.events {
 				rows <- eventRow(p.user, e)
 			}
