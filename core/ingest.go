@@ -357,12 +357,12 @@ type groupState struct {
 	// then all here: gatecache.go writes their gate inputs through).
 	consents    []uuid.UUID
 	consentRecs map[uuid.UUID][]keyedConsent
-	newPIDs  []uuid.UUID
-	created  []uuid.UUID // nodes the group created (pooled ids too)
-	gates    []gateWrite // gate inputs of the records the group wrote
-	dedup    map[string]bool
-	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
-	events   []nodeEvent   // stored events, for the digests once committed
+	newPIDs     []uuid.UUID
+	created     []uuid.UUID // nodes the group created (pooled ids too)
+	gates       []gateWrite // gate inputs of the records the group wrote
+	dedup       map[string]bool
+	pids        [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
+	events      []nodeEvent   // stored events, for the digests once committed
 }
 
 func newGroupState(jobs int) *groupState {
