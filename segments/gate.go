@@ -167,15 +167,18 @@ type ExportResult struct {
 //     of the other segment: its own purpose allowed and its condition met.
 //
 // Decisions are asked once per person, purpose and pass. An error of the
-// gate or a cancelled ctx abandons the run.
-func Run(ctx context.Context, set *Set, people People, gate Gate, now time.Time) (*Result, error) {
-	return run(ctx, set, people, gate, now, nil)
+// gate or a cancelled ctx abandons the run. People are evaluated by several
+// goroutines (Workers; parallel.go) while People is iterated in the
+// caller's: the Gate and the Persons' methods must be safe for concurrent
+// use (each Person is used by one goroutine at a time).
+func Run(ctx context.Context, set *Set, people People, gate Gate, now time.Time, opts ...RunOption) (*Result, error) {
+	return run(ctx, set, people, gate, now, nil, settingsOf(opts))
 }
 
 // run evaluates the definitions of set that need says (all: nil) over
 // people; the Result holds those definitions, in the set's order.
-func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool) (*Result, error) {
-	r, err := newRunner(ctx, set, people, gate, now, need)
+func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool, rs runSettings) (*Result, error) {
+	r, err := newRunner(ctx, set, people, gate, now, need, rs)
 	if err != nil {
 		return nil, err
 	}
@@ -188,17 +191,23 @@ func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time,
 			res.Segments = append(res.Segments, SegmentResult{Name: c.Name(), Purpose: c.Purpose()})
 		}
 	}
-	err = r.each(func(c Candidate) error {
+	_, err = eachParallel(r, func(w *runner, c Candidate) ([]int8, error) {
+		out := make([]int8, len(res.Segments))
 		for i := range set.list {
 			if idx[i] < 0 {
 				continue
 			}
-			out, err := r.evaluate(i)
+			o, err := w.evaluate(i)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			sr := &res.Segments[idx[i]]
-			switch out {
+			out[idx[i]] = o
+		}
+		return out, nil
+	}, func(c Candidate, out []int8) error {
+		for k, o := range out {
+			sr := &res.Segments[k]
+			switch o {
 			case stateDenied:
 				sr.NotConsented++
 			case stateMember:
@@ -220,11 +229,11 @@ func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time,
 // there is no population pass, so it can run over only the people whose
 // data changed, and each person's memberships equal those a Run over
 // everyone gives them. The Result holds the local definitions only.
-func RunLocal(ctx context.Context, set *Set, people People, gate Gate, now time.Time) (*Result, error) {
+func RunLocal(ctx context.Context, set *Set, people People, gate Gate, now time.Time, opts ...RunOption) (*Result, error) {
 	if set == nil {
 		return nil, fmt.Errorf("%w: nil set", ErrBadArgument)
 	}
-	return run(ctx, set, people, gate, now, set.local())
+	return run(ctx, set, people, gate, now, set.local(), settingsOf(opts))
 }
 
 // Export evaluates one segment of the set (as Run does, with the segments
@@ -240,7 +249,9 @@ func Export(ctx context.Context, set *Set, segment string, people People, gate G
 	if err != nil {
 		return nil, err
 	}
-	r, err := newRunner(ctx, set, people, gate, now, need)
+	// The population pass may run in parallel; the export pass runs in
+	// the caller's goroutine (rows in order, destinations see one writer).
+	r, err := newRunner(ctx, set, people, gate, now, need, settingsOf(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +332,8 @@ type runner struct {
 	purposes []string
 	pidx     []int
 	envs     []Env
+	workers  int
+	pops     []*Population // the population pass's, per purpose
 
 	cand  Candidate
 	subj  *subjectHandle
@@ -328,7 +341,7 @@ type runner struct {
 	state []int8 // per definition
 }
 
-func newRunner(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool) (*runner, error) {
+func newRunner(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool, rs runSettings) (*runner, error) {
 	if gate == nil || isNilValue(gate) {
 		return nil, ErrNoGate
 	}
@@ -344,7 +357,7 @@ func newRunner(ctx context.Context, set *Set, people People, gate Gate, now time
 			need[i] = true
 		}
 	}
-	r := &runner{ctx: ctx, set: set, people: people, gate: gate, now: now, need: need,
+	r := &runner{ctx: ctx, set: set, people: people, gate: gate, now: now, need: need, workers: rs.workers,
 		pidx: make([]int, len(set.list)), envs: make([]Env, len(set.list)), state: make([]int8, len(set.list))}
 	for i, c := range set.list {
 		pi := slices.Index(r.purposes, c.Purpose())
@@ -393,23 +406,35 @@ func (r *runner) population() error {
 	if !needed {
 		return nil
 	}
-	err := r.each(func(Candidate) error {
-		for pi, pop := range pops {
+	r.pops = pops
+	clones, err := eachParallel(r, func(w *runner, _ Candidate) (struct{}, error) {
+		for pi, pop := range w.pops {
 			if pop == nil {
 				continue
 			}
-			ok, err := r.allowed(pi)
+			ok, err := w.allowed(pi)
 			if err != nil {
-				return err
+				return struct{}{}, err
 			}
 			if ok {
-				pop.Add(r.cand.Person)
+				pop.Add(w.cand.Person)
 			}
 		}
-		return nil
-	})
+		return struct{}{}, nil
+	}, func(Candidate, struct{}) error { return nil })
+	r.pops = nil
 	if err != nil {
 		return err
+	}
+	for _, w := range clones {
+		if w == r {
+			continue
+		}
+		for pi, pop := range w.pops {
+			if pop != nil {
+				pops[pi].merge(pop)
+			}
+		}
 	}
 	for i := range r.set.list {
 		if pop := pops[r.pidx[i]]; pop != nil {

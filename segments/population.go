@@ -50,6 +50,15 @@ func (p *Population) Add(person Person) {
 	}
 }
 
+// merge adds the values of o, which collects the same metrics (a clone's,
+// parallel.go): thresholds depend on the values, not their order.
+func (p *Population) merge(o *Population) {
+	for i, m := range o.metrics {
+		j := p.index(m)
+		p.vals[j] = append(p.vals[j], o.vals[i]...)
+	}
+}
+
 // AddValue records one value of a metric (NaN is ignored).
 func (p *Population) AddValue(m Metric, x float64) {
 	if math.IsNaN(x) {
