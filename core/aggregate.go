@@ -60,7 +60,7 @@ type orderEvent struct {
 
 // aggregates holds the digests. Safe for concurrent use.
 type aggregates struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex // read-locked by lookups: evaluation runs on several workers
 	names    map[string]uint32
 	list     []string
 	nodes    map[uuid.UUID][]aggEvent
@@ -157,8 +157,8 @@ func (a *aggregates) drop(pids ...uuid.UUID) {
 // get returns a node's cached digest and the event names its name ids
 // index (an append-only list: the returned prefix stays valid).
 func (a *aggregates) get(pid uuid.UUID) ([]aggEvent, []string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	d, ok := a.nodes[pid]
 	return d, a.list, ok
 }

@@ -65,7 +65,7 @@ func newGateNode(traits map[string]json.RawMessage, times map[string]time.Time, 
 
 // gateCache holds the gate inputs of nodes. Safe for concurrent use.
 type gateCache struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex // read-locked by lookups: evaluation runs on several workers
 	nodes    map[uuid.UUID]*gateNode
 	building builds
 }
@@ -102,8 +102,8 @@ func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
 // getAll fills out[i] with the entry of pids[i] where there is one, under
 // one acquisition of the lock, and says whether all were there.
 func (g *gateCache) getAll(pids []uuid.UUID, out []*gateNode) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	all := true
 	for i, p := range pids {
 		out[i] = g.nodes[p]
@@ -113,8 +113,8 @@ func (g *gateCache) getAll(pids []uuid.UUID, out []*gateNode) bool {
 }
 
 func (g *gateCache) get(pid uuid.UUID) (*gateNode, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	n, ok := g.nodes[pid]
 	return n, ok
 }

@@ -393,6 +393,11 @@ func topCategory(orders []order) (string, bool) {
 // phone: present, not null, and not a blank string.
 // reachableRaw is reachableTrait of a raw trait value, read as Trait reads it.
 func reachableRaw(raw json.RawMessage) bool {
+	// A string without escapes (an email, a phone number) reads as its
+	// bytes: no decoding needed.
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 {
+		return strings.TrimSpace(string(raw[1:n-1])) != ""
+	}
 	var v any
 	if raw == nil || json.Unmarshal(raw, &v) != nil {
 		return false

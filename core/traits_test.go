@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -390,5 +391,27 @@ func TestComputeTraitsOrderIndependent(t *testing.T) {
 		if got := computeTraits(in, fixedNow).export(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("order-dependent:\n%v\n%v", got, want)
 		}
+	}
+}
+
+// reachableRaw's shortcut for plain strings agrees with decoding.
+func TestReachableRaw(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{
+		{`"p@example.com"`, true}, {`"+49 30 1234567"`, true}, {`""`, false}, {`"   "`, false},
+		{`" \t "`, false}, {`"\u0020"`, false}, {`"\u0041"`, true}, {`"a\"b"`, true},
+		{`null`, false}, {`0`, true}, {`false`, true}, {`{"x":1}`, true}, {`"`, false}, {``, false},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			var raw json.RawMessage
+			if tc.raw != "" {
+				raw = json.RawMessage(tc.raw)
+			}
+			if got := reachableRaw(raw); got != tc.want {
+				t.Errorf("reachableRaw(%s) = %v, want %v", tc.raw, got, tc.want)
+			}
+		})
 	}
 }
