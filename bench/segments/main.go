@@ -67,7 +67,7 @@ func main() {
 		seed      = flag.Uint64("seed", 1, "generator seed")
 		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the evaluations (a) to this file")
-		memprof   = flag.String("memprofile", "", "write a heap profile, taken after the evaluations (a), to this file")
+		memprof   = flag.String("memprofile", "", "write heap profiles, taken after the load (FILE.load) and after the evaluations (a), to FILE")
 	)
 	flag.Parse()
 	ctx := context.Background()
@@ -99,6 +99,9 @@ func main() {
 	total := load(ctx, c, pop)
 	fmt.Printf("data          %d profiles, %d messages (identify + events), now = %s\n", pop.n, total, now.Format(time.RFC3339))
 	fmt.Printf("custody load  %.1fs (%.0f msgs/s through core.Ingest, not compared)\n", time.Since(start).Seconds(), float64(total)/time.Since(start).Seconds())
+	if *memprof != "" {
+		writeHeap(*memprof + ".load")
+	}
 	_, _ = c.FlushLive(ctx, now) // nothing applied yet: drains the queue
 
 	var pg *pgx.Conn
