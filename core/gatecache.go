@@ -141,29 +141,35 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 // changed (see above). A node the group created has all its consent records
 // in the group: its entry is written through with them.
 func (c *CDP) gatesCommitted(st *groupState) {
-	created := make(map[uuid.UUID]bool, len(st.created))
-	for _, p := range st.created {
-		created[p] = true
+	var created map[uuid.UUID]bool
+	if len(st.consentRecs) > 0 {
+		created = make(map[uuid.UUID]bool, len(st.created))
+		for _, p := range st.created {
+			created[p] = true
+		}
+	}
+	// withRecords: the group holds all of the node's consent records.
+	withRecords := func(p uuid.UUID) bool {
+		_, ok := st.consentRecs[p]
+		return ok && created[p]
 	}
 	put := make(map[uuid.UUID]*gateNode, len(st.gates))
 	var drop []uuid.UUID
 	for _, w := range st.gates {
-		if !c.consented.has(w.pid) {
+		switch {
+		case !c.consented.has(w.pid):
 			put[w.pid] = w.node
-			continue
+		case withRecords(w.pid):
+			put[w.pid] = newGateNode(w.node.traits, w.node.times, inKeyOrder(st.consentRecs[w.pid]))
+		default:
+			drop = append(drop, w.pid)
 		}
-		if recs, ok := st.consentRecs[w.pid]; ok && created[w.pid] {
-			put[w.pid] = newGateNode(w.node.traits, w.node.times, inKeyOrder(recs))
-			continue
-		}
-		drop = append(drop, w.pid)
 	}
 	for _, p := range st.consents {
-		if _, ok := st.consentRecs[p]; ok && created[p] && put[p] != nil {
-			continue
+		if !withRecords(p) || put[p] == nil {
+			delete(put, p)
+			drop = append(drop, p)
 		}
-		delete(put, p)
-		drop = append(drop, p)
 	}
 	c.gates.put(put)
 	c.gates.invalidate(drop...)

@@ -68,22 +68,13 @@ func (r *runner) clone() *runner {
 // It returns the clones, so that callers can combine what each collected.
 func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error), reduce func(c Candidate, v T) error) ([]*runner, error) {
 	if r.workers <= 1 {
-		var verr error
-		err := r.each(func(c Candidate) error {
+		return []*runner{r}, r.each(func(c Candidate) error {
 			v, err := visit(r, c)
 			if err != nil {
 				return err
 			}
-			if err := reduce(c, v); err != nil {
-				verr = err
-				return err
-			}
-			return nil
+			return reduce(c, v)
 		})
-		if verr != nil {
-			return []*runner{r}, verr
-		}
-		return []*runner{r}, err
 	}
 	type batch struct {
 		cands []Candidate
