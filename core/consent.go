@@ -143,6 +143,9 @@ func (c *CDP) RecordConsent(ctx context.Context, req ConsentRequest) (privacy.Co
 		if err != nil {
 			return err
 		}
+		if err := c.writeUnlisted(tx, st); err != nil {
+			return err
+		}
 		if len(st.newPIDs) > 0 {
 			if err := c.vault.CreateDEKs(ctx, st.newPIDs); err != nil {
 				return err

@@ -179,7 +179,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 		return nil
 	}
 	if !incremental {
-		return c.replayComponent(tx, sorted, res)
+		return c.replayComponent(tx, sorted, res, st.unlisted)
 	}
 	// Load the clusters involved and apply the observation to them.
 	cl := identity.NewClusters(&c.rules, nil, nil)
@@ -189,7 +189,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	for r, rm := range roots {
 		cl.Add(rm.node(r))
 		cl.SetLast(r, rm.last)
-		ms, err := c.getMembers(tx, r)
+		ms, err := st.members(c, tx, r, rm)
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	}
 	cl.AddSeparations(seps...)
 	outcomes := cl.Apply(identity.Observation{Key: key, Nodes: sorted, Explicit: it.explicit})
-	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true, false)
+	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true, false, st.unlisted)
 }
 
 func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte) (identity.ObsKey, bool, error) {
@@ -237,7 +237,7 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 
 // replayComponent re-clusters every node connected to start through
 // observations, from scratch, and rewrites memberships and the journal.
-func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResult) error {
+func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResult, unlisted map[uuid.UUID]bool) error {
 	types := map[uuid.UUID]membership{}
 	oldRoot := map[uuid.UUID]uuid.UUID{}
 	obs := map[string]identity.Observation{}
@@ -300,7 +300,7 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 	// persistClusters replaces it by the replay's (fresh).
 	cl, outcomes := identity.Replay(&c.rules, nodes, list, seps)
 	c.metrics.replays.Inc()
-	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false, true)
+	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false, true, unlisted)
 }
 
 // journalEntry is the value of j/<from>/<order>/<into>.
@@ -317,9 +317,12 @@ type journalEntry struct {
 // persistClusters writes the memberships that changed, the member lists of
 // the clusters involved, and the outcomes to the journal. counted says
 // whether the outcomes are new (incremental) and so counted in res; fresh
-// says the journal of every node was dropped (replay).
+// says the journal of every node was dropped (replay). unlisted holds the
+// nodes created by this transaction whose one-member list is not written
+// yet (see groupState.unlisted): one merged away needs no deletion.
 func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uuid.UUID]membership,
-	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted, fresh bool) error {
+	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted, fresh bool,
+	unlisted map[uuid.UUID]bool) error {
 	roots := cl.Roots()
 	lists := map[uuid.UUID][]clusterMember{}
 	touched := map[uuid.UUID]bool{}
@@ -340,6 +343,9 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 	}
 	for r := range touched {
 		if _, ok := lists[r]; !ok {
+			if unlisted[r] && !tx.Pending(store.ClusterKey(r)) {
+				continue // never written: nothing to delete
+			}
 			if err := tx.Delete(store.ClusterKey(r)); err != nil {
 				return err
 			}

@@ -187,7 +187,7 @@ func replayAll(t *testing.T, c *CDP) {
 			}
 		}
 		for _, r := range roots {
-			if err := c.replayComponent(tx, []uuid.UUID{r}, &IngestResult{}); err != nil {
+			if err := c.replayComponent(tx, []uuid.UUID{r}, &IngestResult{}, nil); err != nil {
 				return err
 			}
 		}

@@ -359,10 +359,18 @@ type groupState struct {
 	consentRecs map[uuid.UUID][]keyedConsent
 	newPIDs     []uuid.UUID
 	created     []uuid.UUID // nodes the group created (pooled ids too)
-	gates       []gateWrite // gate inputs of the records the group wrote
-	dedup       map[string]bool
-	pids        [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
-	events      []nodeEvent   // stored events, for the digests once committed
+	// unlisted are the nodes the group created whose cluster list n/<pid>
+	// is not written yet. Most new nodes are merged into an older one by
+	// the very message that created them, and a one-member list written
+	// then deleted in the same transaction still leaves a tombstone to log
+	// and compact (a quarter of ingestion's n/ entries): the lists of the
+	// nodes still alone are written once the group is resolved
+	// (writeUnlisted).
+	unlisted map[uuid.UUID]bool
+	gates    []gateWrite // gate inputs of the records the group wrote
+	dedup    map[string]bool
+	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
+	events   []nodeEvent   // stored events, for the digests once committed
 }
 
 func newGroupState(jobs int) *groupState {
@@ -373,6 +381,8 @@ func newGroupState(jobs int) *groupState {
 		dirty:   map[uuid.UUID]bool{},
 		dedup:   map[string]bool{},
 		pids:    make([][]uuid.UUID, jobs),
+
+		unlisted: map[uuid.UUID]bool{},
 	}
 }
 
@@ -418,6 +428,9 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			st.pids[gi][ii] = pid
 			j.res.Accepted++
 		}
+	}
+	if err := c.writeUnlisted(tx, st); err != nil {
+		return nil, err
 	}
 	// Data keys for new nodes are durable in the vault before anything
 	// sealed with them is committed.
@@ -585,15 +598,43 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	if err := c.setMember(tx, pid, membership{root: pid, typ: id.typ, token: token}); err != nil {
 		return uuid.Nil, false, err
 	}
-	if err := tx.Set(store.ClusterKey(pid), encodeMembers([]clusterMember{{pid: pid, token: token, typ: id.typ}})); err != nil {
-		return uuid.Nil, false, err
-	}
+	st.unlisted[pid] = true
 	st.ids[string(id.key)] = pid
 	c.idFilter.add(identifierHash(id.key))
 	st.records[pid] = &nodeRecord{ID: pid, Type: id.typ, Value: id.value, Blocked: id.blocked, CreatedAt: now, FirstSeen: seen}
 	st.dirty[pid] = true
 	st.created = append(st.created, pid)
 	return pid, true, nil
+}
+
+// members returns root's cluster; rm is root's membership. A node created
+// by this group that has no list yet is a cluster of its own.
+func (st *groupState) members(c *CDP, tx *store.Txn, root uuid.UUID, rm membership) ([]clusterMember, error) {
+	if st.unlisted[root] && !tx.Pending(store.ClusterKey(root)) {
+		return []clusterMember{{pid: root, token: rm.token, typ: rm.typ}}, nil
+	}
+	return c.getMembers(tx, root)
+}
+
+// writeUnlisted writes the one-member cluster list of every node the group
+// created that is still a cluster of its own (see groupState.unlisted).
+func (c *CDP) writeUnlisted(tx *store.Txn, st *groupState) error {
+	for pid := range st.unlisted {
+		if tx.Pending(store.ClusterKey(pid)) {
+			continue // root of a larger cluster: persistClusters wrote it
+		}
+		m, err := c.getMember(tx, pid)
+		if err != nil {
+			return err
+		}
+		if m.root != pid {
+			continue // merged into another node
+		}
+		if err := tx.Set(store.ClusterKey(pid), encodeMembers([]clusterMember{{pid: pid, token: m.token, typ: m.typ}})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *CDP) lookupID(tx *store.Txn, st *groupState, key []byte) (uuid.UUID, error) {

@@ -77,7 +77,7 @@ func (c *CDP) Unmerge(ctx context.Context, pid uuid.UUID, reason string) (Unmerg
 		c.seps[pid] = append(c.seps[pid], into)
 		c.seps[into] = append(c.seps[into], pid)
 		var res IngestResult
-		if err := c.replayComponent(tx, []uuid.UUID{pid, into}, &res); err != nil {
+		if err := c.replayComponent(tx, []uuid.UUID{pid, into}, &res, nil); err != nil {
 			return err
 		}
 		a, err := c.getMember(tx, pid)
