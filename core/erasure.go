@@ -486,6 +486,8 @@ func (c *CDP) rotationDone(ctx context.Context, pending map[string]time.Time) ([
 
 // rotateIfDue runs the KEK rotation when a deletion's window has passed.
 func (c *CDP) rotateIfDue(ctx context.Context) (bool, error) {
+	c.rotating.Lock()
+	defer c.rotating.Unlock()
 	pending, err := c.pendingRotations(ctx)
 	if err != nil {
 		return false, err
