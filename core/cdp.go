@@ -82,14 +82,15 @@ type CDP struct {
 	// (fault injection: an error there stands for a crash).
 	eraseHook func(step string) error
 
-	jobs chan *job
-	stop chan struct{}
+	jobs    chan *job
+	stop    chan struct{}
+	stopped chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+
 	// rotating serialises rotateIfDue: the scheduled check and `keys
 	// rotate` (or a test) must not both see a rotation due and run two.
 	rotating sync.Mutex
-	stopped  chan struct{}
-	wg       sync.WaitGroup
-	closeMu  sync.Once
 }
 
 func (o *Options) defaults() {

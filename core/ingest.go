@@ -363,7 +363,7 @@ type groupState struct {
 	// is not written yet. Most new nodes are merged into an older one by
 	// the very message that created them, and a one-member list written
 	// then deleted in the same transaction still leaves a tombstone to log
-	// and compact (a quarter of ingestion's n/ entries): the lists of the
+	// and compact (5.7% of ingestion's store entries): the lists of the
 	// nodes still alone are written once the group is resolved
 	// (writeUnlisted).
 	unlisted map[uuid.UUID]bool

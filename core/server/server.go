@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/tls"
@@ -263,27 +264,14 @@ func readBody(r *http.Request, limit int) ([]byte, bool, error) {
 	return b, len(b) > limit, nil
 }
 
-// readAll is io.ReadAll with a first buffer of hint bytes (the request's
-// Content-Length): a batch is read into one allocation instead of a
-// doubling series (6% of the bytes ingestion allocated).
+// readAll is io.ReadAll with room for hint bytes (the request's
+// Content-Length) made first: a batch is read into one allocation instead
+// of a doubling series (6% of the bytes ingestion allocated).
 func readAll(rd io.Reader, hint int64) ([]byte, error) {
-	if hint <= 0 {
-		return io.ReadAll(rd)
-	}
-	b := make([]byte, 0, hint+1) // +1: the read that sees EOF needs room
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := rd.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
+	var buf bytes.Buffer
+	buf.Grow(int(max(hint, 0)) + bytes.MinRead) // ReadFrom wants MinRead free
+	_, err := buf.ReadFrom(rd)
+	return buf.Bytes(), err
 }
 
 // bodyProblem says why a request body could not be read.
