@@ -52,9 +52,9 @@ type CDP struct {
 	// Owned by the committer goroutine (see resolvecache.go).
 	ids       *idCache
 	obs       *obsCache
-	dedup     *bloom // messageId markers
-	idFilter  *bloom // identifier index entries
-	obsFilter *bloom // observations
+	seen      *seenSet // messageIds committed within the window (dedup.go)
+	idFilter  *bloom   // identifier index entries
+	obsFilter *bloom   // observations
 	seps      separationSet
 	// suppressed holds the identifier index keys of deleted people.
 	suppressed map[string]bool
@@ -250,6 +250,11 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		_ = st.Close()
 		_ = vault.Close()
 		return nil, fmt.Errorf("load filters: %w", err)
+	}
+	if err := c.loadSeen(ctx); err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, err
 	}
 	c.startPIDPool()
 	c.wg.Add(1)

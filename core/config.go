@@ -77,7 +77,8 @@ type IngestConfig struct {
 	// IdentifierCacheSize is how many identifier -> profile mappings the
 	// committer keeps in memory.
 	IdentifierCacheSize int `yaml:"identifier_cache_size"`
-	// DedupFilterCapacity sizes the in-memory filter of recent messageIds
+	// DedupFilterCapacity sizes the in-memory filters of identifier index
+	// entries and observations
 	// (10 bits each); it grows by itself when outgrown.
 	DedupFilterCapacity int `yaml:"dedup_filter_capacity"`
 }

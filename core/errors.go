@@ -27,6 +27,8 @@ var (
 	ErrClosed = errors.New("custody is shutting down")
 	// ErrInvalidInput: a lookup or request argument is wrong.
 	ErrInvalidInput = errors.New("invalid input")
+	// ErrCorrupt: a stored record does not decode.
+	ErrCorrupt = errors.New("corrupt record in the store")
 )
 
 // Backup and restore errors.

@@ -47,10 +47,10 @@ func (r *IngestResult) add(o IngestResult) {
 type prepared struct {
 	msg      *event.Message
 	payload  []byte
-	mid      [16]byte
-	dedup    []byte
-	ids      []idRef // strongest first
-	explicit bool    // alias: an explicit merge instruction
+	mid      [16]byte // first 16 bytes of the messageId's keyed hash
+	seen     uint64   // seenHash(mid)
+	ids      []idRef  // strongest first
+	explicit bool     // alias: an explicit merge instruction
 	ts       int64
 	agg      orderEvent // for the digests (aggregate.go)
 }
@@ -118,7 +118,7 @@ func (c *CDP) prepare(m *event.Message) (prepared, error) {
 	p := prepared{msg: m, payload: payload, ts: m.Timestamp.UnixNano(), explicit: m.Type == event.Alias, agg: summarise(m)}
 	sum := c.hasher.Sum("message_id", m.MessageID)
 	copy(p.mid[:], sum)
-	p.dedup = store.DedupKey(sum)
+	p.seen = seenHash(p.mid)
 	seen := map[string]bool{}
 	add := func(t identity.Type, v string) {
 		if v == "" {
@@ -266,7 +266,11 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 	if err != nil {
 		return fail(err)
 	}
-	st, err := c.applyGroup(ctx, tx, group)
+	var prevState *groupState
+	if prev != nil {
+		prevState = prev.st
+	}
+	st, err := c.applyGroup(ctx, tx, group, prevState)
 	if errors.Is(err, store.ErrTxnTooBig) && len(group) > 1 {
 		// Too much for one transaction: let the group in flight finish,
 		// then commit the halves one after the other.
@@ -337,7 +341,10 @@ func (c *CDP) publish(ctx context.Context, st *groupState) {
 	for k, key := range st.obs {
 		c.obs.put([]byte(k), key)
 	}
-	if c.dedup.full() || c.idFilter.full() || c.obsFilter.full() {
+	for _, mid := range st.seen {
+		c.seen.add(seenHash(mid), st.now)
+	}
+	if c.idFilter.full() || c.obsFilter.full() {
 		if err := c.loadFilters(ctx); err != nil {
 			c.log.Error("reload filters", "err", err)
 		}
@@ -368,7 +375,12 @@ type groupState struct {
 	// (writeUnlisted).
 	unlisted map[uuid.UUID]bool
 	gates    []gateWrite // gate inputs of the records the group wrote
-	dedup    map[string]bool
+	// seen are the messageIds the group accepted (dedup.go), seenIn the
+	// same as a set, and prevSeen the group in flight's, not yet in c.seen.
+	seen     [][16]byte
+	seenIn   map[uint64]bool
+	prevSeen map[uint64]bool
+	now      time.Time
 	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
 	events   []nodeEvent   // stored events, for the digests once committed
 }
@@ -379,48 +391,39 @@ func newGroupState(jobs int) *groupState {
 		obs:     map[string]identity.ObsKey{},
 		records: map[uuid.UUID]*nodeRecord{},
 		dirty:   map[uuid.UUID]bool{},
-		dedup:   map[string]bool{},
+		seenIn:  map[uint64]bool{},
 		pids:    make([][]uuid.UUID, jobs),
 
 		unlisted: map[uuid.UUID]bool{},
 	}
 }
 
-func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*groupState, error) {
+func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job, prev *groupState) (*groupState, error) {
 	now := c.now().UTC()
 	st := newGroupState(len(group))
+	st.now = now
+	c.seen.expire(now)
+	if prev != nil {
+		st.prevSeen = prev.seenIn
+	}
 	// Pass 1: de-duplicate and resolve every message to a node.
 	for gi, j := range group {
 		j.res = IngestResult{}
 		st.pids[gi] = make([]uuid.UUID, len(j.items))
 		for ii := range j.items {
 			it := &j.items[ii]
-			dk := string(it.dedup)
-			if st.dedup[dk] {
+			// In this group, in the group still being committed under
+			// this one, or committed within the window.
+			if st.seenIn[it.seen] || st.prevSeen[it.seen] || c.seen.has(it.seen) {
 				j.res.Duplicates++
 				continue
-			}
-			if tx.Pending(it.dedup) {
-				// Seen in the group still being committed under this one.
-				j.res.Duplicates++
-				continue
-			}
-			if c.dedup.mayContain(it.dedup[len(store.PrefixDedup):]) {
-				seen, err := tx.Has(it.dedup)
-				if err != nil {
-					return nil, err
-				}
-				if seen {
-					j.res.Duplicates++
-					continue
-				}
 			}
 			if c.isSuppressed(it) {
 				j.res.Suppressed++
 				continue
 			}
-			st.dedup[dk] = true
-			c.dedup.add(it.dedup[len(store.PrefixDedup):])
+			st.seenIn[it.seen] = true
+			st.seen = append(st.seen, it.mid)
 			pid, err := c.resolve(tx, st, it, &j.res, now)
 			if err != nil {
 				return nil, err
@@ -490,7 +493,9 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 	}); err != nil {
 		return nil, err
 	}
-	ttl := c.cfg.Ingest.DedupWindow.D()
+	if err := c.writeDedup(tx, st, now); err != nil {
+		return nil, err
+	}
 	wi := 0
 	for _, j := range group {
 		for ii := range j.items {
@@ -501,9 +506,6 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job) (*gro
 			// Events are never read back by the committer: kept out of
 			// the overlay.
 			if err := tx.SetUnread(sealed[wi].key, sealed[wi].val); err != nil {
-				return nil, err
-			}
-			if err := tx.SetWithTTL(it.dedup, nil, ttl); err != nil {
 				return nil, err
 			}
 			st.events = append(st.events, nodeEvent{pid: workPID[wi], ev: it.agg})

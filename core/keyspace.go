@@ -117,7 +117,7 @@ func pointKeys(key func(uuid.UUID) []byte) func(*CDP, context.Context, *store.Tx
 // the transaction commits.
 var keyspace = []prefixRule{
 	{prefix: store.PrefixMeta, why: "store metadata: schema version, creation time"},
-	{prefix: store.PrefixDedup, why: "messageId markers: a keyed hash of the id and no profile id; they expire after the dedup window"},
+	{prefix: store.PrefixDedup, why: "messageId records: keyed hashes of the ids of one committed group and no profile id; they expire after the dedup window"},
 	{prefix: store.PrefixAPIKey, why: "API key records: hashed keys, role, name of the key"},
 	{prefix: store.PrefixAudit, why: "audit log: counts, hashes and profile ids only (no personal data); kept as the proof of what was done"},
 	{prefix: store.PrefixSegmentDef, why: "segment definitions"},

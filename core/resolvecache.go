@@ -78,8 +78,8 @@ func (c *obsCache) put(k []byte, v identity.ObsKey) {
 	c.next = (c.next + 1) % len(c.ring)
 }
 
-// bloom is a Bloom filter over keys the committer alone writes (messageId
-// markers, identifier index entries, observations). A "no" is certain, so
+// bloom is a Bloom filter over keys the committer alone writes (identifier
+// index entries, observations). A "no" is certain, so
 // something new costs no store read; a "maybe" is checked against the
 // store. Only the committer touches it. The keys end in keyed hashes, so
 // their bytes serve as the filter's hashes (double hashing on 16 bytes).
@@ -163,11 +163,6 @@ func observationHash(k []byte) []byte {
 // again when one outgrows its size).
 func (c *CDP) loadFilters(ctx context.Context) error {
 	var err error
-	if c.dedup, err = c.loadBloom(ctx, []byte(store.PrefixDedup), c.cfg.Ingest.DedupFilterCapacity, func(k []byte) []byte {
-		return k[len(store.PrefixDedup):]
-	}); err != nil {
-		return err
-	}
 	if c.idFilter, err = c.loadBloom(ctx, []byte(store.PrefixIdentifier), c.cfg.Ingest.DedupFilterCapacity, identifierHash); err != nil {
 		return err
 	}

@@ -40,9 +40,14 @@
 //	                                 x:<externalId type>; hmac = HMAC-SHA256 of
 //	                                 the normalised value under the identifier
 //	                                 subkey. No plaintext identifier in keys.
-//	u/<hmac:32>                      messageId de-duplication marker, empty
-//	                                 value, expires after the dedup window;
-//	                                 holds nothing that links to a person
+//	u/g/<at:8><nonce:8>              messageIds accepted by one committed
+//	                                 group: their keyed hashes (16 bytes
+//	                                 each), at = commit time (unix ns);
+//	                                 expires after the dedup window; holds
+//	                                 nothing that links to a person
+//	u/<hmac:32>                      the same for one message, empty value
+//	                                 (written before group records; read
+//	                                 until they expire)
 //	k/<sha256(api key):32>           API key record (name, role, created);
 //	                                 the key itself is never stored
 //	m/<pid>                          identity node's cluster: root pid (16),

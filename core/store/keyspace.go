@@ -129,11 +129,28 @@ func IdentifierKey(typ string, hash []byte) []byte {
 	return append(k, hash...)
 }
 
-// DedupKey is u/<hash>.
-func DedupKey(hash []byte) []byte {
-	k := make([]byte, 0, len(PrefixDedup)+len(hash))
+// DedupGroupKey is u/g/<at:8><nonce:8>, at in unix nanoseconds.
+func DedupGroupKey(at int64, nonce [8]byte) []byte {
+	k := make([]byte, 0, dedupGroupKeyLen)
 	k = append(k, PrefixDedup...)
-	return append(k, hash...)
+	k = append(k, "g/"...)
+	k = binary.BigEndian.AppendUint64(k, uint64(at))
+	return append(k, nonce[:]...)
+}
+
+const dedupGroupKeyLen = len(PrefixDedup) + 2 + 8 + 8
+
+// ParseDedupKey tells a group record (u/g/<at><nonce>: group set, at its
+// time) from a per-message marker of schema-1 stores before groups
+// (u/<hmac:32>: marker set, its hash's first 8 bytes in hash).
+func ParseDedupKey(k []byte) (at int64, hash uint64, group, marker bool) {
+	switch {
+	case len(k) == dedupGroupKeyLen && string(k[:len(PrefixDedup)+2]) == string(PrefixDedup)+"g/":
+		return int64(binary.BigEndian.Uint64(k[len(PrefixDedup)+2:])), 0, true, false
+	case len(k) == len(PrefixDedup)+32 && string(k[:len(PrefixDedup)]) == string(PrefixDedup):
+		return 0, binary.BigEndian.Uint64(k[len(PrefixDedup):]), false, true
+	}
+	return 0, 0, false, false
 }
 
 // APIKeyKey is k/<hash>.
