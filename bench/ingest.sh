@@ -8,7 +8,7 @@
 #
 # Environment knobs (defaults in brackets):
 #   CUSTODY_BIN [bin/custody]   MESSAGES [1000000]  BATCH [100]
-#   CONCURRENCY [16]            USERS [100000]      SEED [42]
+#   CONCURRENCY [64]            USERS [100000]      SEED [42]
 #   ROUNDS [1]  alternating custody/postgres rounds; the median is reported
 #   MAX_TIME [180s] per run     SKIP_PG [0]         PG_SHARED_BUFFERS [1GB]
 #   PG_BIN [auto: /usr/local/bin, /usr/lib/postgresql/15/bin, else apt-get]
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 CUSTODY_BIN=${CUSTODY_BIN:-bin/custody}
 MESSAGES=${MESSAGES:-1000000}
 BATCH=${BATCH:-100}
-CONCURRENCY=${CONCURRENCY:-16}
+CONCURRENCY=${CONCURRENCY:-64}
 USERS=${USERS:-100000}
 SEED=${SEED:-42}
 ROUNDS=${ROUNDS:-1}

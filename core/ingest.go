@@ -729,9 +729,9 @@ func (c *CDP) putRecord(ctx context.Context, tx *store.Txn, p *nodeRecord) error
 }
 
 func (c *CDP) sealRecord(ctx context.Context, p *nodeRecord) ([]byte, []byte, error) {
-	plain, err := json.Marshal(p)
+	plain, err := p.appendJSON(make([]byte, 0, 512))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("encode profile %s: %w", p.ID, err)
 	}
 	key := store.ProfileKey(p.ID)
 	sealed, err := c.vault.Seal(ctx, p.ID, key, plain)
