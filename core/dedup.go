@@ -96,18 +96,8 @@ func (s *hashSet) has(h uint64) bool {
 	if len(s.slots) == 0 {
 		return false
 	}
-	if h == 0 {
-		h = 1
-	}
-	mask := uint64(len(s.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		switch s.slots[i] {
-		case h:
-			return true
-		case 0:
-			return false
-		}
-	}
+	_, found := s.probe(h)
+	return found
 }
 
 // add inserts h and says whether it was new.
@@ -115,18 +105,25 @@ func (s *hashSet) add(h uint64) bool {
 	if (s.n+1)*4 > len(s.slots)*3 {
 		s.grow()
 	}
-	if h == 0 {
-		h = 1
+	i, found := s.probe(h)
+	if !found {
+		s.slots[i] = max(h, 1)
+		s.n++
 	}
+	return !found
+}
+
+// probe finds h's slot, or the empty slot where it would go (the table is
+// never full, so the walk ends).
+func (s *hashSet) probe(h uint64) (uint64, bool) {
+	h = max(h, 1)
 	mask := uint64(len(s.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		switch s.slots[i] {
 		case h:
-			return false
+			return i, true
 		case 0:
-			s.slots[i] = h
-			s.n++
-			return true
+			return i, false
 		}
 	}
 }

@@ -103,33 +103,11 @@ func (p *nodeRecord) appendJSON(b []byte) ([]byte, error) {
 	if b, err = appendJSONTime(b, p.FirstSeen); err != nil {
 		return nil, err
 	}
-	if len(p.Traits) > 0 {
-		b = append(b, `,"traits":{`...)
-		for i, k := range slices.Sorted(maps.Keys(p.Traits)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			if b, err = appendJSONRaw(b, p.Traits[k]); err != nil {
-				return nil, err
-			}
-		}
-		b = append(b, '}')
+	if b, err = appendJSONObject(b, `,"traits":`, p.Traits, appendJSONRaw); err != nil {
+		return nil, err
 	}
-	if len(p.TraitTimes) > 0 {
-		b = append(b, `,"trait_times":{`...)
-		for i, k := range slices.Sorted(maps.Keys(p.TraitTimes)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			if b, err = appendJSONTime(b, p.TraitTimes[k]); err != nil {
-				return nil, err
-			}
-		}
-		b = append(b, '}')
+	if b, err = appendJSONObject(b, `,"trait_times":`, p.TraitTimes, appendJSONTime); err != nil {
+		return nil, err
 	}
 	if len(p.History) > 0 {
 		b = append(b, `,"history":[`...)
@@ -150,6 +128,29 @@ func (p *nodeRecord) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, '}')
 		}
 		b = append(b, ']')
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONObject writes field (with its leading comma) and m as an
+// object with sorted keys, as encoding/json does; nothing if m is empty
+// (omitempty).
+func appendJSONObject[V any](b []byte, field string, m map[string]V, value func([]byte, V) ([]byte, error)) ([]byte, error) {
+	if len(m) == 0 {
+		return b, nil
+	}
+	b = append(b, field...)
+	b = append(b, '{')
+	var err error
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		if b, err = value(b, m[k]); err != nil {
+			return nil, err
+		}
 	}
 	return append(b, '}'), nil
 }
