@@ -1,7 +1,6 @@
 package core
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -85,8 +84,9 @@ func (p *nodeRecord) addHistory(k string, v json.RawMessage, ts time.Time) {
 // as bytes (mergeTraits), so a value must read back as json.Marshal
 // would have stored it.
 func (p *nodeRecord) appendJSON(b []byte) ([]byte, error) {
+	id, _ := p.ID.MarshalText() // what encoding/json calls; never fails
 	b = append(b, `{"id":"`...)
-	b = appendUUID(b, p.ID)
+	b = append(b, id...)
 	b = append(b, `","type":`...)
 	b = appendJSONString(b, string(p.Type))
 	b = append(b, `,"value":`...)
@@ -153,20 +153,6 @@ func appendJSONObject[V any](b []byte, field string, m map[string]V, value func(
 		}
 	}
 	return append(b, '}'), nil
-}
-
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	var s [36]byte
-	hex.Encode(s[:8], id[:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], id[10:])
-	return append(b, s[:]...)
 }
 
 // appendJSONString quotes s; a string with anything encoding/json escapes
