@@ -243,14 +243,55 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 	}()
 	loader := fresh.NewLoader()
 	var suppress [][]byte
-	obsDrops := map[uuid.UUID][][]byte{}
+	legacy := false
 	deletedSeen := map[uuid.UUID]bool{}
 	rep.Backup, err = store.ReadBackup(ctx, r, backupKey, store.BackupVisitor{Record: func(k, v []byte, exp uint64) error {
 		prefix := store.PrefixOf(k)
 		if current != nil && isCarried(k) {
 			return nil
 		}
-		if rule := ruleFor(k); rule != nil && rule.personal() {
+		if store.Prefix(prefix) == store.PrefixObsLegacy {
+			legacy = true // converted below, without what names deleted people
+		}
+		if rule := ruleFor(k); rule != nil && rule.prefix == store.PrefixObs {
+			// A list of a person still here may name someone deleted
+			// since (a refused merge linked them): keep the rest.
+			if owner := pidAt(k, len(store.PrefixObs)); len(owner) == 1 {
+				st, err := state.of(ctx, owner[0])
+				if err != nil {
+					return err
+				}
+				if st == keyShredded {
+					rep.Unopenable[prefix]++
+					deletedSeen[owner[0]] = true
+					return nil
+				}
+			}
+			var ferr error
+			kept, dropped, err := filterObs(v, func(e obsEntry) bool {
+				for i := range e.count() {
+					st, err := state.of(ctx, e.node(i))
+					if err != nil {
+						ferr = err
+					}
+					if st == keyShredded {
+						deletedSeen[e.node(i)] = true
+						return true
+					}
+				}
+				return false
+			})
+			if err = errors.Join(err, ferr); err != nil {
+				return err
+			}
+			if dropped > 0 {
+				rep.Unopenable[prefix]++
+				if len(kept) == 0 {
+					return nil
+				}
+				v = kept
+			}
+		} else if rule != nil && rule.personal() {
 			pids := rule.pids(k, v)
 			for i, p := range pids {
 				st, err := state.of(ctx, p)
@@ -261,12 +302,8 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 				case keyShredded:
 					rep.Unopenable[prefix]++
 					deletedSeen[p] = true
-					switch {
-					case rule.prefix == store.PrefixIdentifier:
+					if rule.prefix == store.PrefixIdentifier {
 						suppress = append(suppress, k)
-					case rule.prefix == store.PrefixObs && i > 0:
-						// Another person's observation naming them.
-						obsDrops[pids[0]] = append(obsDrops[pids[0]], k[len(k)-16:])
 					}
 					return nil
 				case keyMissing:
@@ -313,20 +350,16 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 	if err := loader.Flush(); err != nil {
 		return rep, fmt.Errorf("restore: %w", err)
 	}
-	if len(obsDrops) > 0 {
-		if err := fresh.Update(ctx, func(tx *store.Txn) error {
-			for pid, hs := range obsDrops {
-				for _, h := range hs {
-					if err := tx.Delete(store.ObsKeyFor(pid, h)); err != nil {
-						return err
-					}
-				}
-				if err := dropFromObsList(tx, pid, hs); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
+	if legacy {
+		// A backup of schema version 1: its observations become o/ lists
+		// here, without the lists and entries of people deleted since.
+		if _, err := upgradeObservations(ctx, fresh, func(p uuid.UUID) (bool, error) {
+			st, err := state.of(ctx, p)
+			return st == keyShredded, err
+		}, upgradeKeysPerTxn); err != nil {
+			return rep, fmt.Errorf("restore: %w", err)
+		}
+		if err := fresh.SetSchema(ctx, store.SchemaVersion); err != nil {
 			return rep, fmt.Errorf("restore: %w", err)
 		}
 	}

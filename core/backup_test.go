@@ -31,7 +31,11 @@ type shreddingFixture struct {
 	secrets []string
 }
 
-func newShreddingFixture(t *testing.T) *shreddingFixture {
+func newShreddingFixture(t *testing.T) *shreddingFixture { return newShreddingFixtureOf(t, false) }
+
+// newShreddingFixtureOf, with schema1, takes the backup of a store still
+// keeping observations as schema version 1 did (an older release's backup).
+func newShreddingFixtureOf(t *testing.T, schema1 bool) *shreddingFixture {
 	t.Helper()
 	f := &shreddingFixture{cfg: testConfig(t), secrets: []string{"gone@example.com", "Gonzo", "user-gone"}}
 	c := openTest(t, f.cfg)
@@ -44,6 +48,9 @@ func newShreddingFixture(t *testing.T) *shreddingFixture {
 		`{"type":"identify","messageId":"b2","userId":"stays","anonymousId":"dev-gone","timestamp":"2026-10-02T09:00:00Z"}`,
 	)
 	consentSet(t, c, "gone@example.com", "marketing.communications.email", "granted", "2026-10-01T00:00:00Z", nil)
+	if schema1 {
+		downgradeObservations(t, c)
+	}
 	var buf bytes.Buffer
 	info, err := c.Backup(ctx, &buf)
 	if err != nil {
@@ -174,16 +181,18 @@ func TestRestoreBackupTakenBeforeDeletion(t *testing.T) {
 		oldVault    bool // the vault too is restored from its backup of before the deletion
 		wantAudit   string
 		wantReplace bool
+		schema1     bool // a backup of schema version 1 (observations under g/)
 	}{
-		{"over the current store", false, false, "appended", true},
-		{"into an empty data directory", true, false, "reanchored", false},
+		{"over the current store", false, false, "appended", true, false},
+		{"into an empty data directory", true, false, "reanchored", false, false},
 		// The old vault still holds the deleted person's keys: the deletion
 		// certificates on the kept audit log shred them again.
-		{"with the vault restored from before the deletion", false, true, "reanchored", true},
+		{"with the vault restored from before the deletion", false, true, "reanchored", true, false},
+		{"a backup of schema version 1", false, false, "appended", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newShreddingFixture(t)
+			f := newShreddingFixtureOf(t, tc.schema1)
 			if tc.oldVault {
 				if err := os.RemoveAll(f.cfg.vaultDir()); err != nil {
 					t.Fatal(err)
@@ -211,6 +220,9 @@ func TestRestoreBackupTakenBeforeDeletion(t *testing.T) {
 			if rep.DeletedProfiles != len(f.cert.Profiles) || rep.Unopenable["p/"] != int64(len(f.cert.Profiles)) || rep.Unopenable["e/"] != 2 ||
 				rep.Unopenable["i/"] < 2 || rep.Unopenable["c/"] != 1 || rep.Audit != tc.wantAudit || rep.ReplacedStore != tc.wantReplace {
 				t.Fatalf("restore report %s", js)
+			}
+			if tc.schema1 != (rep.Restored["g/"] > 0) || rep.Restored["o/"] > 0 && tc.schema1 {
+				t.Fatalf("restored observations %d under g/, %d under o/", rep.Restored["g/"], rep.Restored["o/"])
 			}
 			if tc.oldVault != (rep.Reshredded == len(f.cert.Profiles)) {
 				t.Fatalf("re-shredded %d keys: %s", rep.Reshredded, js)

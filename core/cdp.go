@@ -246,6 +246,11 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		_ = vault.Close()
 		return nil, fmt.Errorf("load consent index: %w", err)
 	}
+	if err := c.upgrade(ctx); err != nil {
+		_ = st.Close()
+		_ = vault.Close()
+		return nil, fmt.Errorf("upgrade store: %w", err)
+	}
 	if err := c.loadFilters(ctx); err != nil {
 		_ = st.Close()
 		_ = vault.Close()

@@ -135,22 +135,16 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	if replaced && !key.Less(prev) {
 		return nil // the same evidence, seen no later: nothing changes
 	}
-	rec := append(key.Bytes(), make([]byte, 0, 16*len(sorted))...)
 	for _, n := range sorted {
-		rec = append(rec, n[:]...)
-	}
-	for _, n := range sorted {
-		if err := tx.Set(store.ObsKeyFor(n, h), rec); err != nil {
+		list, err := tx.Get(store.ObsListKey(n))
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if !replaced {
-			list, err := tx.Get(store.ObsListKey(n))
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-			if err := tx.Set(store.ObsListKey(n), append(list, h...)); err != nil {
-				return err
-			}
+		if list, err = putObs(list, h, key, sorted); err != nil {
+			return fmt.Errorf("observations of %s: %w", n, err)
+		}
+		if err := tx.Set(store.ObsListKey(n), list); err != nil {
+			return err
 		}
 	}
 	st.obs[string(h)] = key
@@ -216,18 +210,22 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 	if k, ok := c.obs.get(h); ok {
 		return k, true, nil
 	}
-	key := store.ObsKeyFor(first, h)
+	key := store.ObsListKey(first)
 	if !c.obsFilter.mayContain(h) && !tx.Pending(key) {
 		return identity.ObsKey{}, false, nil // certainly new
 	}
-	v, err := tx.Get(key)
+	list, err := tx.Get(key)
 	if errors.Is(err, store.ErrNotFound) {
 		return identity.ObsKey{}, false, nil
 	}
 	if err != nil {
 		return identity.ObsKey{}, false, err
 	}
-	k, ok := identity.ParseObsKey(v[:24])
+	e, found, err := findObs(list, h)
+	if err != nil || !found {
+		return identity.ObsKey{}, false, err
+	}
+	k, ok := identity.ParseObsKey(e.key)
 	if !ok {
 		return k, false, fmt.Errorf("observation record: bad key")
 	}
@@ -265,27 +263,28 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 		if err != nil {
 			return err
 		}
-		for i := 0; i+16 <= len(list); i += 16 {
-			h := list[i : i+16]
-			if _, ok := obs[string(h)]; ok {
-				continue
+		var bad error
+		if err := walkObs(list, func(e obsEntry) bool {
+			if _, ok := obs[string(e.hash)]; ok {
+				return true
 			}
-			v, err := tx.Get(store.ObsKeyFor(n, h))
-			if err != nil {
-				return fmt.Errorf("observation record: %w", err)
+			key, ok := identity.ParseObsKey(e.key)
+			if !ok {
+				bad = fmt.Errorf("observation list of %s: %w (order key)", n, ErrCorrupt)
+				return false
 			}
-			key, ok := identity.ParseObsKey(v[:24])
-			if !ok || (len(v)-24)%16 != 0 {
-				return fmt.Errorf("observation record: corrupt")
+			o := identity.Observation{Key: key, Explicit: key.Tie[0]&0x80 != 0, Nodes: make([]uuid.UUID, e.count())}
+			for i := range o.Nodes {
+				o.Nodes[i] = e.node(i)
 			}
-			o := identity.Observation{Key: key, Explicit: key.Tie[0]&0x80 != 0}
-			for i := 24; i < len(v); i += 16 {
-				var p uuid.UUID
-				copy(p[:], v[i:i+16])
-				o.Nodes = append(o.Nodes, p)
-				queue = append(queue, p)
-			}
-			obs[string(h)] = o
+			queue = append(queue, o.Nodes...)
+			obs[string(e.hash)] = o
+			return true
+		}); err != nil {
+			return fmt.Errorf("observation list of %s: %w", n, err)
+		}
+		if bad != nil {
+			return bad
 		}
 	}
 	nodes := make([]identity.Node, 0, len(types))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -190,17 +191,13 @@ var keyspace = []prefixRule{
 	{prefix: store.PrefixJournal, pids: keyPID(store.PrefixJournal), find: pointKeys(store.JournalKey), report: "person.merges via p/"},
 	{
 		prefix: store.PrefixObs,
-		pids: func(k, v []byte) []uuid.UUID {
-			out := pidAt(k, len(store.PrefixObs))
-			if len(k) > len(store.PrefixObs)+16 { // an observation: its nodes
-				for j := 24; j+16 <= len(v); j += 16 {
-					out = append(out, uuid.UUID(v[j:j+16]))
-				}
-			}
-			return out
-		},
+		pids:   obsPIDs,
+		// A member's list is erased; an observation that also names
+		// people outside the cluster (a refused merge links them) is
+		// dropped from their lists too, found as o/<other>/<hash>.
 		find: func(_ *CDP, _ context.Context, tx *store.Txn, p *personScope) ([][]byte, error) {
 			var keys [][]byte
+			seen := map[string]bool{}
 			for _, m := range p.members {
 				list, err := tx.Get(store.ObsListKey(m))
 				if errors.Is(err, store.ErrNotFound) {
@@ -210,23 +207,19 @@ var keyspace = []prefixRule{
 					return nil, err
 				}
 				keys = append(keys, store.ObsListKey(m))
-				for i := 0; i+16 <= len(list); i += 16 {
-					h := list[i : i+16]
-					rv, err := tx.Get(store.ObsKeyFor(m, h))
-					if errors.Is(err, store.ErrNotFound) {
-						continue
-					}
-					if err != nil {
-						return nil, err
-					}
-					keys = append(keys, store.ObsKeyFor(m, h))
-					// The same observation stored under people outside
-					// the cluster (a refused merge links them).
-					for j := 24; j+16 <= len(rv); j += 16 {
-						if other := uuid.UUID(rv[j : j+16]); !p.gone[other] {
-							keys = append(keys, store.ObsKeyFor(other, h))
+				if err := walkObs(list, func(e obsEntry) bool {
+					for i := range e.count() {
+						if other := e.node(i); !p.gone[other] {
+							k := append(store.PIDPrefix(store.PrefixObs, other), e.hash...)
+							if !seen[string(k)] {
+								seen[string(k)] = true
+								keys = append(keys, k)
+							}
 						}
 					}
+					return true
+				}); err != nil {
+					return nil, fmt.Errorf("observations of %s: %w", m, err)
 				}
 			}
 			return keys, nil
@@ -234,14 +227,14 @@ var keyspace = []prefixRule{
 		erase: func(_ *CDP, tx *store.Txn, p *personScope, keys [][]byte, _ *eraseState) error {
 			drop := map[uuid.UUID][][]byte{}
 			for _, k := range keys {
-				if err := tx.Delete(k); err != nil {
-					return err
-				}
-				if len(k) == len(store.PrefixObs)+16+1+16 {
-					if o := uuid.UUID(k[len(store.PrefixObs) : len(store.PrefixObs)+16]); !p.gone[o] {
-						drop[o] = append(drop[o], k[len(k)-16:])
+				pid := uuid.UUID(k[len(store.PrefixObs) : len(store.PrefixObs)+16])
+				if len(k) == len(store.PrefixObs)+16 {
+					if err := tx.Delete(k); err != nil {
+						return err
 					}
+					continue
 				}
+				drop[pid] = append(drop[pid], k[len(k)-16:])
 			}
 			for o, hs := range drop {
 				if err := dropFromObsList(tx, o, hs); err != nil {
@@ -336,23 +329,24 @@ func ruleFor(key []byte) *prefixRule {
 	return best
 }
 
+// dropFromObsList removes the observations with the given hashes from
+// pid's list (deleting the list when nothing is left).
 func dropFromObsList(tx *store.Txn, pid uuid.UUID, hashes [][]byte) error {
-	ol, err := tx.Get(store.ObsListKey(pid))
+	list, err := tx.Get(store.ObsListKey(pid))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	var kept []byte
-	for x := 0; x+16 <= len(ol); x += 16 {
-		drop := false
-		for _, h := range hashes {
-			drop = drop || bytes.Equal(ol[x:x+16], h)
-		}
-		if !drop {
-			kept = append(kept, ol[x:x+16]...)
-		}
+	kept, _, err := filterObs(list, func(e obsEntry) bool {
+		return slices.ContainsFunc(hashes, func(h []byte) bool { return bytes.Equal(e.hash, h) })
+	})
+	if err != nil {
+		return fmt.Errorf("observations of %s: %w", pid, err)
+	}
+	if len(kept) == 0 {
+		return tx.Delete(store.ObsListKey(pid))
 	}
 	return tx.Set(store.ObsListKey(pid), kept)
 }

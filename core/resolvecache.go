@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/google/uuid"
 
@@ -118,18 +119,20 @@ func (f *bloom) add(h []byte) {
 
 func (f *bloom) full() bool { return f.n >= f.limit }
 
-// loadBloom fills a filter with the hashes (last 16+ bytes, from hashAt)
-// of every key under prefix, growing it when the store holds more than it
-// was sized for.
-func (c *CDP) loadBloom(ctx context.Context, prefix []byte, capacity int, hashOf func(k []byte) []byte) (*bloom, error) {
+// loadBloom fills a filter with the hashes (16+ bytes) that hashes finds
+// in each record under prefix (values are read only when withValues),
+// growing it when the store holds more than it was sized for.
+func (c *CDP) loadBloom(ctx context.Context, prefix []byte, capacity int, withValues bool, hashes func(k, v []byte, add func(h []byte)) error) (*bloom, error) {
 	for {
 		f := newBloom(capacity)
+		add := func(h []byte) {
+			if len(h) >= 16 {
+				f.add(h)
+			}
+		}
 		err := c.store.View(ctx, func(tx *store.Txn) error {
-			return tx.Scan(prefix, store.ScanOptions{KeysOnly: true}, func(k, _ []byte) error {
-				if h := hashOf(k); len(h) >= 16 {
-					f.add(h)
-				}
-				return nil
+			return tx.Scan(prefix, store.ScanOptions{KeysOnly: !withValues}, func(k, v []byte) error {
+				return hashes(k, v, add)
 			})
 		})
 		if err != nil {
@@ -150,22 +153,22 @@ func identifierHash(k []byte) []byte {
 	return k[len(k)-32:]
 }
 
-// observationHash is the hash of a g/<pid>/<hash> key (list keys g/<pid>
-// have none).
-func observationHash(k []byte) []byte {
-	if len(k) != len(store.PrefixObs)+16+1+16 {
-		return nil
+// observationHashes adds the hash of every observation in an o/ list.
+func observationHashes(k, v []byte, add func([]byte)) error {
+	if err := walkObs(v, func(e obsEntry) bool { add(e.hash); return true }); err != nil {
+		return fmt.Errorf("observations under %x: %w", k, err)
 	}
-	return k[len(k)-16:]
+	return nil
 }
 
 // loadFilters builds the committer's filters from the store (at Open, and
 // again when one outgrows its size).
 func (c *CDP) loadFilters(ctx context.Context) error {
 	var err error
-	if c.idFilter, err = c.loadBloom(ctx, []byte(store.PrefixIdentifier), c.cfg.Ingest.DedupFilterCapacity, identifierHash); err != nil {
+	if c.idFilter, err = c.loadBloom(ctx, []byte(store.PrefixIdentifier), c.cfg.Ingest.DedupFilterCapacity, false,
+		func(k, _ []byte, add func([]byte)) error { add(identifierHash(k)); return nil }); err != nil {
 		return err
 	}
-	c.obsFilter, err = c.loadBloom(ctx, []byte(store.PrefixObs), c.cfg.Ingest.DedupFilterCapacity, observationHash)
+	c.obsFilter, err = c.loadBloom(ctx, []byte(store.PrefixObs), c.cfg.Ingest.DedupFilterCapacity, true, observationHashes)
 	return err
 }

@@ -305,8 +305,8 @@ func ReadBackup(ctx context.Context, r io.Reader, key []byte, v BackupVisitor) (
 	if err := json.Unmarshal(hb, &info.Header); err != nil || info.Header.Format != 1 || len(info.Header.Salt) < 16 {
 		return info, fmt.Errorf("%w: header", ErrBackupCorrupt)
 	}
-	if info.Header.Schema != SchemaVersion {
-		return info, fmt.Errorf("backup of schema version %d, this build reads %d: %w", info.Header.Schema, SchemaVersion, ErrSchemaVersion)
+	if info.Header.Schema < MinSchemaVersion || info.Header.Schema > SchemaVersion {
+		return info, fmt.Errorf("backup of schema version %d, this build reads %d to %d: %w", info.Header.Schema, MinSchemaVersion, SchemaVersion, ErrSchemaVersion)
 	}
 	hdrH := sha256.Sum256(append([]byte(backupMagic), hb...))
 	aead, err := chacha20poly1305.NewX(frameKey(key, info.Header.Salt))

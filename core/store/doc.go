@@ -12,14 +12,16 @@
 //     which is the default. Callers batch work into few transactions (group
 //     commit) to keep this cheap; see core's ingest committer.
 //   - The schema version key is checked at Open; an unknown version fails
-//     with ErrSchemaVersion before anything is written.
+//     with ErrSchemaVersion before anything is written. A version between
+//     MinSchemaVersion and SchemaVersion opens: the caller (core) upgrades
+//     the records and then records the new version with SetSchema.
 //   - Backup writes an encrypted, authenticated snapshot of every live
 //     record (a Badger stream at one read timestamp); ReadBackup checks and
 //     decrypts it and a Loader bulk-writes it into a fresh store (format in
 //     backup.go). Badger's at-rest encryption does not cover a stream, so
 //     the stream is encrypted with a key the caller derives.
 //
-// # Keyspace (schema version 1)
+// # Keyspace (schema version 2)
 //
 // Every key starts with a one-byte-or-more ASCII prefix and a slash. Profile
 // ids (pid) are 16 raw bytes (UUIDv7, so they sort by creation time).
@@ -55,10 +57,16 @@
 //	                                 merge (24), then the identifier type
 //	n/<root>                         members of root's cluster: repeated
 //	                                 pid (16), token (32), type length, type
-//	g/<pid>                          hashes (16 each) of the observations
-//	                                 touching pid
-//	g/<pid>/<obs:16>                 an observation (identifiers seen in one
-//	                                 message): order key (24) + node pids
+//	o/<pid>                          the observations touching pid, inline:
+//	                                 repeated hash of the node set (16),
+//	                                 order key (24), node count (2, big-
+//	                                 endian), node pids (16 each, sorted).
+//	                                 An observation is the identifiers seen
+//	                                 together in one message (its earliest)
+//	g/<pid>, g/<pid>/<obs:16>        schema version 1's observations: a list
+//	                                 of hashes and one record per
+//	                                 observation and node; converted to o/
+//	                                 when core opens the store
 //	j/<pid>                          merge journal of pid as a JSON array
 //	                                 (merged or refused, trigger type,
 //	                                 reason; pids and types only)

@@ -8,7 +8,13 @@ import (
 )
 
 // SchemaVersion is the version of the keyspace this code reads and writes.
-const SchemaVersion = 1
+// Version 2 keeps identity observations inline in one list per node (o/)
+// instead of a record per observation and node plus a list of hashes (g/).
+const SchemaVersion = 2
+
+// MinSchemaVersion is the oldest version Open accepts: core upgrades a
+// store of an older version in place (see Store.Schema, SetSchema).
+const MinSchemaVersion = 1
 
 // Prefix is the first component of a key.
 type Prefix string
@@ -23,7 +29,11 @@ const (
 	PrefixAPIKey     Prefix = "k/"
 	PrefixMember     Prefix = "m/"
 	PrefixCluster    Prefix = "n/"
-	PrefixObs        Prefix = "g/"
+	PrefixObs        Prefix = "o/"
+	// PrefixObsLegacy held observations in schema version 1: g/<pid> a
+	// list of hashes, g/<pid>/<hash> one record per observation and node.
+	// Only the upgrade (and restoring a version-1 backup) reads it.
+	PrefixObsLegacy  Prefix = "g/"
 	PrefixJournal    Prefix = "j/"
 	PrefixSeparation Prefix = "q/"
 	PrefixConsent    Prefix = "c/"
@@ -59,7 +69,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixAPIKey, false, "API key records (hashed keys)"},
 	{PrefixMember, true, "cluster membership of a node: root pid, last merge"},
 	{PrefixCluster, true, "members of a cluster, one value under its root pid"},
-	{PrefixObs, true, "identity observations touching a node, and their list"},
+	{PrefixObs, true, "identity observations touching a node, inline in one list"},
 	{PrefixJournal, true, "merge journal: merges and refusals, one value a node"},
 	{PrefixSeparation, true, "separations recorded by unmerge"},
 	{PrefixConsent, true, "consent records, sealed; history never overwritten"},
@@ -185,11 +195,15 @@ func MemberKey(pid uuid.UUID) []byte { return pidKey(PrefixMember, pid) }
 // ClusterKey is n/<root>: the members of root's cluster.
 func ClusterKey(root uuid.UUID) []byte { return pidKey(PrefixCluster, root) }
 
-// ObsListKey is g/<pid>: the hashes of the observations touching pid.
+// ObsListKey is o/<pid>: the observations touching pid.
 func ObsListKey(pid uuid.UUID) []byte { return pidKey(PrefixObs, pid) }
 
-// ObsKeyFor is g/<pid>/<obs hash>.
-func ObsKeyFor(pid uuid.UUID, obs []byte) []byte { return pidKey(PrefixObs, pid, obs) }
+// LegacyObsListKey is g/<pid> (schema version 1): the hashes of the
+// observations touching pid.
+func LegacyObsListKey(pid uuid.UUID) []byte { return pidKey(PrefixObsLegacy, pid) }
+
+// LegacyObsKey is g/<pid>/<obs hash> (schema version 1).
+func LegacyObsKey(pid uuid.UUID, obs []byte) []byte { return pidKey(PrefixObsLegacy, pid, obs) }
 
 // JournalKey is j/<pid>: the merge journal kept under pid.
 func JournalKey(pid uuid.UUID) []byte { return pidKey(PrefixJournal, pid) }

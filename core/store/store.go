@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,9 +68,10 @@ func DefaultOptions() Options {
 
 // Store is an open Badger database with Custody's keyspace.
 type Store struct {
-	db   *badger.DB
-	opts Options
-	log  *slog.Logger
+	db     *badger.DB
+	opts   Options
+	log    *slog.Logger
+	schema int // version found at Open (0: a new store, SchemaVersion)
 
 	// Pipelined mode: commit timestamps and the read watermark.
 	mu        sync.Mutex
@@ -183,9 +185,31 @@ func (s *Store) checkSchema(ctx context.Context, existed bool) error {
 		return fmt.Errorf("open store: read schema version: %w", translate(err))
 	}
 	got, err := strconv.Atoi(string(v))
-	if err != nil || got != SchemaVersion {
-		return fmt.Errorf("open store: found schema version %q, this build reads %d: %w", v, SchemaVersion, ErrSchemaVersion)
+	if err != nil || got < MinSchemaVersion || got > SchemaVersion {
+		return fmt.Errorf("open store: found schema version %q, this build reads %d to %d: %w", v, MinSchemaVersion, SchemaVersion, ErrSchemaVersion)
 	}
+	s.schema = got
+	return nil
+}
+
+// Schema is the store's schema version: SchemaVersion, or an older one the
+// caller must upgrade (and then record with SetSchema).
+func (s *Store) Schema() int {
+	if s.schema == 0 {
+		return SchemaVersion
+	}
+	return s.schema
+}
+
+// SetSchema records that the store's records are now of schema version v.
+func (s *Store) SetSchema(ctx context.Context, v int) error {
+	if v < MinSchemaVersion || v > SchemaVersion {
+		return fmt.Errorf("set schema version %d: %w", v, ErrSchemaVersion)
+	}
+	if err := s.Update(ctx, func(tx *Txn) error { return tx.Set(keySchema, []byte(strconv.Itoa(v))) }); err != nil {
+		return fmt.Errorf("set schema version %d: %w", v, err)
+	}
+	s.schema = v
 	return nil
 }
 
@@ -457,6 +481,9 @@ type ScanOptions struct {
 	Reverse bool
 	// Limit stops after this many keys (0: no limit).
 	Limit int
+	// From starts a forward scan at this key (within the prefix) instead
+	// of the prefix's first key.
+	From []byte
 }
 
 // ErrStopScan may be returned by a Scan callback to end the scan early
@@ -478,6 +505,9 @@ func (t *Txn) Scan(prefix []byte, so ScanOptions, fn func(key, val []byte) error
 	it := t.txn.NewIterator(io)
 	defer it.Close()
 	start := prefix
+	if len(so.From) > 0 && bytes.HasPrefix(so.From, prefix) {
+		start = so.From
+	}
 	if so.Reverse {
 		start = append(append([]byte{}, prefix...), 0xff, 0xff, 0xff, 0xff)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -72,17 +73,57 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestSchemaVersionChecked(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := openTest(t, dir, testOptions())
-	if err := s.Update(ctx, func(tx *Txn) error { return tx.Set(keySchema, []byte("99")) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(ctx, dir, testOptions()); !errors.Is(err, ErrSchemaVersion) {
-		t.Fatalf("err = %v, want ErrSchemaVersion", err)
+	for _, tc := range []struct {
+		stored string
+		want   int // 0: Open fails with ErrSchemaVersion
+	}{
+		{"99", 0},
+		{"0", 0},
+		{"x", 0},
+		{strconv.Itoa(SchemaVersion + 1), 0},
+		{strconv.Itoa(MinSchemaVersion), MinSchemaVersion},
+		{strconv.Itoa(SchemaVersion), SchemaVersion},
+	} {
+		t.Run(tc.stored, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			s := openTest(t, dir, testOptions())
+			if s.Schema() != SchemaVersion {
+				t.Fatalf("new store at version %d", s.Schema())
+			}
+			if err := s.Update(ctx, func(tx *Txn) error { return tx.Set(keySchema, []byte(tc.stored)) }); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(ctx, dir, testOptions())
+			if tc.want == 0 {
+				if !errors.Is(err, ErrSchemaVersion) {
+					t.Fatalf("err = %v, want ErrSchemaVersion", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Schema() != tc.want {
+				t.Fatalf("Schema() = %d, want %d", s.Schema(), tc.want)
+			}
+			if err := s.SetSchema(ctx, SchemaVersion); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetSchema(ctx, SchemaVersion+1); !errors.Is(err, ErrSchemaVersion) {
+				t.Fatalf("SetSchema beyond this build: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openTest(t, dir, testOptions())
+			if s.Schema() != SchemaVersion {
+				t.Fatalf("after SetSchema, reopened at %d", s.Schema())
+			}
+		})
 	}
 }
 
@@ -111,6 +152,9 @@ func TestTxnAndScan(t *testing.T) {
 		{"forward, by time", ScanOptions{}, []byte{4, 3, 2, 1, 0}},
 		{"reverse", ScanOptions{Reverse: true}, []byte{0, 1, 2, 3, 4}},
 		{"limit", ScanOptions{Limit: 2}, []byte{4, 3}},
+		{"from a key", ScanOptions{From: EventKey(pid, 998, [16]byte{2})}, []byte{2, 1, 0}},
+		{"from between keys", ScanOptions{From: append(EventKey(pid, 997, [16]byte{3}), 0)}, []byte{2, 1, 0}},
+		{"from outside the prefix is ignored", ScanOptions{From: ProfileKey(pid)}, []byte{4, 3, 2, 1, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
