@@ -136,9 +136,11 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 		return nil // the same evidence, seen no later: nothing changes
 	}
 	for _, n := range sorted {
-		list, err := tx.Get(store.ObsListKey(n))
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+		var list []byte
+		if lk := store.ObsListKey(n); !st.born[n] || tx.Pending(lk) {
+			if list, err = tx.Get(lk); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 		}
 		if list, err = putObs(list, h, key, sorted); err != nil {
 			return fmt.Errorf("observations of %s: %w", n, err)

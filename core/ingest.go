@@ -366,6 +366,9 @@ type groupState struct {
 	consentRecs map[uuid.UUID][]keyedConsent
 	newPIDs     []uuid.UUID
 	created     []uuid.UUID // nodes the group created (pooled ids too)
+	// born is created as a set: a node born in this group has nothing in
+	// the store yet, so what it has is pending and a miss costs no read.
+	born map[uuid.UUID]bool
 	// unlisted are the nodes the group created whose cluster list n/<pid>
 	// is not written yet. Most new nodes are merged into an older one by
 	// the very message that created them, and a one-member list written
@@ -395,6 +398,7 @@ func newGroupState(jobs int) *groupState {
 		pids:    make([][]uuid.UUID, jobs),
 
 		unlisted: map[uuid.UUID]bool{},
+		born:     map[uuid.UUID]bool{},
 	}
 }
 
@@ -606,6 +610,7 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	st.records[pid] = &nodeRecord{ID: pid, Type: id.typ, Value: id.value, Blocked: id.blocked, CreatedAt: now, FirstSeen: seen}
 	st.dirty[pid] = true
 	st.created = append(st.created, pid)
+	st.born[pid] = true
 	return pid, true, nil
 }
 
