@@ -175,7 +175,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 		return nil
 	}
 	if !incremental {
-		return c.replayComponent(tx, sorted, res, st.unlisted)
+		return c.replayComponent(tx, sorted, res, st)
 	}
 	// Load the clusters involved and apply the observation to them.
 	cl := identity.NewClusters(&c.rules, nil, nil)
@@ -202,7 +202,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	}
 	cl.AddSeparations(seps...)
 	outcomes := cl.Apply(identity.Observation{Key: key, Nodes: sorted, Explicit: it.explicit})
-	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true, false, st.unlisted)
+	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true, false, st)
 }
 
 func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte) (identity.ObsKey, bool, error) {
@@ -237,7 +237,7 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 
 // replayComponent re-clusters every node connected to start through
 // observations, from scratch, and rewrites memberships and the journal.
-func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResult, unlisted map[uuid.UUID]bool) error {
+func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResult, st *groupState) error {
 	types := map[uuid.UUID]membership{}
 	oldRoot := map[uuid.UUID]uuid.UUID{}
 	obs := map[string]identity.Observation{}
@@ -258,7 +258,11 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 			c.log.Warn("identity component is very large; blocklist the shared identifier", "nodes", len(types))
 		}
 		seps = append(seps, c.seps.of(n)...)
-		list, err := tx.Get(store.ObsListKey(n))
+		lk := store.ObsListKey(n)
+		if st != nil && st.born[n] && !tx.Pending(lk) {
+			continue // born in this group, seen in no observation yet
+		}
+		list, err := tx.Get(lk)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -301,7 +305,7 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 	// persistClusters replaces it by the replay's (fresh).
 	cl, outcomes := identity.Replay(&c.rules, nodes, list, seps)
 	c.metrics.replays.Inc()
-	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false, true, unlisted)
+	return c.persistClusters(tx, cl, types, oldRoot, outcomes, res, false, true, st)
 }
 
 // journalEntry is the value of j/<from>/<order>/<into>.
@@ -318,12 +322,20 @@ type journalEntry struct {
 // persistClusters writes the memberships that changed, the member lists of
 // the clusters involved, and the outcomes to the journal. counted says
 // whether the outcomes are new (incremental) and so counted in res; fresh
-// says the journal of every node was dropped (replay). unlisted holds the
-// nodes created by this transaction whose one-member list is not written
-// yet (see groupState.unlisted): one merged away needs no deletion.
+// says the journal of every node was dropped (replay). st, when ingestion
+// calls, is the group being built: its unlisted nodes (created, one-member
+// list not written yet, see groupState.unlisted) need no deletion when
+// merged away, and its born nodes have nothing stored to read.
 func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uuid.UUID]membership,
 	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted, fresh bool,
-	unlisted map[uuid.UUID]bool) error {
+	st *groupState) error {
+	var unlisted, born map[uuid.UUID]bool
+	if st != nil {
+		unlisted, born = st.unlisted, st.born
+	}
+	// A node born in this group has no journal in the store: only a
+	// pending one, so a miss costs no read.
+	stored := func(k []byte, pid uuid.UUID) bool { return !born[pid] || tx.Pending(k) }
 	roots := cl.Roots()
 	lists := map[uuid.UUID][]clusterMember{}
 	touched := map[uuid.UUID]bool{}
@@ -371,7 +383,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 	}
 	journal := map[uuid.UUID][]journalEntry{}
 	add := func(pid uuid.UUID, e journalEntry) error {
-		if _, ok := journal[pid]; !ok && !fresh {
+		if _, ok := journal[pid]; !ok && !fresh && stored(store.JournalKey(pid), pid) {
 			prev, err := c.journal(tx, pid)
 			if err != nil {
 				return err
@@ -407,7 +419,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 		if err != nil {
 			return err
 		}
-		if fresh {
+		if fresh && stored(store.JournalKey(pid), pid) {
 			// Replayed evidence mostly yields the journal already stored.
 			if old, err := tx.Get(store.JournalKey(pid)); err == nil && bytes.Equal(old, b) {
 				continue
@@ -422,7 +434,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 	if fresh {
 		// Nodes the replay gives no journal entry lose the one they had.
 		for n := range mems {
-			if _, ok := journal[n]; ok {
+			if _, ok := journal[n]; ok || !stored(store.JournalKey(n), n) {
 				continue
 			}
 			if err := deleteIfPresent(tx, store.JournalKey(n)); err != nil {
