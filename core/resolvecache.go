@@ -15,68 +15,105 @@ import (
 // goroutine reads or writes it, and the committer is the only writer of the
 // identifier index, so it is coherent with the store without locks.
 // Eviction is FIFO over a ring: cheap, and a miss only costs a store read.
+//
+// It is keyed by the keyed hash that ends every index key (32 bytes; the
+// hash covers the identifier's type, so it names the key alone): fixed-size
+// keys and values hold no pointers, so the garbage collector never scans
+// the cache's million entries, where string keys made it mark them all on
+// every cycle.
 type idCache struct {
-	m    map[string]uuid.UUID
-	ring []string
+	m    map[[32]byte]uuid.UUID
+	ring [][32]byte
 	next int
+	full bool
 }
 
 func newIDCache(size int) *idCache {
-	return &idCache{m: make(map[string]uuid.UUID, size), ring: make([]string, size)}
+	return &idCache{m: make(map[[32]byte]uuid.UUID, size), ring: make([][32]byte, size)}
+}
+
+func idCacheKey(k []byte) ([32]byte, bool) {
+	if len(k) < 32 {
+		return [32]byte{}, false
+	}
+	return [32]byte(k[len(k)-32:]), true
 }
 
 func (c *idCache) get(k []byte) (uuid.UUID, bool) {
-	p, ok := c.m[string(k)]
+	ck, ok := idCacheKey(k)
+	if !ok {
+		return uuid.Nil, false
+	}
+	p, ok := c.m[ck]
 	return p, ok
 }
 
 // remove forgets k (its ring slot is reused later).
-func (c *idCache) remove(k []byte) { delete(c.m, string(k)) }
+func (c *idCache) remove(k []byte) {
+	if ck, ok := idCacheKey(k); ok {
+		delete(c.m, ck)
+	}
+}
 
 func (c *idCache) put(k []byte, p uuid.UUID) {
-	if _, ok := c.m[string(k)]; ok {
-		c.m[string(k)] = p
+	ck, ok := idCacheKey(k)
+	if !ok {
 		return
 	}
-	if old := c.ring[c.next]; old != "" {
-		delete(c.m, old)
+	if _, ok := c.m[ck]; ok {
+		c.m[ck] = p
+		return
 	}
-	s := string(k)
-	c.ring[c.next] = s
-	c.m[s] = p
-	c.next = (c.next + 1) % len(c.ring)
+	if c.full {
+		delete(c.m, c.ring[c.next])
+	}
+	c.ring[c.next] = ck
+	c.m[ck] = p
+	if c.next = (c.next + 1) % len(c.ring); c.next == 0 {
+		c.full = true
+	}
 }
 
 // obsCache remembers the order key of observations already recorded, so
 // that the many messages repeating one pair of identifiers (every event of
-// a signed-in session) cost no store read. Committer-owned, like idCache.
+// a signed-in session) cost no store read. Committer-owned, like idCache,
+// and pointer-free like it: keyed by the observation's 16-byte hash.
 type obsCache struct {
-	m    map[string]identity.ObsKey
-	ring []string
+	m    map[[16]byte]identity.ObsKey
+	ring [][16]byte
 	next int
+	full bool
 }
 
 func newObsCache(size int) *obsCache {
-	return &obsCache{m: make(map[string]identity.ObsKey, size), ring: make([]string, size)}
+	return &obsCache{m: make(map[[16]byte]identity.ObsKey, size), ring: make([][16]byte, size)}
 }
 
-func (c *obsCache) get(k []byte) (identity.ObsKey, bool) {
-	v, ok := c.m[string(k)]
+func (c *obsCache) get(h []byte) (identity.ObsKey, bool) {
+	if len(h) != 16 {
+		return identity.ObsKey{}, false
+	}
+	v, ok := c.m[[16]byte(h)]
 	return v, ok
 }
 
-func (c *obsCache) put(k []byte, v identity.ObsKey) {
-	if _, ok := c.m[string(k)]; ok {
-		c.m[string(k)] = v
+func (c *obsCache) put(h []byte, v identity.ObsKey) {
+	if len(h) != 16 {
 		return
 	}
-	if old := c.ring[c.next]; old != "" {
-		delete(c.m, old)
+	ck := [16]byte(h)
+	if _, ok := c.m[ck]; ok {
+		c.m[ck] = v
+		return
 	}
-	s := string(k)
-	c.ring[c.next] = s
-	c.m[s] = v
-	c.next = (c.next + 1) % len(c.ring)
+	if c.full {
+		delete(c.m, c.ring[c.next])
+	}
+	c.ring[c.next] = ck
+	c.m[ck] = v
+	if c.next = (c.next + 1) % len(c.ring); c.next == 0 {
+		c.full = true
+	}
 }
 
 // bloom is a Bloom filter over keys the committer alone writes (identifier
