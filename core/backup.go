@@ -251,7 +251,25 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 			return nil
 		}
 		if store.Prefix(prefix) == store.PrefixObsLegacy {
-			legacy = true // converted below, without what names deleted people
+			// Loaded as it is and converted below, without what names
+			// people deleted since; counted here.
+			legacy = true
+			for i, p := range legacyObsPIDs(k, v) {
+				st, err := state.of(ctx, p)
+				if err != nil {
+					return err
+				}
+				if st == keyShredded {
+					rep.Unopenable[prefix]++
+					deletedSeen[p] = true
+					return loader.Set(k, v, exp)
+				}
+				if st == keyMissing && i == 0 {
+					rep.NoKey[prefix]++
+				}
+			}
+			rep.Restored[prefix]++
+			return loader.Set(k, v, exp)
 		}
 		if rule := ruleFor(k); rule != nil && rule.prefix == store.PrefixObs {
 			// A list of a person still here may name someone deleted
@@ -265,6 +283,9 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 					rep.Unopenable[prefix]++
 					deletedSeen[owner[0]] = true
 					return nil
+				}
+				if st == keyMissing {
+					rep.NoKey[prefix]++
 				}
 			}
 			var ferr error

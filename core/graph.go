@@ -213,7 +213,7 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 		return k, true, nil
 	}
 	key := store.ObsListKey(first)
-	if !c.obsFilter.mayContain(h) && !tx.Pending(key) {
+	if (st.born[first] || !c.obsFilter.mayContain(h)) && !tx.Pending(key) {
 		return identity.ObsKey{}, false, nil // certainly new
 	}
 	list, err := tx.Get(key)
@@ -229,7 +229,7 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 	}
 	k, ok := identity.ParseObsKey(e.key)
 	if !ok {
-		return k, false, fmt.Errorf("observation record: bad key")
+		return k, false, fmt.Errorf("observation list of %s: %w (order key)", first, ErrCorrupt)
 	}
 	st.obs[string(h)] = k
 	return k, true, nil

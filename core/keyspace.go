@@ -43,7 +43,9 @@ type prefixRule struct {
 	// storage key as associated data.
 	sealed bool
 	// find returns the keys to erase for the person: their own records and
-	// records of other people that point at them.
+	// records of other people that point at them (for o/, an entry of
+	// another person's list as o/<other>/<hash>, which erase drops from
+	// that list; the certificate counts entries).
 	find func(c *CDP, ctx context.Context, tx *store.Txn, p *personScope) ([][]byte, error)
 	// erase, if set, replaces the plain deletion of the found keys (for
 	// rules that must also fix other people's records or in-memory state).

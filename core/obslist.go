@@ -151,21 +151,21 @@ func legacyObsPIDs(k, v []byte) []uuid.UUID {
 }
 
 // upgradeObservations converts schema version 1's observations (g/<pid>
-// lists of hashes, g/<pid>/<hash> records) into o/<pid> lists, a few
-// thousand nodes per transaction. Each node's conversion is atomic and a
-// converted node has no g/ key left, so an interrupted upgrade resumes
-// where it stopped. drop, if set, says which profile ids are gone (a
-// restore of an older backup): their lists and every entry naming them
-// are left out. perTxn bounds the keys read per transaction (whole nodes
-// are converted: a transaction may hold a few more). It returns how many
-// nodes it converted.
+// lists of hashes, g/<pid>/<hash> records) into o/<pid> lists. Each node's
+// new list is written in the same transaction that deletes its old list,
+// so an interrupted upgrade resumes where it stopped: records left without
+// a list (their deletion spans several transactions for a node with very
+// many) are only deleted. drop, if set, says which profile ids are gone (a
+// restore of an older backup): their lists and every entry naming them are
+// left out. perTxn bounds the keys a transaction reads or deletes. It
+// returns how many nodes it converted.
 func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UUID) (bool, error), perTxn int) (int, error) {
+	perTxn = max(perTxn, 1)
 	prefix := []byte(store.PrefixObsLegacy)
 	type node struct {
-		pid    uuid.UUID
-		list   []byte
-		recs   map[string][]byte
-		legacy [][]byte // every g/ key of the node
+		pid  uuid.UUID
+		list []byte
+		recs map[string][]byte
 	}
 	converted := 0
 	var from []byte
@@ -175,7 +175,7 @@ func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UU
 		keys := 0
 		err := st.View(ctx, func(tx *store.Txn) error {
 			return tx.Scan(prefix, store.ScanOptions{From: from}, func(k, v []byte) error {
-				if len(k) < len(prefix)+16 {
+				if len(k) != len(prefix)+16 && len(k) != len(prefix)+16+1+16 {
 					return fmt.Errorf("observation key %x: %w", k, ErrCorrupt)
 				}
 				pid := uuid.UUID(k[len(prefix) : len(prefix)+16])
@@ -187,7 +187,6 @@ func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UU
 					nodes = append(nodes, &node{pid: pid, recs: map[string][]byte{}})
 				}
 				n := nodes[len(nodes)-1]
-				n.legacy = append(n.legacy, k)
 				if len(k) == len(prefix)+16 {
 					n.list = v
 				} else {
@@ -203,45 +202,38 @@ func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UU
 		if len(nodes) == 0 {
 			return converted, nil
 		}
+		var later [][]byte // record deletions beyond this transaction's share
 		err = st.Update(ctx, func(tx *store.Txn) error {
+			later = later[:0]
+			ops := 0
 			for _, n := range nodes {
-				for _, k := range n.legacy {
-					if err := tx.Delete(k); err != nil {
+				if n.list != nil {
+					if err := tx.Delete(store.LegacyObsListKey(n.pid)); err != nil {
 						return err
+					}
+					ops++
+				}
+				for h := range n.recs {
+					if k := store.LegacyObsKey(n.pid, []byte(h)); ops < perTxn {
+						if err := tx.Delete(k); err != nil {
+							return err
+						}
+						ops++
+					} else {
+						later = append(later, k)
 					}
 				}
 				if drop != nil {
 					if gone, err := drop(n.pid); err != nil || gone {
+						if err != nil {
+							return err
+						}
 						continue
 					}
 				}
-				var list []byte
-				for i := 0; i+16 <= len(n.list); i += 16 {
-					h := n.list[i : i+16]
-					rec, ok := n.recs[string(h)]
-					if !ok {
-						continue // listed, never recorded: nothing to keep
-					}
-					key, ok := identity.ParseObsKey(rec[:min(24, len(rec))])
-					if !ok || (len(rec)-24)%16 != 0 || len(rec) == 24 {
-						return fmt.Errorf("observation record of %s: %w", n.pid, ErrCorrupt)
-					}
-					var nodes []uuid.UUID
-					keep := true
-					for j := 24; j < len(rec); j += 16 {
-						p := uuid.UUID(rec[j : j+16])
-						if drop != nil && p != n.pid {
-							gone, err := drop(p)
-							if err != nil {
-								return err
-							}
-							keep = keep && !gone
-						}
-						nodes = append(nodes, p)
-					}
-					if keep {
-						list = appendObsEntry(list, h, key, nodes)
-					}
+				list, err := convertLegacyObs(n.pid, n.list, n.recs, drop)
+				if err != nil {
+					return err
 				}
 				if len(list) > 0 {
 					if err := tx.Set(store.ObsListKey(n.pid), list); err != nil {
@@ -251,6 +243,18 @@ func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UU
 			}
 			return nil
 		})
+		for err == nil && len(later) > 0 {
+			chunk := later[:min(perTxn, len(later))]
+			later = later[len(chunk):]
+			err = st.Update(ctx, func(tx *store.Txn) error {
+				for _, k := range chunk {
+					if err := tx.Delete(k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
 		if err != nil {
 			return converted, fmt.Errorf("upgrade observations: %w", err)
 		}
@@ -262,23 +266,64 @@ func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UU
 	}
 }
 
+// convertLegacyObs builds pid's o/ list from its g/ list of hashes and
+// records, in the list's order, without the entries naming someone drop
+// says is gone. A node with records but no list (a deletion interrupted
+// mid-way) gets nothing: its list was converted already.
+func convertLegacyObs(pid uuid.UUID, hashes []byte, recs map[string][]byte, drop func(uuid.UUID) (bool, error)) ([]byte, error) {
+	var list []byte
+	for i := 0; i+16 <= len(hashes); i += 16 {
+		h := hashes[i : i+16]
+		rec, ok := recs[string(h)]
+		if !ok {
+			continue // listed, never recorded: nothing to keep
+		}
+		key, ok := identity.ParseObsKey(rec[:min(24, len(rec))])
+		if !ok || (len(rec)-24)%16 != 0 || len(rec) == 24 {
+			return nil, fmt.Errorf("observation record of %s: %w", pid, ErrCorrupt)
+		}
+		var nodes []uuid.UUID
+		keep := true
+		for j := 24; j < len(rec); j += 16 {
+			p := uuid.UUID(rec[j : j+16])
+			if drop != nil && p != pid {
+				gone, err := drop(p)
+				if err != nil {
+					return nil, err
+				}
+				keep = keep && !gone
+			}
+			nodes = append(nodes, p)
+		}
+		if keep {
+			list = appendObsEntry(list, h, key, nodes)
+		}
+	}
+	return list, nil
+}
+
 // upgradeKeysPerTxn keeps each upgrade transaction well inside Badger's
 // transaction size limits.
 const upgradeKeysPerTxn = 4096
 
 // upgrade brings a store of an older schema version to store.SchemaVersion.
+// The new version is recorded first, so that an older release refuses a
+// store whose upgrade was interrupted (it would misread the half-converted
+// records); the conversion then runs, or resumes, while any g/ key is left
+// (one seek when none is).
 func (c *CDP) upgrade(ctx context.Context) error {
 	from := c.store.Schema()
-	if from >= store.SchemaVersion {
-		return nil
+	if from < store.SchemaVersion {
+		if err := c.store.SetSchema(ctx, store.SchemaVersion); err != nil {
+			return err
+		}
 	}
 	n, err := upgradeObservations(ctx, c.store, nil, upgradeKeysPerTxn)
 	if err != nil {
 		return err
 	}
-	if err := c.store.SetSchema(ctx, store.SchemaVersion); err != nil {
-		return err
+	if from < store.SchemaVersion || n > 0 {
+		c.log.Info("store upgraded", "from_schema", from, "to_schema", store.SchemaVersion, "observation_lists", n)
 	}
-	c.log.Info("store upgraded", "from_schema", from, "to_schema", store.SchemaVersion, "observation_lists", n)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -229,9 +230,35 @@ func TestUpgradeFromSchema1(t *testing.T) {
 	ingestAll(t, rc, msgs...)
 	wantClusters, wantJournals := dumpGraph(t, rc)
 	wantObs, _ := obsRecords(t, rc)
-	for _, perTxn := range []int{0, 3} {
-		t.Run(fmt.Sprintf("perTxn=%d", perTxn), func(t *testing.T) {
-			ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// prepare runs on the downgraded store (open) before it is
+		// closed and opened again, which upgrades what is left.
+		prepare func(t *testing.T, c *CDP, before string)
+	}{
+		{"at open", nil},
+		{"one node a transaction, one record a deletion", func(t *testing.T, c *CDP, _ string) {
+			n, err := upgradeObservations(context.Background(), c.store, nil, 1)
+			if err != nil || n == 0 {
+				t.Fatalf("upgrade in steps: %d %v", n, err)
+			}
+		}},
+		{"interrupted between a node's list and its records", func(t *testing.T, c *CDP, before string) {
+			// The first node's new list and old list deletion committed,
+			// its records' deletion not.
+			line, _, _ := strings.Cut(before, "\n")
+			k, v, _ := strings.Cut(line, "=")
+			kb, _ := hex.DecodeString(k)
+			vb, _ := hex.DecodeString(v)
+			pid := uuid.UUID(kb[len(store.PrefixObs):])
+			if err := c.runOp(context.Background(), func(tx *store.Txn) error {
+				return errors.Join(tx.Set(kb, vb), tx.Delete(store.LegacyObsListKey(pid)))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.MasterKeyHex = key
 			c := openTest(t, cfg)
@@ -244,17 +271,10 @@ func TestUpgradeFromSchema1(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if perTxn > 0 {
-				// The upgrade in small steps, as after an interruption.
-				c = openTest(t, cfg)
+			if tc.prepare != nil {
+				c = openTest(t, cfg) // upgrades: downgrade again
 				downgradeObservations(t, c)
-				n, err := upgradeObservations(ctx, c.store, nil, perTxn)
-				if err != nil || n == 0 {
-					t.Fatalf("upgrade in steps: %d %v", n, err)
-				}
-				if err := c.store.SetSchema(ctx, store.SchemaVersion); err != nil {
-					t.Fatal(err)
-				}
+				tc.prepare(t, c, before)
 				if err := c.Close(); err != nil {
 					t.Fatal(err)
 				}
