@@ -11,108 +11,92 @@ import (
 	"github.com/custody-cdp/custody/identity"
 )
 
-// idCache maps identifier index keys to profile ids. Only the committer
-// goroutine reads or writes it, and the committer is the only writer of the
-// identifier index, so it is coherent with the store without locks.
-// Eviction is FIFO over a ring: cheap, and a miss only costs a store read.
-//
-// It is keyed by the keyed hash that ends every index key (32 bytes; the
-// hash covers the identifier's type, so it names the key alone): fixed-size
-// keys and values hold no pointers, so the garbage collector never scans
-// the cache's million entries, where string keys made it mark them all on
-// every cycle.
-type idCache struct {
-	m    map[[32]byte]uuid.UUID
-	ring [][32]byte
+// ringCache is a map bounded by FIFO eviction over a ring: cheap, and a
+// miss only costs a store read. Its keys and values are fixed-size and
+// pointer-free, so the garbage collector never scans its entries (with
+// string keys it marked the caches' million entries on every cycle).
+type ringCache[K comparable, V any] struct {
+	m    map[K]V
+	ring []K
 	next int
 	full bool
 }
 
-func newIDCache(size int) *idCache {
-	return &idCache{m: make(map[[32]byte]uuid.UUID, size), ring: make([][32]byte, size)}
+func newRingCache[K comparable, V any](size int) *ringCache[K, V] {
+	return &ringCache[K, V]{m: make(map[K]V, size), ring: make([]K, size)}
 }
 
-func idCacheKey(k []byte) ([32]byte, bool) {
-	if len(k) < 32 {
-		return [32]byte{}, false
-	}
-	return [32]byte(k[len(k)-32:]), true
-}
-
-func (c *idCache) get(k []byte) (uuid.UUID, bool) {
-	ck, ok := idCacheKey(k)
-	if !ok {
-		return uuid.Nil, false
-	}
-	p, ok := c.m[ck]
-	return p, ok
+func (c *ringCache[K, V]) get(k K) (V, bool) {
+	v, ok := c.m[k]
+	return v, ok
 }
 
 // remove forgets k (its ring slot is reused later).
-func (c *idCache) remove(k []byte) {
-	if ck, ok := idCacheKey(k); ok {
-		delete(c.m, ck)
-	}
-}
+func (c *ringCache[K, V]) remove(k K) { delete(c.m, k) }
 
-func (c *idCache) put(k []byte, p uuid.UUID) {
-	ck, ok := idCacheKey(k)
-	if !ok {
-		return
-	}
-	if _, ok := c.m[ck]; ok {
-		c.m[ck] = p
+func (c *ringCache[K, V]) put(k K, v V) {
+	if _, ok := c.m[k]; ok {
+		c.m[k] = v
 		return
 	}
 	if c.full {
 		delete(c.m, c.ring[c.next])
 	}
-	c.ring[c.next] = ck
-	c.m[ck] = p
+	c.ring[c.next] = k
+	c.m[k] = v
 	if c.next = (c.next + 1) % len(c.ring); c.next == 0 {
 		c.full = true
 	}
 }
 
-// obsCache remembers the order key of observations already recorded, so
-// that the many messages repeating one pair of identifiers (every event of
-// a signed-in session) cost no store read. Committer-owned, like idCache,
-// and pointer-free like it: keyed by the observation's 16-byte hash.
-type obsCache struct {
-	m    map[[16]byte]identity.ObsKey
-	ring [][16]byte
-	next int
-	full bool
+// idCache maps identifier index keys to profile ids. Only the committer
+// goroutine reads or writes it, and the committer is the only writer of the
+// identifier index, so it is coherent with the store without locks. It is
+// keyed by the keyed hash that ends every index key (32 bytes; the hash
+// covers the identifier's type, so it names the key alone).
+type idCache struct{ c *ringCache[[32]byte, uuid.UUID] }
+
+func newIDCache(size int) *idCache { return &idCache{newRingCache[[32]byte, uuid.UUID](size)} }
+
+func (c *idCache) get(k []byte) (uuid.UUID, bool) {
+	if len(k) < 32 {
+		return uuid.Nil, false
+	}
+	return c.c.get([32]byte(k[len(k)-32:]))
 }
 
+func (c *idCache) remove(k []byte) {
+	if len(k) >= 32 {
+		c.c.remove([32]byte(k[len(k)-32:]))
+	}
+}
+
+func (c *idCache) put(k []byte, p uuid.UUID) {
+	if len(k) >= 32 {
+		c.c.put([32]byte(k[len(k)-32:]), p)
+	}
+}
+
+// obsCache remembers the order key of observations already recorded, so
+// that the many messages repeating one pair of identifiers (every event of
+// a signed-in session) cost no store read. Committer-owned, like idCache;
+// keyed by the observation's 16-byte hash.
+type obsCache struct{ c *ringCache[[16]byte, identity.ObsKey] }
+
 func newObsCache(size int) *obsCache {
-	return &obsCache{m: make(map[[16]byte]identity.ObsKey, size), ring: make([][16]byte, size)}
+	return &obsCache{newRingCache[[16]byte, identity.ObsKey](size)}
 }
 
 func (c *obsCache) get(h []byte) (identity.ObsKey, bool) {
 	if len(h) != 16 {
 		return identity.ObsKey{}, false
 	}
-	v, ok := c.m[[16]byte(h)]
-	return v, ok
+	return c.c.get([16]byte(h))
 }
 
 func (c *obsCache) put(h []byte, v identity.ObsKey) {
-	if len(h) != 16 {
-		return
-	}
-	ck := [16]byte(h)
-	if _, ok := c.m[ck]; ok {
-		c.m[ck] = v
-		return
-	}
-	if c.full {
-		delete(c.m, c.ring[c.next])
-	}
-	c.ring[c.next] = ck
-	c.m[ck] = v
-	if c.next = (c.next + 1) % len(c.ring); c.next == 0 {
-		c.full = true
+	if len(h) == 16 {
+		c.c.put([16]byte(h), v)
 	}
 }
 

@@ -39,8 +39,8 @@ func TestResolveCaches(t *testing.T) {
 			t.Fatal("a key without a hash hit")
 		}
 		c.put([]byte("i/short"), pid(4)) // ignored
-		if len(c.m) != 1 {
-			t.Fatalf("%d entries, want 1", len(c.m))
+		if len(c.c.m) != 1 {
+			t.Fatalf("%d entries, want 1", len(c.c.m))
 		}
 	})
 	t.Run("observations", func(t *testing.T) {
