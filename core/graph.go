@@ -137,7 +137,8 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	}
 	for _, n := range sorted {
 		var list []byte
-		if lk := store.ObsListKey(n); !st.born[n] || tx.Pending(lk) {
+		lk := store.ObsListKey(n)
+		if st.mayHave(tx, n, lk) {
 			if list, err = tx.Get(lk); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -145,7 +146,7 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 		if list, err = putObs(list, h, key, sorted); err != nil {
 			return fmt.Errorf("observations of %s: %w", n, err)
 		}
-		if err := tx.Set(store.ObsListKey(n), list); err != nil {
+		if err := tx.Set(lk, list); err != nil {
 			return err
 		}
 	}
@@ -213,7 +214,7 @@ func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte)
 		return k, true, nil
 	}
 	key := store.ObsListKey(first)
-	if (st.born[first] || !c.obsFilter.mayContain(h)) && !tx.Pending(key) {
+	if !st.mayHave(tx, first, key) || !c.obsFilter.mayContain(h) && !tx.Pending(key) {
 		return identity.ObsKey{}, false, nil // certainly new
 	}
 	list, err := tx.Get(key)
@@ -259,7 +260,7 @@ func (c *CDP) replayComponent(tx *store.Txn, start []uuid.UUID, res *IngestResul
 		}
 		seps = append(seps, c.seps.of(n)...)
 		lk := store.ObsListKey(n)
-		if st != nil && st.born[n] && !tx.Pending(lk) {
+		if !st.mayHave(tx, n, lk) {
 			continue // born in this group, seen in no observation yet
 		}
 		list, err := tx.Get(lk)
@@ -329,13 +330,10 @@ type journalEntry struct {
 func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uuid.UUID]membership,
 	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted, fresh bool,
 	st *groupState) error {
-	var unlisted, born map[uuid.UUID]bool
+	var unlisted map[uuid.UUID]bool
 	if st != nil {
-		unlisted, born = st.unlisted, st.born
+		unlisted = st.unlisted
 	}
-	// A node born in this group has no journal in the store: only a
-	// pending one, so a miss costs no read.
-	stored := func(k []byte, pid uuid.UUID) bool { return !born[pid] || tx.Pending(k) }
 	roots := cl.Roots()
 	lists := map[uuid.UUID][]clusterMember{}
 	touched := map[uuid.UUID]bool{}
@@ -383,7 +381,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 	}
 	journal := map[uuid.UUID][]journalEntry{}
 	add := func(pid uuid.UUID, e journalEntry) error {
-		if _, ok := journal[pid]; !ok && !fresh && stored(store.JournalKey(pid), pid) {
+		if _, ok := journal[pid]; !ok && !fresh && st.mayHave(tx, pid, store.JournalKey(pid)) {
 			prev, err := c.journal(tx, pid)
 			if err != nil {
 				return err
@@ -419,7 +417,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 		if err != nil {
 			return err
 		}
-		if fresh && stored(store.JournalKey(pid), pid) {
+		if fresh && st.mayHave(tx, pid, store.JournalKey(pid)) {
 			// Replayed evidence mostly yields the journal already stored.
 			if old, err := tx.Get(store.JournalKey(pid)); err == nil && bytes.Equal(old, b) {
 				continue
@@ -434,7 +432,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 	if fresh {
 		// Nodes the replay gives no journal entry lose the one they had.
 		for n := range mems {
-			if _, ok := journal[n]; ok || !stored(store.JournalKey(n), n) {
+			if _, ok := journal[n]; ok || !st.mayHave(tx, n, store.JournalKey(n)) {
 				continue
 			}
 			if err := deleteIfPresent(tx, store.JournalKey(n)); err != nil {

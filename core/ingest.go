@@ -366,8 +366,7 @@ type groupState struct {
 	consentRecs map[uuid.UUID][]keyedConsent
 	newPIDs     []uuid.UUID
 	created     []uuid.UUID // nodes the group created (pooled ids too)
-	// born is created as a set: a node born in this group has nothing in
-	// the store yet, so what it has is pending and a miss costs no read.
+	// born is created as a set (see mayHave).
 	born map[uuid.UUID]bool
 	// unlisted are the nodes the group created whose cluster list n/<pid>
 	// is not written yet. Most new nodes are merged into an older one by
@@ -612,6 +611,14 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	st.created = append(st.created, pid)
 	st.born[pid] = true
 	return pid, true, nil
+}
+
+// mayHave reports whether pid's record under key can exist: a node born
+// in this group has nothing in the store, only what the group's own
+// transaction holds, so a read that would miss is skipped. A nil group
+// (an operation outside ingestion) knows of no births.
+func (st *groupState) mayHave(tx *store.Txn, pid uuid.UUID, key []byte) bool {
+	return st == nil || !st.born[pid] || tx.Pending(key)
 }
 
 // members returns root's cluster; rm is root's membership. A node created

@@ -26,6 +26,7 @@ const obsHeader = 16 + 24 + 2
 
 // obsEntry is one entry of a list; its slices point into the list.
 type obsEntry struct {
+	raw   []byte // the whole entry, as stored
 	hash  []byte
 	key   []byte // identity.ObsKey bytes
 	nodes []byte // 16 bytes each
@@ -46,7 +47,7 @@ func walkObs(list []byte, fn func(e obsEntry) bool) error {
 		if n == 0 || len(list) < end {
 			return fmt.Errorf("observation list: %w (entry of %d nodes in %d bytes)", ErrCorrupt, n, len(list))
 		}
-		if !fn(obsEntry{hash: list[:16], key: list[16:40], nodes: list[obsHeader:end]}) {
+		if !fn(obsEntry{raw: list[:end], hash: list[:16], key: list[16:40], nodes: list[obsHeader:end]}) {
 			return nil
 		}
 		list = list[end:]
@@ -88,10 +89,7 @@ func putObs(list, h []byte, key identity.ObsKey, nodes []uuid.UUID) ([]byte, err
 			out = appendObsEntry(out, h, key, nodes)
 			replaced = true
 		} else {
-			out = append(out, e.hash...)
-			out = append(out, e.key...)
-			out = binary.BigEndian.AppendUint16(out, uint16(e.count()))
-			out = append(out, e.nodes...)
+			out = append(out, e.raw...)
 		}
 		return true
 	})
@@ -114,10 +112,7 @@ func filterObs(list []byte, drop func(e obsEntry) bool) ([]byte, int, error) {
 			n++
 			return true
 		}
-		out = append(out, e.hash...)
-		out = append(out, e.key...)
-		out = binary.BigEndian.AppendUint16(out, uint16(e.count()))
-		out = append(out, e.nodes...)
+		out = append(out, e.raw...)
 		return true
 	})
 	return out, n, err
@@ -224,10 +219,11 @@ func upgradeObservations(ctx context.Context, st *store.Store, drop func(uuid.UU
 					}
 				}
 				if drop != nil {
-					if gone, err := drop(n.pid); err != nil || gone {
-						if err != nil {
-							return err
-						}
+					gone, err := drop(n.pid)
+					if err != nil {
+						return err
+					}
+					if gone {
 						continue
 					}
 				}

@@ -38,7 +38,7 @@ func TestObsList(t *testing.T) {
 		var got []string
 		if err := walkObs(list, func(e obsEntry) bool {
 			k, _ := identity.ParseObsKey(e.key)
-			got = append(got, fmt.Sprintf("%x:%d:%d:%x", e.hash[:1], k.TS, e.count(), e.node(e.count()-1)[15]))
+			got = append(got, fmt.Sprintf("%x:%d:%d:%x", e.hash[:1], k.TS, e.count(), e.node(e.count() - 1)[15]))
 			return true
 		}); err != nil {
 			t.Fatal(err)

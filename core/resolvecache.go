@@ -54,7 +54,9 @@ func (c *ringCache[K, V]) put(k K, v V) {
 // identifier index, so it is coherent with the store without locks. It is
 // keyed by the keyed hash that ends every index key (32 bytes; the hash
 // covers the identifier's type, so it names the key alone).
-type idCache struct{ c *ringCache[[32]byte, uuid.UUID] }
+type idCache struct {
+	c *ringCache[[32]byte, uuid.UUID]
+}
 
 func newIDCache(size int) *idCache { return &idCache{newRingCache[[32]byte, uuid.UUID](size)} }
 
@@ -81,7 +83,9 @@ func (c *idCache) put(k []byte, p uuid.UUID) {
 // that the many messages repeating one pair of identifiers (every event of
 // a signed-in session) cost no store read. Committer-owned, like idCache;
 // keyed by the observation's 16-byte hash.
-type obsCache struct{ c *ringCache[[16]byte, identity.ObsKey] }
+type obsCache struct {
+	c *ringCache[[16]byte, identity.ObsKey]
+}
 
 func newObsCache(size int) *obsCache {
 	return &obsCache{newRingCache[[16]byte, identity.ObsKey](size)}
