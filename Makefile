@@ -71,7 +71,7 @@ bench-privacy:
 FUZZ_TARGETS = \
 	./core/event:FuzzDecodeBatch ./core/event:FuzzFastBatch ./core/event:FuzzDecodeMessage ./core/event:FuzzDecodeStored \
 	./core/mapping:FuzzConvert ./core/mapping:FuzzParse ./segments:FuzzParse ./policies:FuzzInput \
-	./core:FuzzConfigFile ./core:FuzzParseDuration ./core:FuzzDecodeMembers ./core:FuzzNodeRecordJSON ./core:FuzzObsList \
+	./core:FuzzConfigFile ./core:FuzzParseDuration ./core:FuzzDecodeMembers ./core:FuzzNodeRecordJSON ./core:FuzzObsList ./core:FuzzDigest \
 	./core/keys:FuzzUnseal ./core/keys:FuzzParseMaster ./core/keys:FuzzReadKeyring \
 	./core/audit:FuzzDecodeRecord ./core/store:FuzzParseEventKey ./identity:FuzzNormalize
 

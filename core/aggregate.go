@@ -33,16 +33,6 @@ import (
 // is not cached (the commit may or may not be in the build's snapshot), so
 // a cached digest is always exact.
 
-// aggEvent is one event of a node's digest (32 bytes, plus the extra of
-// orders, refunds and touches).
-type aggEvent struct {
-	at   int64 // event time, unix nanoseconds
-	rev  float64
-	x    *eventExtra
-	name uint32
-	disc bool
-}
-
 // nodeEvent is a committed event on its way to the digests.
 type nodeEvent struct {
 	pid uuid.UUID
@@ -63,7 +53,7 @@ type aggregates struct {
 	mu       sync.RWMutex // read-locked by lookups: evaluation runs on several workers
 	names    map[string]uint32
 	list     []string
-	nodes    map[uuid.UUID][]aggEvent
+	nodes    map[uuid.UUID]digest
 	building builds
 }
 
@@ -105,7 +95,7 @@ func (bs builds) end(pid uuid.UUID) bool {
 }
 
 func newAggregates() *aggregates {
-	return &aggregates{names: map[string]uint32{}, nodes: map[uuid.UUID][]aggEvent{}, building: builds{}}
+	return &aggregates{names: map[string]uint32{}, nodes: map[uuid.UUID]digest{}, building: builds{}}
 }
 
 func (a *aggregates) intern(name string) uint32 {
@@ -130,7 +120,7 @@ func (a *aggregates) apply(evs []nodeEvent, created []uuid.UUID) {
 	// is known without a read.
 	for _, p := range created {
 		if _, ok := a.nodes[p]; !ok {
-			a.nodes[p] = []aggEvent{}
+			a.nodes[p] = digest{}
 		}
 	}
 	for _, e := range evs {
@@ -139,7 +129,7 @@ func (a *aggregates) apply(evs []nodeEvent, created []uuid.UUID) {
 		if !ok {
 			continue
 		}
-		a.nodes[e.pid] = append(d, aggEvent{at: e.ev.at, rev: e.ev.rev, name: a.intern(e.ev.name), disc: e.ev.disc, x: e.ev.x})
+		a.nodes[e.pid] = appendDigest(d, a.intern(e.ev.name), &e.ev)
 	}
 }
 
@@ -156,7 +146,7 @@ func (a *aggregates) drop(pids ...uuid.UUID) {
 
 // get returns a node's cached digest and the event names its name ids
 // index (an append-only list: the returned prefix stays valid).
-func (a *aggregates) get(pid uuid.UUID) ([]aggEvent, []string, bool) {
+func (a *aggregates) get(pid uuid.UUID) (digest, []string, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	d, ok := a.nodes[pid]
@@ -171,13 +161,17 @@ func (a *aggregates) begin(pid uuid.UUID) {
 
 // end caches a finished build (ok) unless a commit touched the node
 // meanwhile.
-func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) ([]aggEvent, []string) {
+func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) (digest, []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]aggEvent, len(evs))
-	for i, e := range evs {
-		out[i] = aggEvent{at: e.at, rev: e.rev, name: a.intern(e.name), disc: e.disc, x: e.x}
+	var out digest
+	for i := range evs {
+		out = appendDigest(out, a.intern(evs[i].name), &evs[i])
 	}
+	if out == nil {
+		out = digest{}
+	}
+	out = out[:len(out):len(out)] // no slack kept: the next append copies
 	if clean := a.building.end(pid); ok && clean {
 		if _, ok := a.nodes[pid]; !ok {
 			a.nodes[pid] = out
@@ -189,7 +183,7 @@ func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) ([]aggEvent, 
 // digestOf returns a node's digest, building it from the store if needed
 // (in a read transaction of its own, begun after the build is registered:
 // see the package comment above).
-func (c *CDP) digestOf(ctx context.Context, pid uuid.UUID) ([]aggEvent, []string, error) {
+func (c *CDP) digestOf(ctx context.Context, pid uuid.UUID) (digest, []string, error) {
 	if d, names, ok := c.aggs.get(pid); ok {
 		return d, names, nil
 	}

@@ -256,9 +256,9 @@ type personPeriod struct {
 	revenue         float64
 }
 
-func (p *personPeriod) add(d []aggEvent, names []string, since, until time.Time) {
+func (p *personPeriod) add(d digest, names []string, since, until time.Time) {
 	s, u := since.UnixNano(), until.UnixNano()
-	for _, e := range d {
+	for e := d.iter(); e.next(); {
 		if e.at < s || e.at >= u {
 			continue
 		}

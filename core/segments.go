@@ -426,11 +426,11 @@ func (p *personView) loadDigest() {
 			p.err = err
 			return
 		}
-		for _, e := range d {
-			t := time.Unix(0, e.at).UTC()
-			name := names[e.name]
+		for it := d.iter(); it.next(); {
+			t := time.Unix(0, it.at).UTC()
+			name := names[it.name]
 			p.digest[name] = append(p.digest[name], segments.Event{Time: t})
-			p.in.add(name, t, e.rev, e.disc, e.x)
+			p.in.add(name, t, it.rev, it.disc, it.extra())
 		}
 	}
 }

@@ -1,0 +1,109 @@
+package core
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+)
+
+// TestDigestEncoding checks that every event form reads back as appended,
+// alone and after other events, and that a truncated digest stops without
+// reading past its end.
+func TestDigestEncoding(t *testing.T) {
+	cases := []struct {
+		name string
+		ev   orderEvent
+	}{
+		{"a view", orderEvent{at: 1_700_000_000_123_456_789}},
+		{"before 1970", orderEvent{at: -86_400_000_000_000}},
+		{"an order with a coupon", orderEvent{at: 5, rev: 129.95, disc: true, x: &eventExtra{id: "A-1001"}}},
+		{"a negative revenue", orderEvent{at: 6, rev: -3.5}},
+		{"a refund", orderEvent{at: 7, x: &eventExtra{id: "A-1001"}}},
+		{"an order with categories", orderEvent{at: 8, rev: 30, x: &eventExtra{id: "7", cats: []catAmount{{"shoes", 20, 1}, {"", 10, 2.5}}}}},
+		{"a touch", orderEvent{at: 9, x: &eventExtra{touch: &touch{source: "news", medium: "email", campaign: "", referrer: "example.org"}}}},
+		{"everything", orderEvent{at: math.MaxInt64, rev: math.SmallestNonzeroFloat64, disc: true,
+			x: &eventExtra{id: "é✓", cats: []catAmount{{"bags", 1, 1}}, touch: &touch{source: "s", medium: "m", campaign: "c", referrer: "r"}}}},
+	}
+	read := func(d digest) (out []orderEvent, names []uint32) {
+		it := d.iter()
+		for it.next() {
+			e := orderEvent{at: it.at, rev: it.rev, disc: it.disc}
+			if x := it.extra(); x != nil {
+				c := *x
+				if x.touch != nil {
+					tc := *x.touch
+					c.touch = &tc
+				}
+				e.x = &c
+			}
+			out = append(out, e)
+			names = append(names, it.name)
+		}
+		if it.bad {
+			t.Fatalf("a well-formed digest read as malformed")
+		}
+		return out, names
+	}
+	var all digest
+	var want []orderEvent
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := appendDigest(nil, uint32(i*300), &tc.ev)
+			got, names := read(d)
+			if len(got) != 1 || !reflect.DeepEqual(got[0], tc.ev) || names[0] != uint32(i*300) {
+				t.Fatalf("read back %+v (name %v), want %+v", got, names, tc.ev)
+			}
+			for cut := range len(d) - 1 {
+				it := d[:cut+1].iter()
+				for it.next() {
+				}
+				if !it.bad {
+					t.Fatalf("cut to %d of %d bytes: not noticed", cut+1, len(d))
+				}
+			}
+		})
+		all = appendDigest(all, uint32(i), &cases[i].ev)
+		want = append(want, tc.ev)
+	}
+	t.Run("all in one digest", func(t *testing.T) {
+		got, names := read(all)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("read back\n%+v\nwant\n%+v", got, want)
+		}
+		for i, n := range names {
+			if n != uint32(i) {
+				t.Fatalf("name %d read as %d", i, n)
+			}
+		}
+	})
+	t.Run("a reader's slice is not changed by later appends", func(t *testing.T) {
+		d := make(digest, 0, 1024)
+		d = appendDigest(d, 1, &cases[2].ev)
+		held := d
+		before := string(held)
+		for i := range 20 {
+			d = appendDigest(d, 2, &cases[i%len(cases)].ev)
+		}
+		if string(held) != before {
+			t.Fatal("an append rewrote bytes a reader holds")
+		}
+	})
+}
+
+// FuzzDigest: any bytes read as a digest end the walk without a panic.
+func FuzzDigest(f *testing.F) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var d digest
+	for i := range 8 {
+		d = appendDigest(d, uint32(rng.IntN(500)), &orderEvent{at: rng.Int64(), rev: float64(i), x: &eventExtra{id: "x", cats: []catAmount{{"c", 1, 1}}}})
+	}
+	f.Add([]byte(d))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		it := digest(b).iter()
+		for it.next() {
+			_ = it.extra()
+		}
+	})
+}
