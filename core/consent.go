@@ -248,14 +248,24 @@ type GateRequest struct {
 }
 
 func (c *CDP) subjectInput(gr GateRequest, cv ConsentView) policies.Input {
+	return c.gateInput(gr, subjectOf(cv))
+}
+
+// gateInput is the policy input of a request about a subject.
+func (c *CDP) gateInput(gr GateRequest, s policies.Subject) policies.Input {
+	return policies.Input{Action: gr.Action, Purpose: gr.Purpose, Now: c.now().UTC(), Destination: gr.Destination,
+		Subject: s, Requester: policies.Requester{Role: gr.Role}}
+}
+
+// subjectOf is the policy subject of a consent view.
+func subjectOf(cv ConsentView) policies.Subject {
 	gpc := false
 	for _, h := range cv.History {
 		if h.Source == privacy.SourceGPC {
 			gpc = true
 		}
 	}
-	return policies.Input{Action: gr.Action, Purpose: gr.Purpose, Now: c.now().UTC(), Destination: gr.Destination,
-		Subject: privacy.Subject(cv.States, cv.Jurisdiction, gpc, false, nil, nil), Requester: policies.Requester{Role: gr.Role}}
+	return privacy.Subject(cv.States, cv.Jurisdiction, gpc, false, nil, nil)
 }
 
 // ReachReport counts, for one purpose, how many people the gate lets a

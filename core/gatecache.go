@@ -3,8 +3,10 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/policies"
 	"github.com/custody-cdp/custody/privacy"
 )
 
@@ -42,25 +45,119 @@ import (
 // whether a person can be reached (the lifecycle stage's subscriber).
 var gateTraits = [...]string{"jurisdiction", "address", "country", "state", "email", "phone"}
 
-// gateNode is what the gate needs of one node.
+// gateNode is what the gate needs of one node, kept small: a million
+// people's entries as maps (traits, trait times, the resolved consent
+// states) were a third of the heap. The traits are one encoded slice; the
+// consent view of a person who is this node alone is resolved once, as the
+// indexes of the records that govern each purpose, a jurisdiction and two
+// flags, and is turned into a policy subject or a ConsentView when asked.
 type gateNode struct {
-	traits   map[string]json.RawMessage // gateTraits only
-	times    map[string]time.Time
+	traits   gateTraitList     // gateTraits only
 	consents []privacy.Consent // in key order, as consentRecords returns them
-	// alone is the consent view of a person who is this node alone (most
-	// people): resolved once, not at every evaluation. Shared: read only.
-	alone ConsentView
+	// The view of a person who is this node alone (most people): resolved
+	// once, not at every evaluation. Shared: read only.
+	states       []uint8 // per purpose, the index in consents of its record
+	jurisdiction string
+	gpc          bool // a record came from Global Privacy Control
+	reachable    bool // a non-empty email or phone (lifecycle: subscriber)
 }
 
 // newGateNode makes an entry, resolving its alone view as gateView would.
-func newGateNode(traits map[string]json.RawMessage, times map[string]time.Time, consents []privacy.Consent) *gateNode {
-	n := &gateNode{traits: traits, times: times, consents: consents}
-	n.alone.History = append([]privacy.Consent{}, consents...)
-	sort.Slice(n.alone.History, func(i, j int) bool { return n.alone.History[i].CollectedAt.Before(n.alone.History[j].CollectedAt) })
-	// One node: no records compete, the merge time plays no part.
-	n.alone.States = privacy.Resolve([][]privacy.Consent{consents}, time.Time{})
-	n.alone.Jurisdiction = jurisdictionOf(traits, n.alone.History)
+func newGateNode(traits gateTraitList, consents []privacy.Consent) *gateNode {
+	n := &gateNode{traits: traits, consents: consents}
+	tm, _ := traits.maps()
+	n.reachable = reachableRaw(tm["email"]) || reachableRaw(tm["phone"])
+	// One node: no records compete and the merge time plays no part, so
+	// each purpose's state is one of the node's own records, unchanged.
+	for _, st := range privacy.Resolve([][]privacy.Consent{consents}, time.Time{}) {
+		i := slices.Index(consents, st.Record)
+		if i < 0 || st.Conflict != "" {
+			panic("gate input: privacy.Resolve of one profile returned a record it was not given")
+		}
+		n.states = append(n.states, uint8(i))
+	}
+	for _, c := range consents {
+		n.gpc = n.gpc || c.Source == privacy.SourceGPC
+	}
+	n.jurisdiction = jurisdictionOf(tm, n.history())
 	return n
+}
+
+// withConsents returns the entry of the same traits with these records.
+func (n *gateNode) withConsents(consents []privacy.Consent) *gateNode {
+	return newGateNode(n.traits, consents)
+}
+
+// hasInputs: the node has a gate trait or a consent record.
+func (n *gateNode) hasInputs() bool { return len(n.traits) > 0 || len(n.consents) > 0 }
+
+// history is the node's records by collection time, as ConsentView has them.
+func (n *gateNode) history() []privacy.Consent {
+	h := append([]privacy.Consent{}, n.consents...)
+	sort.Slice(h, func(i, j int) bool { return h[i].CollectedAt.Before(h[j].CollectedAt) })
+	return h
+}
+
+// view is the ConsentView of a person who is this node alone.
+func (n *gateNode) view() ConsentView {
+	v := ConsentView{Jurisdiction: n.jurisdiction, States: make(map[string]privacy.State, len(n.states)), History: n.history()}
+	for _, i := range n.states {
+		r := n.consents[i]
+		v.States[r.Purpose] = privacy.State{Record: r}
+	}
+	return v
+}
+
+// subject is the policy subject of a person who is this node alone: what
+// subjectInput makes of view(), without the view.
+func (n *gateNode) subject() policies.Subject {
+	s := policies.Subject{Jurisdiction: n.jurisdiction, GPC: n.gpc, Consents: make(map[string]policies.Consent, len(n.states))}
+	for _, i := range n.states {
+		r := &n.consents[i]
+		s.Consents[r.Purpose] = policies.Consent{Status: r.Status, At: r.CollectedAt, ExpiresAt: r.ExpiresAt, LawfulBasis: r.LawfulBasis}
+	}
+	return s
+}
+
+// gateTraitList holds a node's gateTraits in one slice, each as
+//
+//	index in gateTraits  1 byte
+//	time                 8 bytes unix seconds, 4 bytes nanoseconds (little endian)
+//	value                uvarint length, raw JSON
+type gateTraitList []byte
+
+func makeGateTraits(traits map[string]json.RawMessage, times map[string]time.Time) gateTraitList {
+	var l gateTraitList
+	for i, k := range gateTraits {
+		v, ok := traits[k]
+		if !ok {
+			continue
+		}
+		t := times[k]
+		l = append(l, byte(i))
+		l = binary.LittleEndian.AppendUint64(l, uint64(t.Unix()))
+		l = binary.LittleEndian.AppendUint32(l, uint32(t.Nanosecond()))
+		l = binary.AppendUvarint(l, uint64(len(v)))
+		l = append(l, v...)
+	}
+	return l
+}
+
+// maps returns the traits and their times; values share the list's bytes.
+func (l gateTraitList) maps() (map[string]json.RawMessage, map[string]time.Time) {
+	if len(l) == 0 {
+		return nil, nil
+	}
+	traits, times := map[string]json.RawMessage{}, map[string]time.Time{}
+	for len(l) >= 13 {
+		k := gateTraits[l[0]]
+		at := time.Unix(int64(binary.LittleEndian.Uint64(l[1:])), int64(binary.LittleEndian.Uint32(l[9:]))).UTC()
+		n, w := binary.Uvarint(l[13:])
+		v := l[13+w : 13+w+int(n)]
+		traits[k], times[k] = json.RawMessage(v), at
+		l = l[13+w+int(n):]
+	}
+	return traits, times
 }
 
 // gateCache holds the gate inputs of nodes. Safe for concurrent use.
@@ -160,7 +257,7 @@ func (c *CDP) gatesCommitted(st *groupState) {
 		case !c.consented.has(w.pid):
 			put[w.pid] = w.node
 		case withRecords(w.pid):
-			put[w.pid] = newGateNode(w.node.traits, w.node.times, inKeyOrder(st.consentRecs[w.pid]))
+			put[w.pid] = w.node.withConsents(inKeyOrder(st.consentRecs[w.pid]))
 		default:
 			drop = append(drop, w.pid)
 		}
@@ -205,25 +302,16 @@ type gateWrite struct {
 // gateNodeFrom keeps the gateTraits. Nodes without any
 // share one empty entry.
 func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time) *gateNode {
-	var sub map[string]json.RawMessage
-	var at map[string]time.Time
-	for _, k := range gateTraits {
-		if v, ok := traits[k]; ok {
-			if sub == nil {
-				sub, at = map[string]json.RawMessage{}, map[string]time.Time{}
-			}
-			sub[k], at[k] = v, times[k]
-		}
-	}
-	if sub == nil {
+	l := makeGateTraits(traits, times)
+	if len(l) == 0 {
 		return noGateTraits
 	}
-	return newGateNode(sub, at, nil)
+	return newGateNode(l, nil)
 }
 
 // noGateTraits is the entry of a node without any of the gateTraits or
 // consent records (most anonymous visitors). Never modified.
-var noGateTraits = newGateNode(nil, nil, nil)
+var noGateTraits = newGateNode(nil, nil)
 
 // gateNodeOf returns a node's gate input, reading it from the store if it
 // is not cached (in a read transaction of its own, begun after the build is
@@ -243,7 +331,7 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 		n = gateNodeFrom(rec.Traits, rec.TraitTimes)
 		consents, err := c.consentRecords(ctx, tx, pid)
 		if len(consents) > 0 {
-			n = newGateNode(n.traits, n.times, consents)
+			n = n.withConsents(consents)
 		}
 		return err
 	})
@@ -255,11 +343,36 @@ func (c *CDP) gateNodeOf(ctx context.Context, pid uuid.UUID) (*gateNode, error) 
 	return n, nil
 }
 
-// gateView resolves a person's consent view (root and members) from the
-// nodes' gate inputs: what consentOf computes from the records themselves,
-// for the traits jurisdictionOf reads. It returns the person's gateTraits
-// too, merged as traitsOf merges traits.
-func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (ConsentView, map[string]json.RawMessage, error) {
+// personGate is what the gate and the computed traits need of a person:
+// the one node that holds all their gate inputs (most people: the
+// userId's node, the others carrying none), else their merged view.
+type personGate struct {
+	only      *gateNode    // the person's inputs are all on this node
+	merged    *ConsentView // else: resolved from every node
+	reachable bool
+}
+
+// view returns the person's ConsentView.
+func (g personGate) view() ConsentView {
+	if g.only != nil {
+		return g.only.view()
+	}
+	return *g.merged
+}
+
+// subject returns the person's policy subject.
+func (g personGate) subject() policies.Subject {
+	if g.only != nil {
+		return g.only.subject()
+	}
+	return subjectOf(*g.merged)
+}
+
+// gateView resolves a person's gate inputs (root and members) from the
+// nodes' entries: what consentOf computes from the records themselves,
+// for the traits jurisdictionOf reads, and whether the merged traits
+// (merged as traitsOf merges them) make the person reachable.
+func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (personGate, error) {
 	nodes := make([]*gateNode, len(members))
 	if !c.gates.getAll(members, nodes) {
 		for i, m := range members {
@@ -268,7 +381,7 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 			}
 			n, err := c.gateNodeOf(ctx, m)
 			if err != nil {
-				return ConsentView{}, nil, fmt.Errorf("profile %s: %w", m, err)
+				return personGate{}, fmt.Errorf("profile %s: %w", m, err)
 			}
 			nodes[i] = n
 		}
@@ -276,26 +389,24 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	// Most people have their traits and consent on one node (the userId's)
 	// and none on the others (an email's, a device's): their view is that
 	// node's, resolved once when it was cached.
-	var only *gateNode
+	only := noGateTraits
 	inputs := 0
 	for _, n := range nodes {
-		if len(n.traits) > 0 || len(n.consents) > 0 {
+		if n.hasInputs() {
 			only, inputs = n, inputs+1
 		}
 	}
-	switch inputs {
-	case 0:
-		return noGateTraits.alone, noGateTraits.traits, nil
-	case 1:
-		return only.alone, only.traits, nil
+	if inputs <= 1 {
+		return personGate{only: only, reachable: only.reachable}, nil
 	}
 	v := ConsentView{States: map[string]privacy.State{}, History: []privacy.Consent{}}
 	traits := map[string]json.RawMessage{}
 	at := map[string]time.Time{}
 	var per [][]privacy.Consent
 	for _, n := range nodes {
-		for k, val := range n.traits {
-			mergeTrait(traits, at, k, val, n.times[k])
+		tm, times := n.traits.maps()
+		for k, val := range tm {
+			mergeTrait(traits, at, k, val, times[k])
 		}
 		per = append(per, n.consents)
 		v.History = append(v.History, n.consents...)
@@ -313,7 +424,7 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	if withRecords > 1 {
 		rm, err := c.getMember(tx, root)
 		if err != nil {
-			return v, nil, err
+			return personGate{}, err
 		}
 		if !rm.last.IsZero() {
 			mergedAt = time.Unix(0, rm.last.TS)
@@ -322,5 +433,5 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	v.States = privacy.Resolve(per, mergedAt)
 	sort.Slice(v.History, func(i, j int) bool { return v.History[i].CollectedAt.Before(v.History[j].CollectedAt) })
 	v.Jurisdiction = jurisdictionOf(traits, v.History)
-	return v, traits, nil
+	return personGate{merged: &v, reachable: reachableRaw(traits["email"]) || reachableRaw(traits["phone"])}, nil
 }

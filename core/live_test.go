@@ -261,7 +261,11 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if _, err := c.Ingest(ctx, randomStream(rng, round, 1+rng.Intn(40), now)); err != nil {
+				var opts []IngestOption
+				if round%4 == 1 {
+					opts = append(opts, WithGPC(true)) // Sec-GPC: opt-out records on whoever is seen
+				}
+				if _, err := c.Ingest(ctx, randomStream(rng, round, 1+rng.Intn(40), now), opts...); err != nil {
 					t.Fatal(err)
 				}
 				if round%5 == 2 {
@@ -495,12 +499,18 @@ func checkGatePaths(t *testing.T, c *CDP) {
 				if err != nil {
 					return err
 				}
-				got, _, err := c.gateView(ctx, tx, root, members)
+				g, err := c.gateView(ctx, tx, root, members)
 				if err != nil {
 					return err
 				}
-				if !reflect.DeepEqual(got, want) {
+				if got := g.view(); !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s: person %s (%d nodes): gate inputs give\n%+v\nthe records give\n%+v", pass, root, len(members), got, want)
+				}
+				if got, want := g.subject(), subjectOf(want); !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: person %s: policy subject from the gate inputs\n%+v\nfrom the records\n%+v", pass, root, got, want)
+				}
+				if want := reachableRaw(traits["email"]) || reachableRaw(traits["phone"]); g.reachable != want {
+					t.Fatalf("%s: person %s: reachable %v from the gate inputs, %v from the records", pass, root, g.reachable, want)
 				}
 				people++
 				return nil

@@ -202,7 +202,7 @@ func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose str
 	if !ok {
 		return policies.Decision{}, errors.New("gate: unknown person type")
 	}
-	cv, err := pv.consent()
+	subj, err := pv.subject()
 	if errors.Is(err, keys.ErrKeyShredded) || errors.Is(err, ErrProfileNotFound) {
 		// Erased while this read was under way: the snapshot still holds
 		// the person's records, but their key is gone. They are nobody's
@@ -212,7 +212,7 @@ func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose str
 	if err != nil {
 		return policies.Decision{}, err
 	}
-	return g.c.engine.Decide(ctx, g.c.subjectInput(GateRequest{Action: action, Purpose: purpose, Destination: dest, Role: g.role}, cv))
+	return g.c.engine.Decide(ctx, g.c.gateInput(GateRequest{Action: action, Purpose: purpose, Destination: dest, Role: g.role}, subj))
 }
 
 // personView is one person as segments see them, decrypted lazily: the
@@ -228,7 +228,7 @@ type personView struct {
 	purpose string
 
 	traits  map[string]json.RawMessage
-	gtraits map[string]json.RawMessage // the gateTraits, from memory (gatecache.go)
+	gate    *personGate // the gate inputs, from memory (gatecache.go)
 	decoded map[string]any
 	cv      *ConsentView
 	events  map[string][]segments.Event
@@ -253,24 +253,53 @@ func (p *personView) loadTraits() map[string]json.RawMessage {
 
 func (p *personView) consent() (ConsentView, error) {
 	if p.cv == nil {
-		var cv ConsentView
-		var err error
 		if p.c.evalFromEvents {
 			// The reference path: every record read and decrypted now.
 			traits := p.loadTraits()
 			if p.err != nil {
 				return ConsentView{}, p.err
 			}
-			cv, err = p.c.consentOf(p.ctx, p.tx, p.root, p.members, traits)
+			cv, err := p.c.consentOf(p.ctx, p.tx, p.root, p.members, traits)
+			if err != nil {
+				return ConsentView{}, err
+			}
+			p.cv = &cv
 		} else {
-			cv, p.gtraits, err = p.c.gateView(p.ctx, p.tx, p.root, p.members)
+			g, err := p.gateInputs()
+			if err != nil {
+				return ConsentView{}, err
+			}
+			cv := g.view()
+			p.cv = &cv
 		}
-		if err != nil {
-			return ConsentView{}, err
-		}
-		p.cv = &cv
 	}
 	return *p.cv, nil
+}
+
+// gateInputs reads the person's gate inputs from memory (gatecache.go).
+func (p *personView) gateInputs() (*personGate, error) {
+	if p.gate == nil {
+		g, err := p.c.gateView(p.ctx, p.tx, p.root, p.members)
+		if err != nil {
+			return nil, err
+		}
+		p.gate = &g
+	}
+	return p.gate, nil
+}
+
+// subject is the person's policy subject: from the gate inputs without
+// making a ConsentView, except on the reference path.
+func (p *personView) subject() (policies.Subject, error) {
+	if p.c.evalFromEvents {
+		cv, err := p.consent()
+		return subjectOf(cv), err
+	}
+	g, err := p.gateInputs()
+	if err != nil {
+		return policies.Subject{}, err
+	}
+	return g.subject(), nil
 }
 
 func (p *personView) Trait(name string) (any, bool) {
@@ -379,10 +408,13 @@ func (p *personView) traitValues() (*traitValues, error) {
 	} else {
 		// From the gate inputs in memory: decrypting every profile record
 		// for two traits was a third of an evaluation.
-		if _, err := p.consent(); err != nil && p.err == nil {
-			p.err = err
+		if g, err := p.gateInputs(); err != nil {
+			if p.err == nil {
+				p.err = err
+			}
+		} else {
+			in.reachable = g.reachable
 		}
-		in.reachable = reachableRaw(p.gtraits["email"]) || reachableRaw(p.gtraits["phone"])
 	}
 	if p.err != nil {
 		return nil, p.err

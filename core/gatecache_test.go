@@ -1,0 +1,52 @@
+package core
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestGateTraitList: the gate traits and their times read back as given,
+// whatever the time (zero, before 1970, beyond 2262), and other traits are
+// not kept.
+func TestGateTraitList(t *testing.T) {
+	every := map[string]json.RawMessage{"jurisdiction": json.RawMessage(`"EU"`), "country": json.RawMessage(`"FR"`), "state": json.RawMessage(`null`),
+		"phone": json.RawMessage(`""`), "email": json.RawMessage(`""`), "address": json.RawMessage(`{}`)}
+	cases := []struct {
+		name   string
+		traits map[string]json.RawMessage
+		times  map[string]time.Time
+		want   map[string]json.RawMessage
+	}{
+		{"none", map[string]json.RawMessage{"plan": json.RawMessage(`"pro"`)}, nil, nil},
+		{"email and address",
+			map[string]json.RawMessage{"email": json.RawMessage(`"a@example.com"`), "address": json.RawMessage(`{"country":"DE"}`), "plan": json.RawMessage(`"pro"`)},
+			map[string]time.Time{"email": time.Date(2026, 3, 1, 12, 0, 0, 999_999_999, time.UTC), "address": {}},
+			map[string]json.RawMessage{"email": json.RawMessage(`"a@example.com"`), "address": json.RawMessage(`{"country":"DE"}`)}},
+		{"every gate trait, odd times", every,
+			map[string]time.Time{"jurisdiction": time.Date(1901, 1, 1, 0, 0, 0, 1, time.UTC), "country": time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)},
+			every},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.want
+			l := makeGateTraits(tc.traits, tc.times)
+			traits, times := l.maps()
+			if len(want) == 0 {
+				if len(l) != 0 || traits != nil {
+					t.Fatalf("kept %q", l)
+				}
+				return
+			}
+			if !reflect.DeepEqual(traits, want) {
+				t.Fatalf("traits %s, want %s", traits, want)
+			}
+			for k := range want {
+				if !times[k].Equal(tc.times[k]) || times[k].IsZero() != tc.times[k].IsZero() {
+					t.Fatalf("time of %s read back as %v, want %v", k, times[k], tc.times[k])
+				}
+			}
+		})
+	}
+}
