@@ -153,6 +153,23 @@ func (a *aggregates) get(pid uuid.UUID) (digest, []string, bool) {
 	return d, a.list, ok
 }
 
+// getAll fills out[i] with the cached digest of pids[i] where there is one,
+// under one acquisition of the lock, and returns the names list if all
+// were there (else nil).
+func (a *aggregates) getAll(pids []uuid.UUID, out []digest) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	all := true
+	for i, p := range pids {
+		out[i] = a.nodes[p]
+		all = all && out[i] != nil
+	}
+	if !all {
+		return nil
+	}
+	return a.list
+}
+
 func (a *aggregates) begin(pid uuid.UUID) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -238,8 +238,9 @@ type personView struct {
 	// needCtx says which events' context they read (NeedsContext).
 	needProps func(event string) bool
 	needCtx   func(event string) bool
-	digest    map[string][]segments.Event
-	in        traitInput // from the digests, for the computed traits
+	digests   []digest // the members' event digests, from memory
+	names     []string // what the digests' name indexes index
+	byName    []namedEvents
 	err       error
 }
 
@@ -361,7 +362,21 @@ func (p *personView) Events(name string) []segments.Event {
 		return p.events[name]
 	}
 	p.loadDigest()
-	return p.digest[name]
+	for _, n := range p.byName {
+		if n.name == name {
+			return n.events
+		}
+	}
+	var evs []segments.Event
+	for _, d := range p.digests {
+		for it := d.iter(); it.next(); {
+			if p.names[it.name] == name {
+				evs = append(evs, segments.Event{Time: time.Unix(0, it.at).UTC()})
+			}
+		}
+	}
+	p.byName = append(p.byName, namedEvents{name, evs})
+	return evs
 }
 
 // needProps says which events' properties evaluation must decrypt.
@@ -398,7 +413,11 @@ func (p *personView) traitValues() (*traitValues, error) {
 		}
 	} else {
 		p.loadDigest()
-		in = p.in
+		for _, d := range p.digests {
+			for it := d.iter(); it.next(); {
+				in.add(p.names[it.name], time.Unix(0, it.at).UTC(), it.rev, it.disc, it.extra())
+			}
+		}
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -444,25 +463,36 @@ func (p *personView) ComputedText(name string) (string, bool) {
 	return s, ok
 }
 
-// loadDigest reads the person's event digests (aggregate.go): names and
+// namedEvents are a person's events of one name, from the digests.
+type namedEvents struct {
+	name   string
+	events []segments.Event
+}
+
+// loadDigest finds the person's event digests (aggregate.go): names and
 // times of every event, values of orders, without decrypting events once
-// the digests are cached.
+// the digests are cached. Events and traitValues read only what they need
+// of them.
 func (p *personView) loadDigest() {
-	if p.digest != nil || p.err != nil {
+	if p.digests != nil || p.err != nil {
 		return
 	}
-	p.digest = map[string][]segments.Event{}
-	for _, n := range p.members {
+	p.digests = make([]digest, len(p.members))
+	if p.names = p.c.aggs.getAll(p.members, p.digests); p.names != nil {
+		return
+	}
+	for i, n := range p.members {
+		if p.digests[i] != nil {
+			continue
+		}
 		d, names, err := p.c.digestOf(p.ctx, n)
 		if err != nil {
 			p.err = err
 			return
 		}
-		for it := d.iter(); it.next(); {
-			t := time.Unix(0, it.at).UTC()
-			name := names[it.name]
-			p.digest[name] = append(p.digest[name], segments.Event{Time: t})
-			p.in.add(name, t, it.rev, it.disc, it.extra())
+		p.digests[i] = d
+		if len(names) > len(p.names) {
+			p.names = names
 		}
 	}
 }

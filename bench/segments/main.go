@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -99,6 +100,7 @@ func main() {
 	total := load(ctx, c, pop)
 	fmt.Printf("data          %d profiles, %d messages (identify + events), now = %s\n", pop.n, total, now.Format(time.RFC3339))
 	fmt.Printf("custody load  %.1fs (%.0f msgs/s through core.Ingest, not compared)\n", time.Since(start).Seconds(), float64(total)/time.Since(start).Seconds())
+	fmt.Printf("memory        after the load: %s\n", memLine())
 	if *memprof != "" {
 		writeHeap(*memprof + ".load")
 	}
@@ -151,6 +153,7 @@ func main() {
 		fmt.Println(line)
 	}
 
+	fmt.Printf("memory        after (a): %s\n", memLine())
 	if *memprof != "" {
 		writeHeap(*memprof)
 	}
@@ -244,6 +247,17 @@ func writeHeap(path string) {
 	if err := pprof.WriteHeapProfile(f); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// memLine is the Go heap (live after the last collection, and what the
+// runtime holds from the OS) and the process's peak RSS so far.
+func memLine() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	return fmt.Sprintf("heap live %d MiB (at the last collection), heap held %d MiB, peak RSS %s",
+		live[0].Value.Uint64()>>20, (ms.HeapSys-ms.HeapReleased)>>20, vmHWM())
 }
 
 func vmHWM() string {
