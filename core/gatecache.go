@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -56,10 +57,13 @@ type gateNode struct {
 	consents []privacy.Consent // in key order, as consentRecords returns them
 	// The view of a person who is this node alone (most people): resolved
 	// once, not at every evaluation. Shared: read only.
-	states       []uint8 // per purpose, the index in consents of its record
+	states       []int32 // per purpose, the index in consents of its record
 	jurisdiction string
 	gpc          bool // a record came from Global Privacy Control
 	reachable    bool // a non-empty email or phone (lifecycle: subscriber)
+	// resolved holds the states as privacy.Resolve gave them should one
+	// not be a record of the node (it never is today): exact either way.
+	resolved map[string]privacy.State
 }
 
 // newGateNode makes an entry, resolving its alone view as gateView would.
@@ -69,12 +73,14 @@ func newGateNode(traits gateTraitList, consents []privacy.Consent) *gateNode {
 	n.reachable = reachableRaw(tm["email"]) || reachableRaw(tm["phone"])
 	// One node: no records compete and the merge time plays no part, so
 	// each purpose's state is one of the node's own records, unchanged.
-	for _, st := range privacy.Resolve([][]privacy.Consent{consents}, time.Time{}) {
+	states := privacy.Resolve([][]privacy.Consent{consents}, time.Time{})
+	for _, st := range states {
 		i := slices.Index(consents, st.Record)
 		if i < 0 || st.Conflict != "" {
-			panic("gate input: privacy.Resolve of one profile returned a record it was not given")
+			n.states, n.resolved = nil, states
+			break
 		}
-		n.states = append(n.states, uint8(i))
+		n.states = append(n.states, int32(i))
 	}
 	for _, c := range consents {
 		n.gpc = n.gpc || c.Source == privacy.SourceGPC
@@ -101,6 +107,9 @@ func (n *gateNode) history() []privacy.Consent {
 // view is the ConsentView of a person who is this node alone.
 func (n *gateNode) view() ConsentView {
 	v := ConsentView{Jurisdiction: n.jurisdiction, States: make(map[string]privacy.State, len(n.states)), History: n.history()}
+	if n.resolved != nil {
+		v.States = maps.Clone(n.resolved)
+	}
 	for _, i := range n.states {
 		r := n.consents[i]
 		v.States[r.Purpose] = privacy.State{Record: r}
@@ -111,6 +120,9 @@ func (n *gateNode) view() ConsentView {
 // subject is the policy subject of a person who is this node alone: what
 // subjectInput makes of view(), without the view.
 func (n *gateNode) subject() policies.Subject {
+	if n.resolved != nil {
+		return privacy.Subject(n.resolved, n.jurisdiction, n.gpc, false, nil, nil)
+	}
 	s := policies.Subject{Jurisdiction: n.jurisdiction, GPC: n.gpc, Consents: make(map[string]policies.Consent, len(n.states))}
 	for _, i := range n.states {
 		r := &n.consents[i]
