@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -57,31 +55,21 @@ type gateNode struct {
 	consents []privacy.Consent // in key order, as consentRecords returns them
 	// The view of a person who is this node alone (most people): resolved
 	// once, not at every evaluation. Shared: read only.
-	states       []int32 // per purpose, the index in consents of its record
+	states       []int // per purpose, the index in consents of its record (privacy.Latest)
 	jurisdiction string
 	gpc          bool // a record came from Global Privacy Control
 	reachable    bool // a non-empty email or phone (lifecycle: subscriber)
-	// resolved holds the states as privacy.Resolve gave them should one
-	// not be a record of the node (it never is today): exact either way.
-	resolved map[string]privacy.State
 }
 
 // newGateNode makes an entry, resolving its alone view as gateView would.
-func newGateNode(traits gateTraitList, consents []privacy.Consent) *gateNode {
+// tm holds the traits of the list (other traits too, which are not read),
+// so that a caller holding them decoded does not decode the list again.
+func newGateNode(traits gateTraitList, tm map[string]json.RawMessage, consents []privacy.Consent) *gateNode {
 	n := &gateNode{traits: traits, consents: consents}
-	tm, _ := traits.maps()
 	n.reachable = reachableRaw(tm["email"]) || reachableRaw(tm["phone"])
 	// One node: no records compete and the merge time plays no part, so
-	// each purpose's state is one of the node's own records, unchanged.
-	states := privacy.Resolve([][]privacy.Consent{consents}, time.Time{})
-	for _, st := range states {
-		i := slices.Index(consents, st.Record)
-		if i < 0 || st.Conflict != "" {
-			n.states, n.resolved = nil, states
-			break
-		}
-		n.states = append(n.states, int32(i))
-	}
+	// each purpose's state is the node's latest record for it.
+	n.states = privacy.Latest(consents)
 	for _, c := range consents {
 		n.gpc = n.gpc || c.Source == privacy.SourceGPC
 	}
@@ -91,7 +79,8 @@ func newGateNode(traits gateTraitList, consents []privacy.Consent) *gateNode {
 
 // withConsents returns the entry of the same traits with these records.
 func (n *gateNode) withConsents(consents []privacy.Consent) *gateNode {
-	return newGateNode(n.traits, consents)
+	tm, _ := n.traits.maps()
+	return newGateNode(n.traits, tm, consents)
 }
 
 // hasInputs: the node has a gate trait or a consent record.
@@ -107,9 +96,6 @@ func (n *gateNode) history() []privacy.Consent {
 // view is the ConsentView of a person who is this node alone.
 func (n *gateNode) view() ConsentView {
 	v := ConsentView{Jurisdiction: n.jurisdiction, States: make(map[string]privacy.State, len(n.states)), History: n.history()}
-	if n.resolved != nil {
-		v.States = maps.Clone(n.resolved)
-	}
 	for _, i := range n.states {
 		r := n.consents[i]
 		v.States[r.Purpose] = privacy.State{Record: r}
@@ -120,13 +106,9 @@ func (n *gateNode) view() ConsentView {
 // subject is the policy subject of a person who is this node alone: what
 // subjectInput makes of view(), without the view.
 func (n *gateNode) subject() policies.Subject {
-	if n.resolved != nil {
-		return privacy.Subject(n.resolved, n.jurisdiction, n.gpc, false, nil, nil)
-	}
 	s := policies.Subject{Jurisdiction: n.jurisdiction, GPC: n.gpc, Consents: make(map[string]policies.Consent, len(n.states))}
 	for _, i := range n.states {
-		r := &n.consents[i]
-		s.Consents[r.Purpose] = policies.Consent{Status: r.Status, At: r.CollectedAt, ExpiresAt: r.ExpiresAt, LawfulBasis: r.LawfulBasis}
+		s.Consents[n.consents[i].Purpose] = n.consents[i].Policy()
 	}
 	return s
 }
@@ -318,12 +300,12 @@ func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time)
 	if len(l) == 0 {
 		return noGateTraits
 	}
-	return newGateNode(l, nil)
+	return newGateNode(l, traits, nil)
 }
 
 // noGateTraits is the entry of a node without any of the gateTraits or
 // consent records (most anonymous visitors). Never modified.
-var noGateTraits = newGateNode(nil, nil)
+var noGateTraits = newGateNode(nil, nil, nil)
 
 // gateNodeOf returns a node's gate input, reading it from the store if it
 // is not cached (in a read transaction of its own, begun after the build is

@@ -94,25 +94,10 @@ type State struct {
 //
 // The result depends only on the records, not on their order.
 func Resolve(perProfile [][]Consent, mergedAt time.Time) map[string]State {
-	latest := func(a, b Consent) bool { // a later than b
-		if !a.CollectedAt.Equal(b.CollectedAt) {
-			return a.CollectedAt.After(b.CollectedAt)
-		}
-		if !a.RecordedAt.Equal(b.RecordedAt) {
-			return a.RecordedAt.After(b.RecordedAt)
-		}
-		return restrictiveness(a.Status) > restrictiveness(b.Status)
-	}
 	byPurpose := map[string][]Consent{}
 	for _, recs := range perProfile {
-		last := map[string]Consent{}
-		for _, r := range recs {
-			if cur, ok := last[r.Purpose]; !ok || latest(r, cur) {
-				last[r.Purpose] = r
-			}
-		}
-		for p, r := range last {
-			byPurpose[p] = append(byPurpose[p], r)
+		for _, i := range Latest(recs) {
+			byPurpose[recs[i].Purpose] = append(byPurpose[recs[i].Purpose], recs[i])
 		}
 	}
 	out := map[string]State{}
@@ -136,6 +121,38 @@ func Resolve(perProfile [][]Consent, mergedAt time.Time) map[string]State {
 		out[p] = st
 	}
 	return out
+}
+
+// Latest returns, for one profile's records, the index of its latest
+// record per purpose (by collected_at, then recorded_at, then the more
+// restrictive), in the order the purposes first appear. For a person who
+// is one profile these are exactly the records Resolve gives.
+func Latest(recs []Consent) []int {
+	var out []int
+next:
+	for i, r := range recs {
+		for k, j := range out {
+			if recs[j].Purpose == r.Purpose {
+				if latest(r, recs[j]) {
+					out[k] = i
+				}
+				continue next
+			}
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+// latest says whether a was decided later than b.
+func latest(a, b Consent) bool {
+	if !a.CollectedAt.Equal(b.CollectedAt) {
+		return a.CollectedAt.After(b.CollectedAt)
+	}
+	if !a.RecordedAt.Equal(b.RecordedAt) {
+		return a.RecordedAt.After(b.RecordedAt)
+	}
+	return restrictiveness(a.Status) > restrictiveness(b.Status)
 }
 
 func allSame(rs []Consent) bool {
@@ -162,10 +179,14 @@ func Subject(states map[string]State, jurisdiction string, gpc, restricted bool,
 	s := policies.Subject{Jurisdiction: jurisdiction, Consents: map[string]policies.Consent{}, GPC: gpc,
 		Restricted: restricted, Objections: objections, Age: age}
 	for p, st := range states {
-		s.Consents[p] = policies.Consent{Status: st.Record.Status, At: st.Record.CollectedAt,
-			ExpiresAt: st.Record.ExpiresAt, LawfulBasis: st.Record.LawfulBasis}
+		s.Consents[p] = st.Record.Policy()
 	}
 	return s
+}
+
+// Policy is what the policy input holds of a record.
+func (c *Consent) Policy() policies.Consent {
+	return policies.Consent{Status: c.Status, At: c.CollectedAt, ExpiresAt: c.ExpiresAt, LawfulBasis: c.LawfulBasis}
 }
 
 // EU/EEA member states (GDPR applies).
