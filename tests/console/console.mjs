@@ -1,6 +1,6 @@
 // Drives Debian's Chromium (headless, through playwright-core) through the
 // web console of a running `custody serve`: the DPO runs an access request
-// and a deletion, the marketer creates and exports a segment and cannot
+// and a deletion, and runs requests filed through the API from the queue, the marketer creates and exports a segment and cannot
 // open a person's page, the admin sees keys, policies and key epochs.
 // Every page is captured at 1280x800 and at a phone size.
 //
@@ -75,6 +75,19 @@ async function signIn(key, byKeyboard) {
     await page.getByLabel("API key").fill(key);
     await Promise.all([page.waitForURL((u) => !u.pathname.endsWith("/login")), page.getByRole("button", { name: "Sign in" }).click()]);
   }
+}
+
+// receiveRequest files an access request through the admin API, to wait
+// for verification; it returns the request's id.
+async function receiveRequest(regulation) {
+  const resp = await fetch(`${opt.base}/v1/admin/privacy/requests`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${opt.dpo}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ type: "access", regulation, identifier: { type: "email", value: opt.email }, receive_only: true }),
+  });
+  const body = await resp.json();
+  check(resp.status === 202 && body.request && body.request.status === "received", `receive_only request: ${resp.status}`);
+  return body.request.id;
 }
 
 async function signOut() {
@@ -179,6 +192,50 @@ async function run() {
     check(await page.locator("#certificate").isVisible(), "no deletion certificate");
     await shot("dpo-deletion-certificate");
     steps.push("deletion confirmed, certificate shown");
+
+    // Requests filed through the API to wait for verification (as a web
+    // form of the shop would): run from the queue, one extended first and
+    // then verified (by keyboard), one rejected.
+    const filed = [];
+    for (const regulation of ["ccpa", "gdpr"]) {
+      filed.push(await receiveRequest(regulation));
+    }
+    await page.getByRole("link", { name: "Privacy requests" }).click();
+    for (const id of filed) {
+      check((await page.locator(`#queue tr:has(a[href="/console/requests/${id}"])`).innerText()).includes("received"),
+        `request ${id} is not in the queue as received`);
+    }
+    await page.locator(`#queue a[href="/console/requests/${filed[0]}"]`).click();
+    await page.waitForURL(new RegExp(`/console/requests/${filed[0]}$`));
+    check((await page.locator("#req-status").innerText()).startsWith("received"), "filed request not received");
+    await shot("dpo-received-request");
+    const dueBefore = await page.locator("#req-due").innerText();
+    await page.getByLabel("Reason for the extension").fill("complex request");
+    await page.getByRole("button", { name: "Extend deadline" }).click();
+    await page.waitForLoadState("load");
+    const dueAfter = await page.locator("#req-due").innerText();
+    check(dueAfter !== dueBefore && (await page.locator("ol.history").innerText()).includes("extended — complex request"),
+      `extension not recorded (due ${dueBefore} -> ${dueAfter})`);
+    check((await page.locator("#extend-form").count()) === 0, "a second extension is still offered");
+    // Keyboard: the method field is reached with Tab, Enter submits.
+    await page.locator("#verify-form").getByRole("heading").click();
+    for (let i = 0; i < 5 && (await page.evaluate(() => document.activeElement.id)) !== "verify-method"; i++) {
+      await page.keyboard.press("Tab");
+    }
+    check((await page.evaluate(() => document.activeElement.id)) === "verify-method", "Tab does not reach the verification method");
+    await page.keyboard.type("email round-trip");
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+    check((await page.locator("#req-status").innerText()).startsWith("completed"), "verified request not completed");
+    check(await page.locator("#report-json").isVisible(), "no access report after verification");
+    check((await page.locator("#verify-form").count()) === 0, "verification still offered after the run");
+    await shot("dpo-verified-request");
+    await page.goto(`${opt.base}/console/requests/${filed[1]}`);
+    await page.getByLabel("Reason for rejecting").fill("identity could not be verified");
+    await page.getByRole("button", { name: "Reject request" }).click();
+    await page.waitForLoadState("load");
+    check((await page.locator("#req-status").innerText()).startsWith("rejected"), "request not rejected");
+    check((await page.locator("ol.history").innerText()).includes("identity could not be verified"), "rejection reason not recorded");
+    steps.push("requests filed through the API: extended, verified and run (keyboard), rejected");
 
     await page.getByRole("link", { name: "Privacy requests" }).click();
     await shot("dpo-queue");

@@ -19,7 +19,8 @@ const chromiumPath = "/usr/bin/chromium"
 
 // TestConsoleBrowser drives a real Chromium through the web console of a
 // real `custody serve` (tests/console/console.mjs, playwright-core): the
-// DPO runs an access request and a deletion, the marketer creates and
+// DPO runs an access request and a deletion and runs requests filed through
+// the API (receive_only) from the queue, the marketer creates and
 // exports a segment and is refused a person's page, the admin sees keys and
 // policies. Screenshots of every page, at 1280x800 and phone size, are kept
 // under the test's temp dir and their paths logged.
@@ -112,9 +113,9 @@ func TestConsoleBrowser(t *testing.T) {
 	if jerr != nil {
 		t.Fatalf("console.mjs output: %v\n%s", jerr, out)
 	}
-	// 13 pages at two sizes each.
-	if len(rep.Screenshots) < 26 {
-		t.Errorf("%d screenshots, want at least 26", len(rep.Screenshots))
+	// 15 pages at two sizes each.
+	if len(rep.Screenshots) < 30 {
+		t.Errorf("%d screenshots, want at least 30", len(rep.Screenshots))
 	}
 	for _, p := range rep.Screenshots {
 		if st, err := os.Stat(p); err != nil || st.Size() < 1000 {

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -548,19 +549,9 @@ func TestAssetsAreLocal(t *testing.T) {
 	}
 	// Every control has a label: each id'd input/select/textarea has a
 	// <label for>, or an aria-label.
-	ctl := regexp.MustCompile(`<(input|select|textarea)([^>]*)>`)
 	for _, p := range []string{"/console/requests", "/console/people", "/console/segments?template=cart_abandoners", "/console/admin/keys"} {
 		_, body := b.get(p)
-		for _, m := range ctl.FindAllStringSubmatch(body, -1) {
-			attrs := m[2]
-			if strings.Contains(attrs, `type="hidden"`) || strings.Contains(attrs, "aria-label=") {
-				continue
-			}
-			id := regexp.MustCompile(`id="([^"]+)"`).FindStringSubmatch(attrs)
-			if id == nil || !strings.Contains(body, `<label for="`+id[1]+`"`) {
-				t.Errorf("%s: control without a label: %s", p, m[0])
-			}
-		}
+		checkLabels(t, p, body)
 	}
 }
 
@@ -578,5 +569,189 @@ func TestRevokedElsewhereEndsSession(t *testing.T) {
 	b.get("/console/login")
 	if code, body, _ := b.post("/console/people", url.Values{"id_type": {"email"}, "id_value": {"ada@example.com"}}); code != http.StatusForbidden && code != http.StatusUnauthorized || strings.Contains(body, "Lovelace") {
 		t.Fatalf("POST with a revoked key's session: %d", code)
+	}
+}
+
+// A request filed with receive_only waits in the queue; the DPO verifies
+// and runs it, rejects it or extends its deadline from its page.
+func TestRequestActions(t *testing.T) {
+	ada := identity.Identifier{Type: identity.Email, Value: "ada@example.com"}
+	bob := identity.Identifier{Type: identity.Email, Value: "bob@example.com"}
+	type outcome struct {
+		code    int
+		status  string    // the stored request's status after
+		due     time.Time // zero: unchanged
+		page    []string  // on the page shown after (the redirect's target on success)
+		notPage []string
+	}
+	cases := []struct {
+		name       string
+		typ, reg   string
+		id         identity.Identifier
+		before     []string // actions done first, each must succeed: path suffix and form
+		beforeForm []url.Values
+		action     string
+		form       url.Values
+		want       outcome
+	}{
+		{name: "verify access", typ: core.RequestAccess, reg: "gdpr", id: ada, action: "verify",
+			form: url.Values{"method": {"email round-trip"}},
+			want: outcome{code: http.StatusSeeOther, status: core.StatusCompleted,
+				page: []string{"verified: email round-trip", "report.json", `id="req-status">completed`}, notPage: []string{`id="verify-form"`, `id="reject-form"`, `id="extend-form"`}}},
+		{name: "verify without a method", typ: core.RequestAccess, reg: "gdpr", id: ada, action: "verify",
+			form: url.Values{"method": {"  "}},
+			want: outcome{code: http.StatusBadRequest, status: core.StatusReceived, page: []string{"verification needs a method", `id="verify-form"`}}},
+		{name: "verify a deletion without confirmation", typ: core.RequestSuppressWithDelete, reg: "gdpr", id: bob, action: "verify",
+			form: url.Values{"method": {"signed-in account"}},
+			want: outcome{code: http.StatusBadRequest, status: core.StatusReceived, page: []string{"tick the confirmation", `id="verify-confirm"`}}},
+		{name: "verify a deletion", typ: core.RequestSuppressWithDelete, reg: "gdpr", id: bob, action: "verify",
+			form: url.Values{"method": {"signed-in account"}, "confirm": {"yes"}},
+			want: outcome{code: http.StatusSeeOther, status: core.StatusCompleted, page: []string{"Deletion certificate"}}},
+		{name: "reject", typ: core.RequestAccess, reg: "gdpr", id: ada, action: "reject",
+			form: url.Values{"reason": {"identity could not be verified"}},
+			want: outcome{code: http.StatusSeeOther, status: core.StatusRejected,
+				page: []string{"rejected — identity could not be verified"}, notPage: []string{`id="verify-form"`, `id="extend-form"`}}},
+		{name: "reject without a reason", typ: core.RequestAccess, reg: "gdpr", id: ada, action: "reject",
+			form: url.Values{"reason": {""}},
+			want: outcome{code: http.StatusBadRequest, status: core.StatusReceived, page: []string{"a rejection needs a reason"}}},
+		{name: "reject a completed request", typ: core.RequestAccess, reg: "gdpr", id: ada,
+			before: []string{"verify"}, beforeForm: []url.Values{{"method": {"email round-trip"}}}, action: "reject",
+			form: url.Values{"reason": {"too late"}},
+			want: outcome{code: http.StatusBadRequest, status: core.StatusCompleted, page: []string{"only a request not yet carried out can be rejected"}}},
+		{name: "extend gdpr by two months", typ: core.RequestAccess, reg: "gdpr", id: ada, action: "extend",
+			form: url.Values{"reason": {"complex request"}},
+			want: outcome{code: http.StatusSeeOther, status: core.StatusReceived, due: fixedNow.AddDate(0, 1, 0).AddDate(0, 2, 0),
+				page: []string{"extended — complex request", `id="verify-form"`}, notPage: []string{`id="extend-form"`}}},
+		{name: "extend ccpa by 45 days", typ: core.RequestAccess, reg: "ccpa", id: ada, action: "extend",
+			form: url.Values{"reason": {"complex request"}},
+			want: outcome{code: http.StatusSeeOther, status: core.StatusReceived, due: fixedNow.AddDate(0, 0, 90), page: []string{"extended — complex request"}}},
+		{name: "extend twice", typ: core.RequestAccess, reg: "ccpa", id: ada,
+			before: []string{"extend"}, beforeForm: []url.Values{{"reason": {"complex request"}}}, action: "extend",
+			form: url.Values{"reason": {"again"}},
+			want: outcome{code: http.StatusBadRequest, status: core.StatusReceived, due: fixedNow.AddDate(0, 0, 90), page: []string{"was extended already"}}},
+		{name: "extend without a reason", typ: core.RequestAccess, reg: "gdpr", id: ada, action: "extend",
+			form: url.Values{"reason": {""}},
+			want: outcome{code: http.StatusBadRequest, status: core.StatusReceived, page: []string{"an extension needs a reason"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			req, err := e.cdp.ReceiveRequest(ctx, c.typ, c.reg, c.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := "/console/requests/" + req.ID
+			b := e.signedIn(t, core.RoleDPO)
+			code, body := b.get(path)
+			if code != http.StatusOK || !strings.Contains(body, `id="verify-form"`) || !strings.Contains(body, `id="reject-form"`) || !strings.Contains(body, `id="extend-form"`) {
+				t.Fatalf("received request's page: %d, want the three action forms\n%s", code, body)
+			}
+			checkLabels(t, path, body)
+			for i, a := range c.before {
+				if code, body, _ := b.post(path+"/"+a, c.beforeForm[i]); code != http.StatusSeeOther {
+					t.Fatalf("before: %s: %d\n%s", a, code, body)
+				}
+				b.get(path)
+			}
+			code, body, resp := b.post(path+"/"+c.action, c.form)
+			if code != c.want.code {
+				t.Fatalf("POST %s: %d, want %d\n%s", c.action, code, c.want.code, body)
+			}
+			if code == http.StatusSeeOther {
+				if loc := resp.Header.Get("Location"); loc != path {
+					t.Fatalf("redirect to %q, want %q", loc, path)
+				}
+				_, body = b.get(path)
+			}
+			for _, s := range c.want.page {
+				if !strings.Contains(body, s) {
+					t.Errorf("the page lacks %q\n%s", s, body)
+				}
+			}
+			for _, s := range c.want.notPage {
+				if strings.Contains(body, s) {
+					t.Errorf("the page has %q", s)
+				}
+			}
+			got, err := e.cdp.Request(ctx, req.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != c.want.status {
+				t.Errorf("status %s, want %s", got.Status, c.want.status)
+			}
+			wantDue := req.DueAt
+			if !c.want.due.IsZero() {
+				wantDue = c.want.due
+			}
+			if !got.DueAt.Equal(wantDue) {
+				t.Errorf("due %v, want %v", got.DueAt, wantDue)
+			}
+			_, perr := e.cdp.Profile(ctx, c.id, core.ShowOptions{})
+			if erased := errors.Is(perr, core.ErrProfileNotFound); erased != (c.typ == core.RequestSuppressWithDelete && got.Status == core.StatusCompleted) {
+				t.Errorf("profile lookup after: %v", perr)
+			}
+		})
+	}
+
+	t.Run("refused without the right", func(t *testing.T) {
+		e := newEnv(t)
+		req, err := e.cdp.ReceiveRequest(context.Background(), core.RequestSuppressWithDelete, "gdpr", bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := "/console/requests/" + req.ID
+		mk := e.signedIn(t, core.RoleMarketer)
+		mk.get("/console/segments")
+		dpo := e.signedIn(t, core.RoleDPO)
+		dpo.get(path)
+		for _, c := range []struct {
+			name string
+			do   func(action string, f url.Values) int
+			want int
+		}{
+			{"marketer", func(a string, f url.Values) int { code, _, _ := mk.post(path+"/"+a, f); return code }, http.StatusForbidden},
+			{"no csrf token", func(a string, f url.Values) int { code, _, _ := dpo.do(http.MethodPost, path+"/"+a, f); return code }, http.StatusForbidden},
+			{"other site", func(a string, f url.Values) int {
+				f.Set("csrf", dpo.csrf)
+				code, _, _ := dpo.do(http.MethodPost, path+"/"+a, f, "Origin", "https://evil.example")
+				return code
+			}, http.StatusForbidden},
+			{"unknown request", func(a string, f url.Values) int {
+				code, _, _ := dpo.post("/console/requests/nope/"+a, f)
+				return code
+			}, http.StatusNotFound},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				for _, a := range []string{"verify", "reject", "extend"} {
+					f := url.Values{"method": {"x"}, "reason": {"x"}, "confirm": {"yes"}}
+					if code := c.do(a, f); code != c.want {
+						t.Errorf("%s: %d, want %d", a, code, c.want)
+					}
+				}
+			})
+		}
+		got, err := e.cdp.Request(context.Background(), req.ID)
+		if err != nil || got.Status != core.StatusReceived || len(got.History) != 1 {
+			t.Fatalf("request after refused actions: %+v (%v)", got, err)
+		}
+	})
+}
+
+// checkLabels fails for an input, select or textarea (not hidden) that has
+// neither a <label for> nor an aria-label.
+func checkLabels(t *testing.T, path, body string) {
+	t.Helper()
+	ctl := regexp.MustCompile(`<(input|select|textarea)([^>]*)>`)
+	for _, m := range ctl.FindAllStringSubmatch(body, -1) {
+		attrs := m[2]
+		if strings.Contains(attrs, `type="hidden"`) || strings.Contains(attrs, "aria-label=") {
+			continue
+		}
+		id := regexp.MustCompile(`id="([^"]+)"`).FindStringSubmatch(attrs)
+		if id == nil || !strings.Contains(body, `<label for="`+id[1]+`"`) {
+			t.Errorf("%s: control without a label: %s", path, m[0])
+		}
 	}
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -174,6 +175,14 @@ type requestData struct {
 	Overdue     bool
 	Report      *core.AccessReport
 	Certificate *core.DeletionCertificate
+	// What may still be done to it, as core allows: verify and run a
+	// received request, reject one not yet carried out, extend an open
+	// one once.
+	CanVerify, CanReject, CanExtend bool
+	// Erases is a deletion: running it needs the confirmation box ticked.
+	Erases bool
+	// ExtendBy is how far an extension moves the due date.
+	ExtendBy string
 }
 
 func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -182,17 +191,105 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, s, err)
 		return
 	}
-	d := requestData{Req: req, Overdue: req.Overdue(c.now())}
+	c.showRequest(w, r, s, http.StatusOK, req, "")
+}
+
+func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, s *session, code int, req *core.PrivacyRequest, msg string) {
+	d := requestData{Req: req, Overdue: req.Overdue(c.now()), ExtendBy: "two months (GDPR)",
+		Erases: req.Type == core.RequestDelete || req.Type == core.RequestSuppressWithDelete}
+	if req.Regulation == "ccpa" {
+		d.ExtendBy = "45 days (CCPA)"
+	}
+	open := req.Status != core.StatusCompleted && req.Status != core.StatusRejected
+	d.CanVerify = req.Status == core.StatusReceived
+	d.CanReject = req.Status == core.StatusReceived || req.Status == core.StatusVerified
+	d.CanExtend = open
+	for _, h := range req.History {
+		if h.Status == "extended" {
+			d.CanExtend = false // once only (core refuses a second)
+		}
+	}
 	c.mu.Lock()
 	d.Report = s.reports[req.ID]
 	c.mu.Unlock()
-	if (req.Type == core.RequestDelete || req.Type == core.RequestSuppressWithDelete) && req.Status == core.StatusCompleted && len(req.Result) > 0 {
+	if d.Erases && req.Status == core.StatusCompleted && len(req.Result) > 0 {
 		var cert core.DeletionCertificate
 		if json.Unmarshal(req.Result, &cert) == nil {
 			d.Certificate = &cert
 		}
 	}
-	c.render(w, r, s, http.StatusOK, "request", page{Title: "Privacy request " + req.ID, Data: d})
+	c.render(w, r, s, code, "request", page{Title: "Privacy request " + req.ID, Error: msg, Data: d})
+}
+
+// actOnRequest runs one queue action and shows the request again: its
+// history records the outcome. A refusal the DPO can act on (no reason,
+// no longer received, extended already) is shown on the page.
+func (c *Console) actOnRequest(w http.ResponseWriter, r *http.Request, s *session, act func(id string) (*core.PrivacyRequest, error)) {
+	id := r.PathValue("id")
+	req, err := act(id)
+	if err == nil || (req != nil && !errors.Is(err, core.ErrInvalidInput)) {
+		// Done, or carried out and rejected (no one holds the identifier,
+		// or a failure, recorded in the history as such).
+		if err != nil && !errors.Is(err, core.ErrProfileNotFound) {
+			c.log.Error("console privacy request", "request", id, "err", err)
+		}
+		http.Redirect(w, r, prefix+"/requests/"+id, http.StatusSeeOther)
+		return
+	}
+	if !errors.Is(err, core.ErrInvalidInput) {
+		c.fail(w, r, s, err)
+		return
+	}
+	cur, gerr := c.b.Request(r.Context(), id)
+	if gerr != nil {
+		c.fail(w, r, s, gerr)
+		return
+	}
+	c.showRequest(w, r, s, http.StatusBadRequest, cur, err.Error())
+}
+
+// verifyRequest records how the person's identity was verified and carries
+// a received request out. A deletion needs the confirmation box, as one
+// filed from the console does.
+func (c *Console) verifyRequest(w http.ResponseWriter, r *http.Request, s *session) {
+	method := strings.TrimSpace(r.PostFormValue("method"))
+	c.actOnRequest(w, r, s, func(id string) (*core.PrivacyRequest, error) {
+		req, err := c.b.Request(r.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		erases := req.Type == core.RequestDelete || req.Type == core.RequestSuppressWithDelete
+		if erases && r.PostFormValue("confirm") != "yes" {
+			return nil, fmt.Errorf("%w: tick the confirmation to erase this person", core.ErrInvalidInput)
+		}
+		// Not cancelled with the browser's request: a deletion once
+		// started runs to its end, as the API's verify does.
+		req, rep, err := c.b.VerifyRequest(context.WithoutCancel(r.Context()), id, method)
+		if rep != nil && req != nil {
+			c.mu.Lock()
+			s.reports[req.ID] = rep
+			c.mu.Unlock()
+		}
+		if err != nil && req != nil && req.Status == core.StatusReceived {
+			// Refused before anything was done (no method, ...).
+			return nil, err
+		}
+		return req, err
+	})
+}
+
+func (c *Console) rejectRequest(w http.ResponseWriter, r *http.Request, s *session) {
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	c.actOnRequest(w, r, s, func(id string) (*core.PrivacyRequest, error) {
+		return c.b.RejectRequest(r.Context(), id, reason)
+	})
+}
+
+func (c *Console) extendRequest(w http.ResponseWriter, r *http.Request, s *session) {
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	c.actOnRequest(w, r, s, func(id string) (*core.PrivacyRequest, error) {
+		return c.b.ExtendRequest(r.Context(), id, reason)
+	})
 }
 
 func (c *Console) sessionReport(w http.ResponseWriter, r *http.Request, s *session) (*core.AccessReport, bool) {
