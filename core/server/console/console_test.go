@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,10 +30,29 @@ var seeded = []string{
 }
 
 type env struct {
-	cdp  *core.CDP
-	con  *Console
-	srv  *httptest.Server
-	keys map[core.Role]core.NewAPIKey
+	cdp   *core.CDP
+	con   *Console
+	srv   *httptest.Server
+	keys  map[core.Role]core.NewAPIKey
+	clock *testClock // the CDP's and the console's; fixedNow unless a test moves it
+}
+
+// testClock is a settable clock, safe to read from the server's goroutines.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }
 
 func newEnv(t *testing.T) *env {
@@ -47,12 +67,13 @@ func newEnv(t *testing.T) *env {
 	if err := core.Init(ctx, cfg, core.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	clock := func() time.Time { return fixedNow }
+	tc := &testClock{now: fixedNow}
+	clock := tc.Now
 	cdp, err := core.Open(ctx, cfg, core.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{cdp: cdp, keys: map[core.Role]core.NewAPIKey{}}
+	e := &env{cdp: cdp, keys: map[core.Role]core.NewAPIKey{}, clock: tc}
 	for _, r := range []core.Role{core.RoleIngest, core.RoleMarketer, core.RoleDPO, core.RoleAdmin} {
 		k, err := cdp.CreateAPIKey(ctx, r, "test "+string(r))
 		if err != nil {
@@ -753,5 +774,110 @@ func checkLabels(t *testing.T, path, body string) {
 		if id == nil || !strings.Contains(body, `<label for="`+id[1]+`"`) {
 			t.Errorf("%s: control without a label: %s", path, m[0])
 		}
+	}
+}
+
+// The queue puts overdue requests first, most overdue first, with the
+// overdue badge; then open ones by due date; then closed ones.
+func TestQueueOrder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	ada := identity.Identifier{Type: identity.Email, Value: "ada@example.com"}
+	receive := func(at time.Time) *core.PrivacyRequest {
+		t.Helper()
+		e.clock.Set(at)
+		r, err := e.cdp.ReceiveRequest(ctx, core.RequestAccess, "gdpr", ada)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Received in this order; the store lists them newest first.
+	mostOverdue := receive(fixedNow)              // due Dec 1
+	overdue := receive(fixedNow.AddDate(0, 0, 2)) // due Dec 3
+	open := receive(fixedNow.AddDate(0, 0, 10))   // due Dec 11
+	e.clock.Set(fixedNow.AddDate(0, 0, 12))
+	done, _, err := e.cdp.HandleRequest(ctx, core.RequestAccess, "gdpr", ada) // completed
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+
+	b := e.signedIn(t, core.RoleDPO)
+	code, body := b.get("/console/requests")
+	if code != http.StatusOK {
+		t.Fatalf("queue: %d", code)
+	}
+	rows := regexp.MustCompile(`(?s)<tr( class="overdue")?>\s*<td><a href="/console/requests/([^"]+)">.*?</tr>`).FindAllStringSubmatch(body, -1)
+	var got []string
+	for _, r := range rows {
+		got = append(got, r[2])
+	}
+	want := []string{mostOverdue.ID, overdue.ID, open.ID, done.ID}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("queue order %v, want %v (most overdue, overdue, open, closed)", got, want)
+	}
+	for i, r := range rows {
+		isOverdue := i < 2
+		if (r[1] != "") != isOverdue || strings.Contains(r[0], `class="badge">overdue`) != isOverdue {
+			t.Errorf("row %d (%s): overdue row class %q, badge %v; want overdue %v", i, r[2], r[1],
+				strings.Contains(r[0], "overdue</strong>"), isOverdue)
+		}
+	}
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{{mostOverdue.ID, true}, {open.ID, false}, {done.ID, false}} {
+		_, body := b.get("/console/requests/" + c.id)
+		if got := strings.Contains(body, `class="badge">overdue`); got != c.want {
+			t.Errorf("request page %s: overdue badge %v, want %v", c.id, got, c.want)
+		}
+	}
+}
+
+func TestSortQueue(t *testing.T) {
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	req := func(id, status string, received, due time.Time) *core.PrivacyRequest {
+		return &core.PrivacyRequest{ID: id, Status: status, ReceivedAt: received, DueAt: due}
+	}
+	for _, c := range []struct {
+		name string
+		in   []*core.PrivacyRequest
+		want string
+	}{
+		{"overdue before open, whatever the input order", []*core.PrivacyRequest{
+			req("open", core.StatusReceived, day(20), day(30).AddDate(0, 0, 10)),
+			req("late", core.StatusReceived, day(1), day(30)),
+		}, "late open"},
+		{"most overdue first", []*core.PrivacyRequest{
+			req("late", core.StatusInProgress, day(3), day(30).AddDate(0, 0, 3)),
+			req("later", core.StatusVerified, day(1), day(30).AddDate(0, 0, 1)),
+		}, "later late"},
+		{"open by due date", []*core.PrivacyRequest{
+			req("b", core.StatusReceived, day(20), day(30).AddDate(0, 0, 20)),
+			req("a", core.StatusReceived, day(25), day(30).AddDate(0, 0, 10)),
+		}, "a b"},
+		{"closed last, newest first, even when past due", []*core.PrivacyRequest{
+			req("old-done", core.StatusCompleted, day(1), day(2)),
+			req("new-rejected", core.StatusRejected, day(10), day(11)),
+			req("open", core.StatusReceived, day(20), day(30).AddDate(0, 0, 20)),
+		}, "open new-rejected old-done"},
+		{"equal keys keep their order", []*core.PrivacyRequest{
+			req("x", core.StatusReceived, day(20), day(30).AddDate(0, 0, 20)),
+			req("y", core.StatusReceived, day(20), day(30).AddDate(0, 0, 20)),
+		}, "x y"},
+		{"empty", nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sortQueue(c.in, now)
+			var ids []string
+			for _, r := range c.in {
+				ids = append(ids, r.ID)
+			}
+			if got := strings.Join(ids, " "); got != c.want {
+				t.Errorf("order %q, want %q", got, c.want)
+			}
+		})
 	}
 }
