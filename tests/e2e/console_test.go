@@ -23,7 +23,8 @@ const chromiumPath = "/usr/bin/chromium"
 // the API (receive_only) from the queue, the marketer creates and
 // exports a segment and is refused a person's page, the admin sees keys and
 // policies. Screenshots of every page, at 1280x800 and phone size, are kept
-// under the test's temp dir and their paths logged.
+// after the test (in a new temp directory, or $CONSOLE_SCREENSHOTS) and
+// their paths logged.
 func TestConsoleBrowser(t *testing.T) {
 	dir := repoPath(t, "tests", "console")
 	node, err := exec.LookPath("node")
@@ -75,13 +76,18 @@ func TestConsoleBrowser(t *testing.T) {
 	mustPost(t, srv.URL, "/v1/batch", keys["ingest"], batch, 200)
 	mustCustody(t, data, "consent", "set", "--email", "ada@example.com", "--purpose", "marketing.communications.email", "--status", "granted")
 
-	shots := filepath.Join(t.TempDir(), "screenshots")
-	if d := os.Getenv("CONSOLE_SCREENSHOTS"); d != "" {
-		shots = d // kept after the test, to look at
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
+	// The screenshots outlive the test (t.TempDir would delete them, and
+	// failure.png with them, before anyone could look): a directory of
+	// their own, logged, or $CONSOLE_SCREENSHOTS when set.
+	shots := os.Getenv("CONSOLE_SCREENSHOTS")
+	if shots != "" {
+		if err := os.MkdirAll(shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	} else if shots, err = os.MkdirTemp("", "custody-console-screenshots-"); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("screenshots are kept in %s", shots)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "console.mjs", "--base", srv.URL, "--dpo", keys["dpo"], "--marketer", keys["marketer"],
