@@ -19,11 +19,12 @@ sdk-deps:
 	else echo "npm not found: the SDK compatibility test will be skipped (it fails under CI=true)"; fi
 
 # playwright-core for the console browser test (tests/console); the browser
-# is Debian's chromium (/usr/bin/chromium), which .ci/run installs.
+# is Debian's chromium (/usr/bin/chromium), which .ci/run installs, as it
+# does node and npm (Debian's nodejs and npm) when node is missing.
 console-deps:
 	@if command -v npm >/dev/null 2>&1; then \
 		cd tests/console && { [ -d node_modules/playwright-core ] || PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; }; \
-	else echo "npm not found: the console browser test will be skipped (it fails under CI=true)"; fi
+	else echo "npm not found: the console browser test will be skipped (it fails under CI=true; apt-get install nodejs npm)"; fi
 	@[ -x /usr/bin/chromium ] || echo "/usr/bin/chromium not found: the console browser test will be skipped (it fails under CI=true; apt-get install chromium)"
 
 test: sdk-deps console-deps
