@@ -881,3 +881,85 @@ func TestSortQueue(t *testing.T) {
 		})
 	}
 }
+
+// The person page shows a person's merges, segment memberships and every
+// consent record, not just the identifiers.
+func TestPersonPageSections(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	// An anonymous visit, then the sign-in that links it to Ada: one more
+	// merge.
+	var msgs []event.Message
+	for _, raw := range []string{
+		`{"type":"track","messageId":"10","anonymousId":"anon-77","event":"Page Viewed","timestamp":"2026-08-30T00:00:00Z"}`,
+		`{"type":"identify","messageId":"11","anonymousId":"anon-77","userId":"ada-4711","timestamp":"2026-09-03T00:00:00Z"}`,
+	} {
+		m, err := event.DecodeMessage([]byte(raw), "", fixedNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	if _, err := e.cdp.Ingest(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	// A second consent record, for another purpose.
+	ada := identity.Identifier{Type: identity.Email, Value: "ada@example.com"}
+	if _, err := e.cdp.RecordConsent(ctx, core.ConsentRequest{Identifier: ada, Purpose: "analytics", Status: "denied",
+		Source: "test", CollectedAt: fixedNow.Add(-30 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	// A member of a segment.
+	if _, err := e.cdp.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cdp.RefreshSegment(ctx, "buyers", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := e.signedIn(t, core.RoleDPO)
+	b.get("/console/people")
+	code, body, _ := b.post("/console/people", url.Values{"id_type": {"email"}, "id_value": {"ada@example.com"}})
+	if code != http.StatusOK {
+		t.Fatalf("person page: %d\n%s", code, body)
+	}
+	section := func(start, end string) string {
+		i := strings.Index(body, start)
+		if i < 0 {
+			t.Fatalf("the page has no %s\n%s", start, body)
+		}
+		j := strings.Index(body[i:], end)
+		if j < 0 {
+			t.Fatalf("%s is not closed", start)
+		}
+		return body[i : i+j]
+	}
+	for _, c := range []struct {
+		name, start, end string
+		want             []string
+		count            string // appears exactly n times
+		n                int
+	}{
+		// One node per identifier, linked on the email and the phone,
+		// then the anonymous visit on the sign-in.
+		{"merges", `<ul id="merges">`, "</ul>", []string{"2026-09-03 00:00 UTC: merged <code>", "on anonymous_id</li>"}, "merged <code>", 3},
+		{"memberships", `<ul id="memberships">`, "</ul>", []string{"<code>buyers</code> since 2026-11-01 12:00 UTC"}, "<li>", 1},
+		{"consent history", `<table id="consent-history">`, "</table>", []string{
+			"<td><code>marketing.communications.email</code></td><td>granted</td>",
+			"<td><code>analytics</code></td><td>denied</td>",
+		}, "<tr><td>", 2},
+		{"identifiers", `<table id="identifiers">`, "</table>", []string{"anon-77", "ada-4711"}, "<tr><td>", 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := section(c.start, c.end)
+			for _, w := range c.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("lacks %q:\n%s", w, s)
+				}
+			}
+			if n := strings.Count(s, c.count); n != c.n {
+				t.Errorf("%d × %q, want %d:\n%s", n, c.count, c.n, s)
+			}
+		})
+	}
+}
