@@ -277,10 +277,19 @@ async function run() {
     await shot("marketer-export");
     steps.push("segment created (after an inline error), previewed, exported");
 
-    // Templates too.
-    await page.goto(`${opt.base}/console/segments?template=cart_abandoners`);
+    // Templates too: pick one, set its parameter, create it.
+    await page.goto(`${opt.base}/console/segments`);
+    await page.getByLabel("Template", { exact: true }).selectOption("repeat_buyers");
+    await page.getByRole("button", { name: "Choose parameters" }).click();
+    await page.waitForURL(/template=repeat_buyers/);
+    await page.locator("#template-form").getByLabel(/^orders/).fill("1");
     await keep();
     await shot("marketer-template");
+    await page.locator("#template-form").getByRole("button", { name: "Create segment" }).click();
+    await page.waitForURL(/\/console\/segments\/repeat_buyers$/);
+    check((await page.locator("#size").innerText()) === "1", `template segment size ${await page.locator("#size").innerText()}, want 1`);
+    await keep();
+    steps.push("segment created from a template");
 
     // The marketer cannot open a person's page.
     const resp = await page.goto(`${opt.base}/console/people`);

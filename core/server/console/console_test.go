@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -962,4 +963,83 @@ func TestPersonPageSections(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The template form creates the segment with the parameters given, refreshes
+// it once and opens its page.
+func TestSegmentFromTemplate(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		orders   string
+		wantSize string // allowed size on the segment's page
+		wantDesc string
+	}{
+		// Ada and Bob have one order each; only Ada consented.
+		{"one order", "1", "1", "At least 1 orders."},
+		{"the default, two orders", "2", "0", "At least 2 orders."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			b := e.signedIn(t, core.RoleMarketer)
+			code, body := b.get("/console/segments?template=repeat_buyers")
+			if code != http.StatusOK || !strings.Contains(body, `id="template-form"`) || !strings.Contains(body, `name="param_orders" value="2"`) {
+				t.Fatalf("template form: %d\n%s", code, body)
+			}
+			// Submit the form as rendered (its hidden fields included),
+			// with the one parameter changed.
+			form := formValues(t, body, "template-form")
+			if form.Get("param_purpose") != "marketing.communications.email" {
+				t.Fatalf("template form fields: %v", form)
+			}
+			form.Set("param_orders", c.orders)
+			code, body, resp := b.post("/console/segments", form)
+			if code != http.StatusSeeOther || resp.Header.Get("Location") != "/console/segments/repeat_buyers" {
+				t.Fatalf("create from template: %d to %q\n%s", code, resp.Header.Get("Location"), body)
+			}
+			defs, err := e.cdp.Segments(context.Background())
+			if err != nil || len(defs) != 1 || defs[0].Name != "repeat_buyers" || defs[0].Description != c.wantDesc {
+				t.Fatalf("stored segments: %+v (%v), want repeat_buyers, %q", defs, err, c.wantDesc)
+			}
+			code, body = b.get("/console/segments/repeat_buyers")
+			if code != http.StatusOK || !strings.Contains(body, `<dd id="size">`+c.wantSize+`</dd>`) || !strings.Contains(body, c.wantDesc) {
+				t.Fatalf("segment page: %d, want size %s\n%s", code, c.wantSize, body)
+			}
+			// The first refresh was recorded: the chart has its first point.
+			if !strings.Contains(body, `<svg class="chart"`) {
+				t.Errorf("no size chart after the first refresh")
+			}
+			_, body = b.get("/console/segments")
+			if !strings.Contains(body, `<a href="/console/segments/repeat_buyers">repeat_buyers</a>`) {
+				t.Errorf("the list lacks the new segment\n%s", body)
+			}
+		})
+	}
+}
+
+// formValues returns the name and value of every input of the form with
+// that id in body, as a browser would submit them unchanged.
+func formValues(t *testing.T, body, id string) url.Values {
+	t.Helper()
+	i := strings.Index(body, `id="`+id+`"`)
+	if i < 0 {
+		t.Fatalf("no form %s", id)
+	}
+	end := strings.Index(body[i:], "</form>")
+	if end < 0 {
+		t.Fatalf("form %s is not closed", id)
+	}
+	v := url.Values{}
+	attr := func(tag, name string) string {
+		m := regexp.MustCompile(` ` + name + `="([^"]*)"`).FindStringSubmatch(tag)
+		if m == nil {
+			return ""
+		}
+		return html.UnescapeString(m[1])
+	}
+	for _, tag := range regexp.MustCompile(`<input[^>]*>`).FindAllString(body[i:i+end], -1) {
+		if n := attr(tag, "name"); n != "" {
+			v.Set(n, attr(tag, "value"))
+		}
+	}
+	return v
 }
