@@ -261,9 +261,25 @@ async function run() {
     await page.getByLabel(/^Definition/).fill('{"name": "buyers", "purpose": "marketing.communications.email", "where": {"event": "Order Completed"}}');
     await page.locator("#json-form").getByRole("button", { name: "Create segment" }).click();
     await page.waitForURL(/\/console\/segments\/buyers$/);
+    // Creation refreshed it once; one more refresh (as the server's sweep
+    // would) gives the chart two points, which it joins with lines.
+    const refresh = await fetch(`${opt.base}/v1/admin/segments/buyers/refresh`, {
+      method: "POST", headers: { Authorization: `Bearer ${opt.marketer}` },
+    });
+    check(refresh.status === 200, `segment refresh through the API: ${refresh.status}`);
     await page.getByRole("button", { name: "Count now" }).click();
     await page.waitForLoadState("load");
     check(await page.locator("svg.chart").isVisible(), "no size chart after creation");
+    const lines = await page.evaluate(() => [...document.querySelectorAll("svg.chart polyline")].map((l) => {
+      const r = l.getBoundingClientRect();
+      return { cls: l.getAttribute("class"), points: l.points.numberOfItems, length: l.getTotalLength(), width: r.width,
+        stroke: getComputedStyle(l).stroke };
+    }));
+    for (const cls of ["members", "notconsented"]) {
+      const l = lines.find((x) => x.cls === cls);
+      check(l && l.points >= 2 && l.length > 100 && l.width > 100 && l.stroke !== "none",
+        `the chart's ${cls} line is not drawn: ${JSON.stringify(l)}`);
+    }
     const preview = await page.locator("#preview-result").innerText();
     check(/\b1\b allowed/.test(preview.replace(/\s+/g, " ")), `preview: ${preview}`);
     await keep();

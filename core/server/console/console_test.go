@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -1042,4 +1043,110 @@ func formValues(t *testing.T, body, id string) url.Values {
 		}
 	}
 	return v
+}
+
+var polylineRe = regexp.MustCompile(`<polyline class="(members|notconsented)" points="([^"]*)"/>`)
+
+// chartLines returns the points of the chart's polylines by class.
+func chartLines(t *testing.T, svg string) map[string][][2]float64 {
+	t.Helper()
+	out := map[string][][2]float64{}
+	for _, m := range polylineRe.FindAllStringSubmatch(svg, -1) {
+		var pts [][2]float64
+		for _, p := range strings.Fields(m[2]) {
+			var x, y float64
+			if _, err := fmt.Sscanf(p, "%f,%f", &x, &y); err != nil {
+				t.Fatalf("polyline point %q: %v", p, err)
+			}
+			pts = append(pts, [2]float64{x, y})
+		}
+		out[m[1]] = pts
+	}
+	return out
+}
+
+func TestSizeChart(t *testing.T) {
+	at := func(h int) time.Time { return fixedNow.Add(time.Duration(h) * time.Hour) }
+	for _, c := range []struct {
+		name    string
+		h       []core.SizePoint
+		members []float64 // the members line's y per point (0 at 156, the max at 24)
+		notCons []float64
+	}{
+		{"none", nil, nil, nil},
+		{"one refresh: a point, no line", []core.SizePoint{{At: at(0), Members: 2, NotConsented: 1}}, []float64{24}, []float64{90}},
+		{"two refreshes", []core.SizePoint{{At: at(0), Members: 1, NotConsented: 1}, {At: at(1), Members: 2, NotConsented: 0}},
+			[]float64{90, 24}, []float64{90, 156}},
+		{"three refreshes", []core.SizePoint{{At: at(0), Members: 0}, {At: at(1), Members: 4, NotConsented: 2}, {At: at(2), Members: 2, NotConsented: 4}},
+			[]float64{156, 24, 90}, []float64{156, 90, 24}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			svg := string(sizeChart(c.h))
+			if len(c.h) == 0 {
+				if !strings.Contains(svg, "No refresh recorded") || strings.Contains(svg, "<svg") {
+					t.Fatalf("no history: %s", svg)
+				}
+				return
+			}
+			lines := chartLines(t, svg)
+			for class, want := range map[string][]float64{"members": c.members, "notconsented": c.notCons} {
+				pts := lines[class]
+				if len(pts) != len(want) {
+					t.Fatalf("%s line has %d points, want %d: %s", class, len(pts), len(want), svg)
+				}
+				for i, p := range pts {
+					if p[1] != want[i] {
+						t.Errorf("%s point %d at y %.1f, want %.1f", class, i, p[1], want[i])
+					}
+					// Left to right, from one edge to the other.
+					if i > 0 && p[0] <= pts[i-1][0] {
+						t.Errorf("%s point %d at x %.1f, not right of %.1f", class, i, p[0], pts[i-1][0])
+					}
+				}
+				if n := len(pts); n > 1 && (pts[0][0] != 24 || pts[n-1][0] != 576) {
+					t.Errorf("%s line spans x %.1f to %.1f, want 24 to 576", class, pts[0][0], pts[n-1][0])
+				}
+			}
+			if n := strings.Count(svg, `<circle class="members"`); n != len(c.h) {
+				t.Errorf("%d points marked, want %d", n, len(c.h))
+			}
+			if want := fmt.Sprintf("Size over %d refreshes", len(c.h)); !strings.Contains(svg, want) {
+				t.Errorf("the chart's title lacks %q", want)
+			}
+		})
+	}
+}
+
+// With two refreshes the segment page draws the size over time as lines.
+func TestSegmentPageChart(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.cdp.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cdp.RefreshSegment(ctx, "buyers", fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	// Bob consents: the second refresh counts two members.
+	if _, err := e.cdp.RecordConsent(ctx, core.ConsentRequest{Identifier: identity.Identifier{Type: identity.Email, Value: "bob@example.com"},
+		Purpose: "marketing.communications.email", Status: "granted", Source: "test", CollectedAt: fixedNow}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cdp.RefreshSegment(ctx, "buyers", fixedNow.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	b := e.signedIn(t, core.RoleMarketer)
+	code, body := b.get("/console/segments/buyers")
+	if code != http.StatusOK || !strings.Contains(body, "Size over 2 refreshes") {
+		t.Fatalf("segment page: %d\n%s", code, body)
+	}
+	lines := chartLines(t, body)
+	m, nc := lines["members"], lines["notconsented"]
+	if len(m) != 2 || len(nc) != 2 {
+		t.Fatalf("lines of %d and %d points, want 2 each:\n%s", len(m), len(nc), body)
+	}
+	// Members rose from 1 to 2 (up the chart), not consented fell 1 to 0.
+	if !(m[1][0] > m[0][0] && m[1][1] < m[0][1]) || !(nc[1][1] > nc[0][1]) {
+		t.Errorf("members line %v, not consented line %v: want members rising, not consented falling", m, nc)
+	}
 }
