@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/custody-cdp/custody/core"
+	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/identity"
 )
@@ -1148,5 +1149,68 @@ func TestSegmentPageChart(t *testing.T) {
 	// Members rose from 1 to 2 (up the chart), not consented fell 1 to 0.
 	if !(m[1][0] > m[0][0] && m[1][1] < m[0][1]) || !(nc[1][1] > nc[0][1]) {
 		t.Errorf("members line %v, not consented line %v: want members rising, not consented falling", m, nc)
+	}
+}
+
+// auditBackend is the CDP with the audit verification it is told to report.
+type auditBackend struct {
+	*core.CDP
+	rep audit.VerifyReport
+	err error
+}
+
+func (b auditBackend) AuditVerify(context.Context) (audit.VerifyReport, error) { return b.rep, b.err }
+
+// The audit page says plainly when the chain does not verify, and where.
+func TestAuditPageVerification(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		name    string
+		rep     audit.VerifyReport
+		err     error
+		code    int
+		want    []string
+		notWant []string
+	}{
+		{"verified", audit.VerifyReport{Entries: 9, Head: 9, OK: true}, nil, http.StatusOK,
+			[]string{`id="audit-status" class="ok"`, "Chain verified: 9 entries"}, []string{"FAILED"}},
+		{"changed entry", audit.VerifyReport{Entries: 9, Head: 9, FirstBad: 4, Problem: "entry 4 does not match its hash"}, nil, http.StatusOK,
+			[]string{`id="audit-status" class="error"`, "Verification FAILED", `<span id="audit-first-bad">#4</span>`, "(entry 4 does not match its hash)"},
+			[]string{"Chain verified"}},
+		{"head missing", audit.VerifyReport{Entries: 9, FirstBad: 1}, nil, http.StatusOK,
+			[]string{`id="audit-status" class="error"`, "Verification FAILED", `<span id="audit-first-bad">#1</span>`},
+			[]string{"Chain verified"}},
+		{"verify cannot run", audit.VerifyReport{}, errors.New("disk on fire"), http.StatusInternalServerError,
+			[]string{"Something went wrong"}, []string{"Chain verified", "disk on fire"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.Now = e.clock.Now
+			con, err := New(auditBackend{CDP: e.cdp, rep: c.rep, err: c.err}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(con)
+			t.Cleanup(func() { srv.Close(); _ = con.Close() })
+			b := e.browser(t)
+			b.base = srv.URL
+			if code, _ := b.signIn(e.keys[core.RoleDPO].Key); code != http.StatusSeeOther {
+				t.Fatalf("sign in: %d", code)
+			}
+			code, body := b.get("/console/audit")
+			if code != c.code {
+				t.Fatalf("audit page: %d, want %d\n%s", code, c.code, body)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("the page lacks %q\n%s", w, body)
+				}
+			}
+			for _, w := range c.notWant {
+				if strings.Contains(body, w) {
+					t.Errorf("the page has %q", w)
+				}
+			}
+		})
 	}
 }
