@@ -21,6 +21,7 @@ import (
 	"github.com/custody-cdp/custody/core"
 	"github.com/custody-cdp/custody/core/audit"
 	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/keys"
 	"github.com/custody-cdp/custody/identity"
 )
 
@@ -1213,4 +1214,68 @@ func TestAuditPageVerification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keyBackend is the CDP with the key status it is told to report.
+type keyBackend struct {
+	*core.CDP
+	st keys.Status
+}
+
+func (b keyBackend) KeyStatus(context.Context) (keys.Status, error) { return b.st, nil }
+
+// "Last rotation" is when the current epoch began, pending or not.
+func TestSystemPageLastRotation(t *testing.T) {
+	e := newEnv(t)
+	day := func(d int) time.Time { return time.Date(2026, 10, d, 9, 30, 0, 0, time.UTC) }
+	for _, c := range []struct {
+		name string
+		st   keys.Status
+		want string
+	}{
+		{"never rotated", keys.Status{Epoch: 1, EpochCreatedAt: day(1), LiveEpochs: []keys.EpochInfo{{Epoch: 1, CreatedAt: day(1)}}},
+			"never"},
+		{"first rotation pending", keys.Status{Epoch: 2, EpochCreatedAt: day(5), RotationPending: true,
+			LiveEpochs: []keys.EpochInfo{{Epoch: 1, CreatedAt: day(1)}, {Epoch: 2, CreatedAt: day(5)}}},
+			"2026-10-05 09:30 UTC"},
+		{"second rotation pending", keys.Status{Epoch: 3, EpochCreatedAt: day(20), RotationPending: true,
+			LiveEpochs: []keys.EpochInfo{{Epoch: 2, CreatedAt: day(5)}, {Epoch: 3, CreatedAt: day(20)}},
+			Retired:    []keys.RetiredEpoch{{Epoch: 1, RetiredAt: day(6)}}},
+			"2026-10-20 09:30 UTC"},
+		{"rotation finished", keys.Status{Epoch: 3, EpochCreatedAt: day(20),
+			LiveEpochs: []keys.EpochInfo{{Epoch: 3, CreatedAt: day(20)}},
+			Retired:    []keys.RetiredEpoch{{Epoch: 1, RetiredAt: day(6)}, {Epoch: 2, RetiredAt: day(21)}}},
+			"2026-10-20 09:30 UTC"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.Now = e.clock.Now
+			con, err := New(keyBackend{CDP: e.cdp, st: c.st}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(con)
+			t.Cleanup(func() { srv.Close(); _ = con.Close() })
+			b := e.browser(t)
+			b.base = srv.URL
+			if code, _ := b.signIn(e.keys[core.RoleAdmin].Key); code != http.StatusSeeOther {
+				t.Fatalf("sign in: %d", code)
+			}
+			code, body := b.get("/console/admin/system")
+			if want := `<dd id="last-rotation">` + c.want + `</dd>`; code != http.StatusOK || !strings.Contains(body, want) {
+				t.Fatalf("system page: %d, want %s\n%s", code, want, body)
+			}
+		})
+	}
+	t.Run("a real rotation", func(t *testing.T) {
+		e.clock.Set(fixedNow.Add(90 * time.Minute))
+		defer e.clock.Set(fixedNow)
+		if _, err := e.cdp.RotateKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, body := e.signedIn(t, core.RoleAdmin).get("/console/admin/system")
+		if want := `<dd id="last-rotation">2026-11-01 13:30 UTC</dd>`; !strings.Contains(body, want) {
+			t.Fatalf("system page after a rotation: want %s\n%s", want, body)
+		}
+	})
 }

@@ -712,10 +712,13 @@ func (c *Console) systemPage(w http.ResponseWriter, r *http.Request, s *session)
 			d.Failed = append(d.Failed, t)
 		}
 	}
-	for _, re := range ks.Retired {
-		if re.RetiredAt.After(d.LastRotate) {
-			d.LastRotate = re.RetiredAt
-		}
+	// A rotation starts by creating the new epoch, which is current from
+	// then on; the old one is retired only when every data key is
+	// re-wrapped, so retirement times miss a rotation still pending (or
+	// show the one before it). Epoch 1 is the vault's first key: never
+	// rotated.
+	if ks.Epoch > 1 {
+		d.LastRotate = ks.EpochCreatedAt
 	}
 	c.render(w, r, s, http.StatusOK, "system", page{Title: "Policies & keys", Data: d})
 }
