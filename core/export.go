@@ -38,6 +38,117 @@ type ExportReport struct {
 	DestinationPurpose string `json:"destination_purpose,omitempty"`
 }
 
+// ExportProgress is where a running export stands: counts only, never who.
+type ExportProgress struct {
+	// Stage is "evaluating" (people read and put through the gate),
+	// "writing" (rows written to the file or sent to the webhook),
+	// "ledger" (each recipient recorded for access and deletion reports)
+	// or "done".
+	Stage string `json:"stage"`
+	// People is how many people evaluation has read so far. A segment with
+	// a population-relative condition (top/bottom N%) reads everyone twice,
+	// and both passes are counted.
+	People int `json:"people"`
+	// Rows is how many rows were written or sent so far; Total is how many
+	// there will be, known once evaluation is over (0 before).
+	Rows  int `json:"rows"`
+	Total int `json:"total"`
+}
+
+// ExportOption is a per-call setting of ExportSegment.
+type ExportOption func(*exportSettings)
+
+type exportSettings struct {
+	progress func(ExportProgress)
+}
+
+// WithProgress has ExportSegment report to fn as it goes: at every stage
+// change with exact counts, and in between about ten times a second. fn is
+// called from the goroutine running the export and must not block long.
+func WithProgress(fn func(ExportProgress)) ExportOption {
+	return func(s *exportSettings) { s.progress = fn }
+}
+
+// ReportDone gives opts' progress function, if any, the last stage of an
+// export that ran elsewhere (through a server): "done" with rep's counts.
+func ReportDone(opts []ExportOption, rep ExportReport) {
+	if m := newProgressMeter(opts); m != nil {
+		m.p.Rows = rep.Rows
+		m.stage("done", rep.Rows)
+	}
+}
+
+// progressMeter throttles an export's progress reports. A nil meter (no
+// WithProgress) does nothing. The throttle uses the wall clock, not the
+// CDP's clock: it paces reports to a human, it decides nothing.
+type progressMeter struct {
+	fn   func(ExportProgress)
+	p    ExportProgress
+	last time.Time
+}
+
+func newProgressMeter(opts []ExportOption) *progressMeter {
+	var s exportSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.progress == nil {
+		return nil
+	}
+	return &progressMeter{fn: s.progress}
+}
+
+// stage reports a stage change, always.
+func (m *progressMeter) stage(stage string, total int) {
+	if m == nil {
+		return
+	}
+	m.p.Stage, m.p.Total = stage, total
+	m.emit()
+}
+
+func (m *progressMeter) people(n int) {
+	if m == nil {
+		return
+	}
+	m.p.People += n
+	m.maybe()
+}
+
+func (m *progressMeter) rows(n int) {
+	if m == nil {
+		return
+	}
+	m.p.Rows += n
+	m.maybe()
+}
+
+func (m *progressMeter) maybe() {
+	if time.Since(m.last) >= 100*time.Millisecond {
+		m.emit()
+	}
+}
+
+func (m *progressMeter) emit() {
+	m.last = time.Now()
+	m.fn(m.p)
+}
+
+// counted wraps people so the meter sees each person read.
+func (m *progressMeter) counted(people segments.People) segments.People {
+	if m == nil {
+		return people
+	}
+	return func(yield func(segments.Candidate) bool) {
+		for cand := range people {
+			m.people(1)
+			if !yield(cand) {
+				return
+			}
+		}
+	}
+}
+
 // ledgerEntry is the sealed value of x/<pid>/<export id>: an access report
 // lists recipients from it, a deletion report who must be told.
 type ledgerEntry struct {
@@ -52,8 +163,10 @@ type ledgerEntry struct {
 // ExportSegment writes the segment's members to a destination: only people
 // the gate allowed for the segment's purpose and for this destination, and
 // only the fields the decision allows. Every exported person gets a ledger
-// entry, and the export a record on the audit log.
-func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now time.Time) (ExportReport, error) {
+// entry, and the export a record on the audit log. WithProgress follows
+// it as it runs.
+func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now time.Time, opts ...ExportOption) (ExportReport, error) {
+	meter := newProgressMeter(opts)
 	dc, ok := c.cfg.Destinations[destination]
 	if !ok {
 		return ExportReport{}, fmt.Errorf("%w: no destination %q in the configuration", ErrInvalidInput, destination)
@@ -72,10 +185,11 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	dest := policies.Destination{Name: destination, Kind: dc.Kind, Region: dc.Region, Fields: dc.Fields}
 	purpose := set.Get(name).Purpose()
 	var res *segments.ExportResult
+	meter.stage("evaluating", 0)
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
 		var scanErr error
-		people, g := c.exportVia(dc, c.people(ctx, tx, now, set, purpose, &scanErr), gate{c: c, role: policies.RoleMarketer})
+		people, g := c.exportVia(dc, meter.counted(c.people(ctx, tx, now, set, purpose, &scanErr)), gate{c: c, role: policies.RoleMarketer})
 		res, err = segments.Export(ctx, set, name, people, g, dest, now)
 		return errors.Join(err, scanErr)
 	})
@@ -99,19 +213,22 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	if groups != nil && len(res.Rows) > 0 {
 		rep.Fields = append(rep.Fields, splitField)
 	}
+	meter.stage("writing", len(res.Rows))
 	if dc.URL != "" {
 		rep.Path = dc.URL
-		err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows, groups)
+		err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows, groups, meter)
 	} else {
-		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups)
+		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups, meter)
 	}
 	if err != nil {
 		return rep, err
 	}
+	meter.stage("ledger", len(res.Rows))
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
 		return rep, err
 	}
 	c.markUsed(ctx, name, useExported)
+	defer meter.stage("done", len(res.Rows))
 	return rep, c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
 		"purpose": purpose, "destination_purpose": dc.Purpose, "preset": dc.Preset, "rows": rep.Rows, "fields": rep.Fields, "not_consented": rep.NotConsented,
 		"export_denied": rep.ExportDenied, "bundle_hash": c.engine.BundleHash()})
@@ -130,7 +247,7 @@ func rowValue(r segments.Row, i int, name string, groups []string) (any, bool) {
 	return r.Value(name)
 }
 
-func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row, groups []string) (string, error) {
+func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row, groups []string, meter *progressMeter) (string, error) {
 	if err := os.MkdirAll(dc.Dir, 0o700); err != nil {
 		return "", fmt.Errorf("export directory: %w", err)
 	}
@@ -164,6 +281,7 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 			if err := w.Write(rec); err != nil {
 				return "", err
 			}
+			meter.rows(1)
 		}
 		w.Flush()
 		if err := w.Error(); err != nil {
@@ -182,6 +300,7 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 			if err := enc.Encode(obj); err != nil {
 				return "", err
 			}
+			meter.rows(1)
 		}
 	}
 	return path, f.Sync()

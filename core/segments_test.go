@@ -3,7 +3,12 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +147,79 @@ func TestDestinationInsideDataDirIsRefused(t *testing.T) {
 	cfg.Destinations = map[string]DestinationConfig{"x": {Kind: "file", Format: "csv", Dir: cfg.DataDir + "/exports", Fields: []string{"email"}}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "destinations.x.dir") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// An export reports its stages in order, with exact counts at each change,
+// and ends with every row written: to a file, to a webhook and for a
+// population-relative segment (which reads everyone twice).
+func TestExportProgress(t *testing.T) {
+	t.Setenv("CUSTODY_TEST_HOOK_SECRET", "s")
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	defer hook.Close()
+	cfg := testConfig(t)
+	cfg.Destinations = map[string]DestinationConfig{
+		"file": {Kind: "email", Format: "csv", Dir: t.TempDir(), Fields: []string{"email"}},
+		"hook": {Kind: "email", URL: hook.URL, SecretEnv: "CUSTODY_TEST_HOOK_SECRET", BatchSize: 2, Fields: []string{"email"}},
+	}
+	c := openTest(t, cfg)
+	ctx := context.Background()
+	const people, consented = 7, 5
+	for i := range people {
+		ingestAll(t, c,
+			fmt.Sprintf(`{"type":"identify","messageId":"i%d","userId":"u%d","traits":{"email":"p%d@example.com"},"timestamp":"2026-09-01T00:00:00Z"}`, i, i, i),
+			fmt.Sprintf(`{"type":"track","messageId":"o%d","userId":"u%d","event":"Order Completed","properties":{"total":%d},"timestamp":"2026-09-02T00:00:00Z"}`, i, i, 10+i))
+		if i < consented {
+			consentSet(t, c, fmt.Sprintf("p%d@example.com", i), "marketing.communications.email", "granted", "2026-09-01T00:00:00Z", nil)
+		}
+	}
+	for _, d := range []string{
+		`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`,
+		`{"name":"top","purpose":"marketing.communications.email","where":{"top":{"percent":100,"of":"revenue_365d"}}}`,
+	} {
+		if _, err := c.ApplySegmentData(ctx, []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		segment, dest string
+		minPeople     int
+	}{
+		{"buyers", "file", people},
+		{"buyers", "hook", people},
+		{"top", "file", 2 * people}, // the population pass reads everyone first
+	} {
+		t.Run(tc.segment+" to "+tc.dest, func(t *testing.T) {
+			var got []ExportProgress
+			rep, err := c.ExportSegment(ctx, tc.segment, tc.dest, now, WithProgress(func(p ExportProgress) { got = append(got, p) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Rows != consented {
+				t.Fatalf("rows = %d, want %d", rep.Rows, consented)
+			}
+			var stages []string
+			for i, p := range got {
+				if i == 0 || p.Stage != got[i-1].Stage {
+					stages = append(stages, p.Stage)
+				}
+				if i > 0 && (p.People < got[i-1].People || p.Rows < got[i-1].Rows) {
+					t.Fatalf("counts went back: %+v after %+v", p, got[i-1])
+				}
+			}
+			if want := []string{"evaluating", "writing", "ledger", "done"}; !slices.Equal(stages, want) {
+				t.Fatalf("stages %v, want %v", stages, want)
+			}
+			for _, p := range got {
+				if p.Stage == "writing" && p.Rows == 0 && p.Total != consented {
+					t.Fatalf("writing starts with total %d, want %d", p.Total, consented)
+				}
+			}
+			last := got[len(got)-1]
+			if last.Rows != consented || last.Total != consented || last.People < tc.minPeople {
+				t.Fatalf("last report %+v: want %d rows of %d and at least %d people read", last, consented, consented, tc.minPeople)
+			}
+		})
 	}
 }

@@ -26,7 +26,7 @@ const webhookAttempts = 5
 // exponential backoff on network errors, 429 and 5xx. A 4xx other than 429
 // fails the export at once (the receiver refuses the data). The export
 // ledger is written only after every batch was accepted.
-func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row, groups []string) error {
+func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row, groups []string, meter *progressMeter) error {
 	secret := os.Getenv(dc.SecretEnv)
 	if secret == "" {
 		return fmt.Errorf("%w: destination %s: environment variable %s (its signing secret) is empty", ErrInvalidInput, dest, dc.SecretEnv)
@@ -59,6 +59,7 @@ func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, s
 		if err := postWithRetry(ctx, client, dc.URL, body, sig, exportID, batch); err != nil {
 			return fmt.Errorf("webhook %s: batch %d: %w", dest, batch, err)
 		}
+		meter.rows(len(chunk))
 	}
 	return nil
 }

@@ -225,14 +225,19 @@ func (c *Client) EvaluateSegment(ctx context.Context, name string, now time.Time
 	return ev, err
 }
 
-// ExportSegment is CDP.ExportSegment through the server.
-func (c *Client) ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error) {
+// ExportSegment is CDP.ExportSegment through the server. The server
+// answers when the export is over, so a WithProgress option only hears the
+// last stage, "done", with the final counts.
+func (c *Client) ExportSegment(ctx context.Context, name, destination string, now time.Time, opts ...core.ExportOption) (core.ExportReport, error) {
 	q := url.Values{"destination": {destination}}
 	if !now.IsZero() {
 		q.Set("now", now.Format(time.RFC3339))
 	}
 	var rep core.ExportReport
 	err := c.do(ctx, http.MethodPost, "/v1/admin/segments/"+url.PathEscape(name)+"/export?"+q.Encode(), nil, &rep)
+	if err == nil {
+		core.ReportDone(opts, rep)
+	}
 	return rep, err
 }
 

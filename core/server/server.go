@@ -53,7 +53,7 @@ type Backend interface {
 	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
 	Segments(ctx context.Context) ([]*segments.Definition, error)
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
-	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
+	ExportSegment(ctx context.Context, name, destination string, now time.Time, opts ...core.ExportOption) (core.ExportReport, error)
 	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)
 	DeleteSegment(ctx context.Context, name string) error
 	ShowSegment(ctx context.Context, name string) (core.SegmentShow, error)

@@ -53,7 +53,7 @@ type Backend interface {
 	EvaluateSegment(ctx context.Context, name string, now time.Time) (core.SegmentEval, error)
 	ApplySegmentData(ctx context.Context, data []byte) (*segments.Definition, error)
 	ApplyTemplate(ctx context.Context, name string, params map[string]string) (*segments.Definition, error)
-	ExportSegment(ctx context.Context, name, destination string, now time.Time) (core.ExportReport, error)
+	ExportSegment(ctx context.Context, name, destination string, now time.Time, opts ...core.ExportOption) (core.ExportReport, error)
 	RefreshSegment(ctx context.Context, name string, now time.Time) (core.RefreshReport, error)
 	Config() core.Config
 

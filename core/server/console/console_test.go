@@ -490,6 +490,10 @@ func TestMarketerFlowShowsNoPerson(t *testing.T) {
 	if st.State != "done" || st.Report == nil || st.Report.Rows != 1 || st.Report.NotConsented != 1 {
 		t.Fatalf("export finished as %+v", st)
 	}
+	// The job followed the export's progress to its last stage.
+	if p := st.Progress; p.Stage != "done" || p.Rows != 1 || p.Total != 1 || p.People < 2 {
+		t.Fatalf("export progress at the end: %+v", p)
+	}
 	b.get(strings.TrimSuffix(status, "/status"))
 	// A DPO session cannot see the marketer's export job.
 	if code, _ := e.signedIn(t, core.RoleAdmin).get(status); code != http.StatusNotFound {

@@ -22,6 +22,7 @@ type exportJob struct {
 
 	mu       sync.Mutex
 	state    string // running, done, failed
+	progress core.ExportProgress
 	finished time.Time
 	report   *core.ExportReport
 	err      string
@@ -29,14 +30,15 @@ type exportJob struct {
 
 // exportStatus is the JSON the page polls.
 type exportStatus struct {
-	ID          string             `json:"id"`
-	Segment     string             `json:"segment"`
-	Destination string             `json:"destination"`
-	State       string             `json:"state"`
-	Started     time.Time          `json:"started"`
-	Elapsed     float64            `json:"elapsed_seconds"`
-	Report      *core.ExportReport `json:"report,omitempty"`
-	Error       string             `json:"error,omitempty"`
+	ID          string              `json:"id"`
+	Segment     string              `json:"segment"`
+	Destination string              `json:"destination"`
+	State       string              `json:"state"`
+	Started     time.Time           `json:"started"`
+	Elapsed     float64             `json:"elapsed_seconds"`
+	Progress    core.ExportProgress `json:"progress"`
+	Report      *core.ExportReport  `json:"report,omitempty"`
+	Error       string              `json:"error,omitempty"`
 }
 
 func (j *exportJob) done() bool {
@@ -53,7 +55,7 @@ func (j *exportJob) status(now time.Time) exportStatus {
 		end = j.finished
 	}
 	return exportStatus{ID: j.ID, Segment: j.Segment, Destination: j.Destination, State: j.state, Started: j.started,
-		Elapsed: end.Sub(j.started).Seconds(), Report: j.report, Error: j.err}
+		Elapsed: end.Sub(j.started).Seconds(), Progress: j.progress, Report: j.report, Error: j.err}
 }
 
 func (c *Console) startExport(w http.ResponseWriter, r *http.Request, s *session) {
@@ -77,7 +79,11 @@ func (c *Console) startExport(w http.ResponseWriter, r *http.Request, s *session
 	ctx := core.WithActor(c.ctx, "key-"+s.keyID)
 	go func() {
 		defer c.wg.Done()
-		rep, err := c.b.ExportSegment(ctx, name, dest, time.Time{})
+		rep, err := c.b.ExportSegment(ctx, name, dest, time.Time{}, core.WithProgress(func(p core.ExportProgress) {
+			j.mu.Lock()
+			j.progress = p
+			j.mu.Unlock()
+		}))
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		j.finished = c.now()

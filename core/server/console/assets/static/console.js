@@ -9,9 +9,23 @@
   var progress = document.getElementById("export-progress");
   var state = document.getElementById("export-state");
   var report = document.getElementById("export-report");
+  // Counts only: how many people were read, how many rows written.
+  function stageText(p) {
+    switch (p.stage) {
+      case "writing": return (p.rows || 0) + " of " + p.total + " rows written…";
+      case "ledger": return p.total + " rows written; recording the recipients…";
+      case "done": return "finishing…";
+      default: return (p.people || 0) + " people checked through the policy gate…";
+    }
+  }
   function show(st) {
     if (st.state === "running") {
-      state.textContent = "Running for " + Math.round(st.elapsed_seconds) + " s: people are checked through the policy gate and written…";
+      state.textContent = "Running for " + Math.round(st.elapsed_seconds) + " s: " + stageText(st.progress || {});
+      var p = st.progress || {};
+      if (p.total > 0 && p.stage !== "evaluating") {
+        progress.max = p.total;
+        progress.value = p.rows;
+      }
       return false;
     }
     progress.value = 1;
