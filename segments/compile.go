@@ -382,7 +382,7 @@ func (n *node) match(p Person, now time.Time, env *Env) bool {
 	case nEvent:
 		return n.ev.match(p, now)
 	case nTop, nBottom:
-		x, ok := p.Computed(n.name)
+		x, ok := env.metric(p, n.name)
 		if !ok || math.IsNaN(x) {
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"reflect"
 	"slices"
 	"time"
@@ -334,8 +335,11 @@ type runner struct {
 	envs     []Env
 	workers  int
 	pops     []*Population // the population pass's, per purpose
+	memo     *passMemo     // what the population pass learnt (memo.go), or nil
 
 	cand  Candidate
+	seq   int // the current person's position in People's order
+	mrow  int // the current person's row of memo: -2 not looked up, -1 none
 	subj  *subjectHandle
 	dec   []int8 // per purpose: 0 unknown, 1 allowed, -1 denied
 	state []int8 // per definition
@@ -407,25 +411,53 @@ func (r *runner) population() error {
 		return nil
 	}
 	r.pops = pops
-	clones, err := eachParallel(r, func(w *runner, _ Candidate) (struct{}, error) {
+	memo := newPassMemo(len(r.purposes), pops)
+	clones, err := eachParallel(r, func(w *runner, _ Candidate) (memoRow, error) {
+		var row memoRow
 		for pi, pop := range w.pops {
 			if pop == nil {
 				continue
 			}
 			ok, err := w.allowed(pi)
 			if err != nil {
-				return struct{}{}, err
+				return row, err
 			}
-			if ok {
-				pop.Add(w.cand.Person)
+			if pi < memoPurposes {
+				row.dec[pi] = w.dec[pi]
+			}
+			if !ok {
+				continue
+			}
+			for _, m := range pop.metrics {
+				i := -1
+				if memo != nil {
+					i = memo.metric(m)
+				}
+				x, known := row.value(i)
+				if !known {
+					var ok bool
+					if x, ok = w.cand.Person.Computed(string(m)); !ok {
+						x = math.NaN()
+					}
+					if i >= 0 {
+						row.vals[i], row.known = x, row.known|1<<i
+					}
+				}
+				pop.AddValue(m, x)
 			}
 		}
-		return struct{}{}, nil
-	}, func(Candidate, struct{}) error { return nil })
+		return row, nil
+	}, func(c Candidate, row memoRow) error {
+		if memo != nil {
+			memo.add(c.Ref, row)
+		}
+		return nil
+	})
 	r.pops = nil
 	if err != nil {
 		return err
 	}
+	r.memo = memo
 	for _, w := range clones {
 		if w == r {
 			continue
@@ -444,6 +476,13 @@ func (r *runner) population() error {
 	return nil
 }
 
+// begin makes c, at position seq of People's order, the current person.
+func (r *runner) begin(c Candidate, seq int) {
+	r.cand, r.subj, r.seq, r.mrow = c, nil, seq, -2
+	clear(r.dec)
+	clear(r.state)
+}
+
 // each iterates people, resetting the per-person state, checking ctx.
 func (r *runner) each(f func(Candidate) error) error {
 	var err error
@@ -454,10 +493,8 @@ func (r *runner) each(f func(Candidate) error) error {
 				break
 			}
 		}
+		r.begin(c, n)
 		n++
-		r.cand, r.subj = c, nil
-		clear(r.dec)
-		clear(r.state)
 		if err = f(c); err != nil {
 			break
 		}
@@ -480,6 +517,10 @@ func (r *runner) allowed(pi int) (bool, error) {
 		return true, nil
 	case -1:
 		return false, nil
+	}
+	if row := r.memoRow(); row != nil && pi < memoPurposes && row.dec[pi] != 0 {
+		r.dec[pi] = row.dec[pi]
+		return row.dec[pi] == 1, nil
 	}
 	d, err := r.gate.Allow(r.ctx, r.subject(), policies.ActionSegmentEvaluate, r.purposes[pi], policies.Destination{})
 	if err != nil {

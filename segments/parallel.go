@@ -44,7 +44,7 @@ const batchSize = 128
 // thresholds) and per-person state of its own.
 func (r *runner) clone() *runner {
 	w := &runner{ctx: r.ctx, set: r.set, people: r.people, gate: r.gate, now: r.now, need: r.need,
-		purposes: r.purposes, pidx: r.pidx, workers: 1,
+		purposes: r.purposes, pidx: r.pidx, workers: 1, memo: r.memo,
 		envs: make([]Env, len(r.envs)), dec: make([]int8, len(r.dec)), state: make([]int8, len(r.state))}
 	copy(w.envs, r.envs)
 	for i := range w.envs {
@@ -77,6 +77,7 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 		})
 	}
 	type batch struct {
+		start int // position of cands[0] in People's order
 		cands []Candidate
 		vals  []T
 		done  chan struct{}
@@ -123,9 +124,7 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 						fail(err)
 						break
 					}
-					w.cand, w.subj = c, nil
-					clear(w.dec)
-					clear(w.state)
+					w.begin(c, b.start+j)
 					v, err := visit(w, c)
 					if err != nil {
 						fail(err)
@@ -157,6 +156,7 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 			}
 		}
 	}()
+	n := 0
 	cur := &batch{done: make(chan struct{})}
 	send := func() bool {
 		order <- cur
@@ -166,10 +166,9 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 			close(cur.done) // never evaluated: the reducer skips it
 			return false
 		}
-		cur = &batch{done: make(chan struct{})}
+		cur = &batch{start: n, done: make(chan struct{})}
 		return true
 	}
-	n := 0
 	for c := range r.people {
 		if n%256 == 0 {
 			if err := r.ctx.Err(); err != nil {

@@ -86,9 +86,12 @@ func (g *failAfter) Allow(context.Context, Subject, string, string, policies.Des
 }
 
 // An error in the middle of a parallel run (in either pass) abandons it
-// with that error, and the scan stops early.
+// with that error, and the scan stops early. The second pass asks the gate
+// only about purposes the first did not (memo.go), hence a second
+// definition with a purpose of its own.
 func TestParallelRunStopsAtTheFirstError(t *testing.T) {
-	set, err := NewSet(KnownNames{}, template(t, "vip").Definition)
+	set, err := NewSet(KnownNames{}, template(t, "vip").Definition,
+		def(t, "buyers", "marketing.communications.sms", `{"event":"Order Completed"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,5 +123,84 @@ func TestParallelRunStopsAtTheFirstError(t *testing.T) {
 	cancel()
 	if _, err := Run(ctx, set, peopleOf(people), allowAll(), clock, Workers(3)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// The evaluation pass of a population-relative segment takes the gate's
+// decisions and the metrics the population pass kept (memo.go) when it
+// meets the same people in the same order, and asks again when it does
+// not; the members are those a plain two-pass evaluation gives either way.
+func TestPopulationPassMemo(t *testing.T) {
+	set, err := NewSet(KnownNames{}, template(t, "vip").Definition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	people := genPeople(4*batchSize+9, 11, clock)
+	deny := map[string]bool{}
+	for i := 0; i < len(people); i += 4 {
+		deny[people[i].Ref] = true
+	}
+	// The reference: Population and Match by hand.
+	vip := set.Get("vip")
+	pop := NewPopulation(vip.NeedsPopulation()...)
+	for _, c := range people {
+		if !deny[c.Ref] {
+			pop.Add(c.Person)
+		}
+	}
+	env := Env{Thresholds: pop.Thresholds()}
+	want := map[string]bool{}
+	for _, c := range people {
+		if !deny[c.Ref] && vip.Match(c.Person, clock, env) {
+			want[c.Ref] = true
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no VIP: the comparison would prove nothing")
+	}
+	// reorder yields people as they are on the first pass and reversed on
+	// the next (a People that does not read a snapshot).
+	passes := 0
+	reorder := func(yield func(Candidate) bool) {
+		passes++
+		for i := range people {
+			c := people[i]
+			if passes > 1 {
+				c = people[len(people)-1-i]
+			}
+			if !yield(c) {
+				return
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		people    func() People
+		gateCalls int // segment.evaluate decisions asked
+	}{
+		{"same order", func() People { return peopleOf(people) }, len(people)},
+		// Reversed, only the middle person (an odd count) is met again
+		// at the same position.
+		{"second pass reordered", func() People { passes = 0; return reorder }, 2*len(people) - 1},
+	} {
+		for _, workers := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s/%d workers", tc.name, workers), func(t *testing.T) {
+				g := &fakeGate{deny: deny}
+				res, err := Run(context.Background(), set, tc.people(), g, clock, Workers(workers))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]bool{}
+				for _, m := range res.Segments[0].Members {
+					got[m.Ref()] = true
+				}
+				if !reflect.DeepEqual(got, want) || res.Segments[0].NotConsented != len(deny) {
+					t.Fatalf("%d members (%d not consented), want %d (%d)", len(got), res.Segments[0].NotConsented, len(want), len(deny))
+				}
+				if len(g.calls) != tc.gateCalls {
+					t.Fatalf("%d gate decisions, want %d", len(g.calls), tc.gateCalls)
+				}
+			})
+		}
 	}
 }
