@@ -375,10 +375,12 @@ func TestPrivacyRequestEndpoints(t *testing.T) {
 	}{
 		{"access as dpo", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, access, http.StatusOK, `"report"`},
 		{"access as marketer", http.MethodPost, "/v1/admin/privacy/requests", core.RoleMarketer, access, http.StatusForbidden, ""},
-		{"access unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, "pr@", "nobody@", 1), http.StatusNotFound, `"rejected"`},
+		{"access unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, "pr@", "nobody@", 1), http.StatusOK, `"person":null`},
 		{"bad body", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, `{"type":"access"}`, http.StatusBadRequest, ""},
 		{"bad type", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, `"access"`, `"forget"`, 1), http.StatusBadRequest, ""},
 		{"delete as admin", http.MethodPost, "/v1/admin/privacy/requests", core.RoleAdmin, strings.Replace(access, `"access"`, `"suppress_with_delete"`, 1), http.StatusOK, `"completed"`},
+		{"access after deletion", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, access, http.StatusOK, `"person":null`},
+		{"delete unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, `"access"`, `"delete"`, 1), http.StatusNotFound, `"rejected"`},
 		{"list as dpo", http.MethodGet, "/v1/admin/privacy/requests", core.RoleDPO, "", http.StatusOK, `"due_at"`},
 		{"list overdue", http.MethodGet, "/v1/admin/privacy/requests?overdue=true", core.RoleDPO, "", http.StatusOK, `[]`},
 		{"list as ingest", http.MethodGet, "/v1/admin/privacy/requests", core.RoleIngest, "", http.StatusForbidden, ""},
