@@ -395,8 +395,9 @@ func (c *CDP) step(name string) error {
 // resumeErasures finishes the deletions a crash interrupted: requests whose
 // journal says the records are erased but the keys, the rotation or the
 // certificate are not done yet. A deletion interrupted before its erase
-// transaction committed left nothing behind: its request stays in
-// progress and is carried out again by `custody privacy verify` or a new
+// transaction committed left nothing behind: its request was never written
+// as in progress (it is as it was, received or not recorded at all; see
+// carryOut) and is carried out again by `custody privacy verify` or a new
 // request.
 func (c *CDP) resumeErasures(ctx context.Context) error {
 	var pending []*PrivacyRequest
