@@ -62,7 +62,7 @@ bench: build
 	./bench/personalize.sh
 
 # Access and deletion of a person with 1,000 events vs PostgreSQL 15 (sizes:
-# PROFILES, EVENTS; the issue's figure is PROFILES=1000000 EVENTS=10000000).
+# PROFILES, EVENTS; the defaults are the issue's figure, 1000000 and 10000000).
 bench-privacy:
 	./bench/privacy.sh
 

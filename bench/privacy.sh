@@ -8,15 +8,16 @@
 # directory removed on exit, also on failure or Ctrl-C.
 #
 # Environment knobs (defaults in brackets):
-#   PROFILES [100000]  EVENTS [1000000]   the issue's figure: PROFILES=1000000 EVENTS=10000000
+#   PROFILES [1000000]  EVENTS [10000000]   the issue's figure; smaller for a quick run,
+#                                           e.g. PROFILES=100000 EVENTS=1000000
 #   TARGET_EVENTS [1000]  ROUNDS [5] (+1 warm-up; the median is reported)
 #   SKIP_PG [0]  PG_SHARED_BUFFERS [1GB]  PG_BIN [auto, else apt-get postgresql-15]
 #   BENCH_TMP [$TMPDIR or /tmp]  OUT [bench/out/privacy.json]
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-export PROFILES=${PROFILES:-100000}
-export EVENTS=${EVENTS:-1000000}
+export PROFILES=${PROFILES:-1000000}
+export EVENTS=${EVENTS:-10000000}
 export TARGET_EVENTS=${TARGET_EVENTS:-1000}
 export ROUNDS=${ROUNDS:-5}
 SKIP_PG=${SKIP_PG:-0}

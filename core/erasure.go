@@ -21,7 +21,9 @@ import (
 // requests made with their identifiers. Each field is filled by the rule
 // of the keyspace prefix it comes from (keyspace.go).
 type AccessReport struct {
-	GeneratedAt time.Time        `json:"generated_at"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Person is nil when no one holds the identifier asked about (never
+	// seen, or deleted): the report is then empty (emptyAccess).
 	Person      *ProfileView     `json:"person"`
 	Exports     []ledgerEntry    `json:"exports"`
 	Memberships []MembershipView `json:"segment_memberships"`
@@ -82,6 +84,16 @@ func (c *CDP) access(ctx context.Context, ik []byte) (AccessReport, error) {
 	}
 	return rep, c.record(ctx, "privacy.access", map[string]any{"person": rep.Person.ID, "profiles": len(rep.Person.Profiles),
 		"events": rep.Person.EventCount, "exports": len(rep.Exports)})
+}
+
+// emptyAccess is the access report when no one holds the identifier: no
+// person, and nothing in any section. Earlier requests made with the
+// identifier are left out on purpose: a deleted person's deletion request
+// would otherwise say they existed. The access is recorded on the audit
+// log like any other.
+func (c *CDP) emptyAccess(ctx context.Context) (AccessReport, error) {
+	rep := AccessReport{GeneratedAt: c.now().UTC(), Exports: []ledgerEntry{}, Memberships: []MembershipView{}, Requests: []RequestSummary{}}
+	return rep, c.record(ctx, "privacy.access", map[string]any{"person": nil, "profiles": 0, "events": 0, "exports": 0})
 }
 
 // identifierType is the type part of an identifier index key.
@@ -383,8 +395,9 @@ func (c *CDP) step(name string) error {
 // resumeErasures finishes the deletions a crash interrupted: requests whose
 // journal says the records are erased but the keys, the rotation or the
 // certificate are not done yet. A deletion interrupted before its erase
-// transaction committed left nothing behind: its request stays in
-// progress and is carried out again by `custody privacy verify` or a new
+// transaction committed left nothing behind: its request was never written
+// as in progress (it is as it was, received or not recorded at all; see
+// carryOut) and is carried out again by `custody privacy verify` or a new
 // request.
 func (c *CDP) resumeErasures(ctx context.Context) error {
 	var pending []*PrivacyRequest

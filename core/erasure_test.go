@@ -159,6 +159,11 @@ func TestDeleteErasesEverything(t *testing.T) {
 		if _, err := c.Access(ctx, id); !errors.Is(err, ErrProfileNotFound) {
 			t.Fatalf("access by %s after deletion: %v", id.Type, err)
 		}
+		// The access request completes with an empty report.
+		if r, rep, err := c.HandleRequest(ctx, RequestAccess, "gdpr", id); err != nil || r.Status != StatusCompleted || rep == nil || rep.Person != nil ||
+			len(rep.Exports)+len(rep.Memberships)+len(rep.Requests) != 0 {
+			t.Fatalf("access request by %s after deletion: %+v %+v %v", id.Type, r, rep, err)
+		}
 	}
 	// Replayed and late events for any identifier are suppressed.
 	res, err := c.Ingest(ctx, []event.Message{
@@ -184,7 +189,7 @@ func TestDeleteErasesEverything(t *testing.T) {
 		t.Fatalf("other person: %+v %v", other, err)
 	}
 	ingestAll(t, c, `{"type":"identify","messageId":"o3","userId":"other-user","anonymousId":"shared-laptop","timestamp":"2026-08-01T09:00:00Z"}`)
-	tail, _ := c.AuditTail(ctx, 5)
+	tail, _ := c.AuditTail(ctx, 20) // the certificate, then the access requests after it
 	found := false
 	for _, e := range tail {
 		if e.Kind == "privacy.delete" {

@@ -312,6 +312,10 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 			} else {
 				c.metrics.messages.WithLabelValues("accepted").Add(float64(j.res.Accepted))
 				c.metrics.messages.WithLabelValues("duplicate").Add(float64(j.res.Duplicates))
+				// Counted here, where every ingestion path (HTTP, socket,
+				// import) ends: the HTTP answer stays {"success": true} for
+				// SDKs, so this counter is how the operator sees the drops.
+				c.metrics.messages.WithLabelValues("suppressed").Add(float64(j.res.Suppressed))
 				c.metrics.profilesCreated.Add(float64(j.res.ProfilesCreated))
 				c.metrics.merges.WithLabelValues("merged").Add(float64(j.res.Merges))
 				c.metrics.merges.WithLabelValues("refused").Add(float64(j.res.MergesRefused))

@@ -19,7 +19,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "custody_ingest_messages_total", Help: "Messages ingested, by result (accepted, duplicate).",
+			Name: "custody_ingest_messages_total", Help: "Messages ingested, by result: accepted, duplicate (a messageId seen within the window), suppressed (dropped because it names an identifier on the suppression list, e.g. a deleted person's).",
 		}, []string{"result"}),
 		profilesCreated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "custody_profiles_created_total", Help: "Profiles created by ingestion.",

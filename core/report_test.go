@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/custody-cdp/custody/identity"
 )
@@ -35,14 +38,53 @@ func stableIDs(b []byte) []byte {
 func TestAccessReportGolden(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MasterKeyHex = strings.Repeat("6b", 32) // keyed hashes in the report are stable
+	// The destination's directory is not in the report (only its name).
+	cfg.Destinations = map[string]DestinationConfig{"newsletter": {Kind: "email", Format: "csv", Dir: t.TempDir(), Fields: []string{"email", "first_name"}}}
 	c := openTest(t, cfg)
 	ctx := context.Background()
+	// Every section of the report has something in it, so the golden file
+	// pins the shape of each: identifiers of four types (a phone among
+	// them), traits and their history, consent, merges and an unmerge,
+	// events, an export, a segment membership entered and exited, and an
+	// earlier request.
 	ingestAll(t, c,
-		`{"type":"identify","messageId":"g1","userId":"gold","anonymousId":"gold-device","traits":{"email":"gold@example.com","first_name":"<b>Goldie</b>","address":{"country":"FR"}},"timestamp":"2026-10-01T09:00:00Z"}`,
+		`{"type":"identify","messageId":"g1","userId":"gold","anonymousId":"gold-device","traits":{"email":"gold@example.com","phone":"+33 6 12 34 56 78","first_name":"<b>Goldie</b>","address":{"country":"FR"}},"timestamp":"2026-10-01T09:00:00Z"}`,
 		`{"type":"track","messageId":"g2","userId":"gold","event":"Order Completed","properties":{"order_id":"o-1","total":30},"timestamp":"2026-10-02T09:00:00Z"}`,
 		`{"type":"page","messageId":"g3","anonymousId":"gold-device","name":"Home","timestamp":"2026-09-30T09:00:00Z"}`,
 	)
 	consentSet(t, c, "gold@example.com", "marketing.communications.email", "granted", "2026-10-01T10:00:00Z", nil)
+	// Recent buyers: they enter on 15 October and leave on 20 November,
+	// when their order is more than 30 days old; they were exported while
+	// members.
+	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"recent_buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed","within":"30d"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	inside, outside := time.Date(2026, 10, 15, 8, 0, 0, 0, time.UTC), time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	if rr, err := c.RefreshSegment(ctx, "recent_buyers", inside); err != nil || rr.Entered != 1 {
+		t.Fatalf("refresh inside the window: %+v %v", rr, err)
+	}
+	if rep, err := c.ExportSegment(ctx, "recent_buyers", "newsletter", inside); err != nil || rep.Rows != 1 {
+		t.Fatalf("export: %+v %v", rep, err)
+	}
+	if rr, err := c.RefreshSegment(ctx, "recent_buyers", outside); err != nil || rr.Exited != 1 {
+		t.Fatalf("refresh outside the window: %+v %v", rr, err)
+	}
+	// A tablet wrongly merged into them, then split off again. It was
+	// created after their profiles, so it is the side folded into them.
+	ingestAll(t, c, `{"type":"identify","messageId":"g4","userId":"gold","anonymousId":"gold-tablet","timestamp":"2026-10-03T09:00:00Z"}`)
+	tablet, err := c.Profile(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "gold-tablet"}, ShowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tabletPID uuid.UUID
+	for _, idv := range tablet.Identifiers {
+		if idv.Type == identity.AnonymousID && idv.Value == "gold-tablet" {
+			tabletPID = idv.Profile
+		}
+	}
+	if _, err := c.Unmerge(ctx, tabletPID, "shared tablet"); err != nil {
+		t.Fatal(err)
+	}
 	// An earlier request made with another of their identifiers is listed.
 	if _, _, err := c.HandleRequest(ctx, RequestAccess, "ccpa", identity.Identifier{Type: identity.Email, Value: "gold@example.com"}); err != nil {
 		t.Fatal(err)
@@ -80,6 +122,17 @@ func TestAccessReportGolden(t *testing.T) {
 	h := html.String()
 	if len(rep.Requests) != 1 || rep.Requests[0].Status != StatusCompleted {
 		t.Fatalf("earlier requests: %+v", rep.Requests)
+	}
+	// The golden file is only as good as its fixture: every section holds
+	// something.
+	types := map[identity.Type]bool{}
+	for _, idv := range rep.Person.Identifiers {
+		types[idv.Type] = true
+	}
+	if !types[identity.Phone] || len(rep.Person.Unmerges) != 1 || len(rep.Exports) != 1 || len(rep.Memberships) != 1 ||
+		rep.Memberships[0].ExitedAt == nil {
+		t.Fatalf("fixture lost a section: identifier types %v, unmerges %d, exports %d, memberships %+v",
+			types, len(rep.Person.Unmerges), len(rep.Exports), rep.Memberships)
 	}
 	if strings.Contains(h, "<b>Goldie</b>") || !strings.Contains(h, "gold@example.com") || !strings.Contains(h, "Order Completed") ||
 		!strings.Contains(h, "<td>lifecycle_stage</td><td>first_time_buyer</td>") {

@@ -200,10 +200,22 @@ func (c *CDP) carryOut(ctx context.Context, r *PrivacyRequest) (*PrivacyRequest,
 	switch r.Type {
 	case RequestAccess:
 		rep, err := c.access(ctx, ik)
+		if errors.Is(err, ErrProfileNotFound) {
+			// No one holds the identifier: the answer to the request is
+			// that nothing is held, so it completes with an empty report.
+			// Someone never seen and someone deleted get the same report
+			// (and the same request record), so neither says the person
+			// ever existed; only the audit log's deletion certificate
+			// does, by keyed hash.
+			rep, err = c.emptyAccess(ctx)
+		}
 		if err != nil {
 			return r, nil, c.finish(ctx, r, nil, err)
 		}
-		result := map[string]any{"profiles": len(rep.Person.Profiles), "events": rep.Person.EventCount, "exports": len(rep.Exports)}
+		result := map[string]any{"profiles": 0, "events": 0, "exports": len(rep.Exports)}
+		if rep.Person != nil {
+			result["profiles"], result["events"] = len(rep.Person.Profiles), rep.Person.EventCount
+		}
 		return r, &rep, c.finish(ctx, r, result, nil)
 	case RequestDelete, RequestSuppressWithDelete:
 		cert, err := c.eraseRequest(ctx, r)

@@ -1,8 +1,12 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,8 +34,10 @@ func TestPrivacyRequestLifecycle(t *testing.T) {
 	if statuses != "received verified in_progress completed " {
 		t.Fatalf("history %q", statuses)
 	}
-	// A request for someone unknown is rejected, kept, and can become overdue.
-	r2, _, err := c.HandleRequest(ctx, RequestAccess, "gdpr", identity.Identifier{Type: identity.Email, Value: "nobody@example.com"})
+	// Access for someone unknown completes with an empty report
+	// (TestAccessForNoOne); a deletion of someone unknown is rejected and
+	// kept.
+	r2, _, err := c.HandleRequest(ctx, RequestSuppressWithDelete, "gdpr", identity.Identifier{Type: identity.Email, Value: "nobody@example.com"})
 	if !errors.Is(err, ErrProfileNotFound) || r2.Status != StatusRejected || !r2.DueAt.Equal(fixedNow.AddDate(0, 1, 0)) {
 		t.Fatalf("rejected request %+v %v", r2, err)
 	}
@@ -107,5 +113,93 @@ func TestExtendRequest(t *testing.T) {
 	}
 	if _, err := c.ExtendRequest(ctx, "nope", "x"); !errors.Is(err, ErrRequestNotFound) {
 		t.Fatal(err)
+	}
+}
+
+// An access request for an identifier no one holds completes with an empty
+// report: no person, every section empty. A deleted person's identifiers
+// get exactly what an identifier never seen gets (report, request record,
+// result), so the answer does not say that they ever existed; both the
+// direct request and a received-then-verified one.
+func TestAccessForNoOne(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := context.Background()
+	ingestAll(t, c, `{"type":"identify","messageId":"n1","userId":"was-here","anonymousId":"was-device","traits":{"email":"was.here@example.com","phone":"+44 20 7946 0111"}}`)
+	if _, _, err := c.HandleRequest(ctx, RequestAccess, "gdpr", identity.Identifier{Type: identity.Email, Value: "was.here@example.com"}); err != nil {
+		t.Fatal(err) // an earlier request, which must not show below
+	}
+	if _, _, err := c.HandleRequest(ctx, RequestSuppressWithDelete, "gdpr", identity.Identifier{Type: identity.UserID, Value: "was-here"}); err != nil {
+		t.Fatal(err)
+	}
+	// canonical is what a request's answer looks like with what differs
+	// between any two requests (ids, times) taken out.
+	canonical := func(r *PrivacyRequest, rep *AccessReport) string {
+		var steps []string
+		for _, h := range r.History {
+			steps = append(steps, h.Status+":"+h.Note)
+		}
+		b, _ := json.Marshal(rep)
+		return fmt.Sprintf("%s %s %v result=%s report=%s", r.Type, r.Status, steps, r.Result,
+			strings.Replace(string(b), rep.GeneratedAt.Format(time.RFC3339Nano), "T", 1))
+	}
+	never, neverRep, err := c.HandleRequest(ctx, RequestAccess, "gdpr", identity.Identifier{Type: identity.Email, Value: "never.seen@example.com"})
+	if err != nil || neverRep == nil {
+		t.Fatalf("access for someone never seen: %+v %v", never, err)
+	}
+	want := canonical(never, neverRep)
+	if neverRep.Person != nil || len(neverRep.Exports)+len(neverRep.Memberships)+len(neverRep.Requests) != 0 || never.Status != StatusCompleted {
+		t.Fatalf("not an empty completed report: %s", want)
+	}
+	tests := []struct {
+		name    string
+		id      identity.Identifier
+		receive bool // received first, then verified
+	}{
+		{"email", identity.Identifier{Type: identity.Email, Value: "was.here@example.com"}, false},
+		{"user id", identity.Identifier{Type: identity.UserID, Value: "was-here"}, false},
+		{"anonymous id", identity.Identifier{Type: identity.AnonymousID, Value: "was-device"}, false},
+		{"phone", identity.Identifier{Type: identity.Phone, Value: "+442079460111"}, false},
+		{"email, verified later", identity.Identifier{Type: identity.Email, Value: "was.here@example.com"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				r   *PrivacyRequest
+				rep *AccessReport
+				err error
+			)
+			if tt.receive {
+				if r, err = c.ReceiveRequest(ctx, RequestAccess, "gdpr", tt.id); err != nil {
+					t.Fatal(err)
+				}
+				r, rep, err = c.VerifyRequest(ctx, r.ID, "email round-trip")
+			} else {
+				r, rep, err = c.HandleRequest(ctx, RequestAccess, "gdpr", tt.id)
+			}
+			if err != nil || rep == nil {
+				t.Fatalf("access: %+v %v", r, err)
+			}
+			got := canonical(r, rep)
+			if tt.receive {
+				// The same but for the verification step's note.
+				want = strings.Replace(want, "verified:verified: by the operator who filed it (owner)", "verified:verified: email round-trip", 1)
+			}
+			if got != want {
+				t.Errorf("a deleted person's identifier is answered differently from one never seen:\n got %s\nwant %s", got, want)
+			}
+			// The low-level lookup still says not found.
+			if _, err := c.Access(ctx, tt.id); !errors.Is(err, ErrProfileNotFound) {
+				t.Errorf("Access: %v, want ErrProfileNotFound", err)
+			}
+			var html bytes.Buffer
+			if err := RenderAccessHTML(&html, *rep); err != nil || !strings.Contains(html.String(), "We hold no data") {
+				t.Errorf("HTML rendering of the empty report: %v\n%s", err, html.String())
+			}
+		})
+	}
+	// Each access is on the audit log, with no person.
+	tail, err := c.AuditTail(ctx, 2)
+	if err != nil || len(tail) != 2 || tail[0].Kind != "privacy.access" || !strings.Contains(string(tail[0].Data), `"person":null`) {
+		t.Fatalf("audit tail: %+v %v", tail, err)
 	}
 }

@@ -292,9 +292,9 @@ func printImport(c *cli.Context, rep core.ImportReport, d time.Duration) error {
 		}
 	} else {
 		w := c.App.Writer
-		fmt.Fprintf(w, "lines %d, accepted %d, duplicates %d, rejected %d, profiles created %d in %s (%.0f msgs/s)\n",
-			rep.Lines, rep.Accepted, rep.Duplicates, rep.Rejected, rep.ProfilesCreated, d.Round(time.Millisecond),
-			float64(rep.Accepted+rep.Duplicates)/max(d.Seconds(), 1e-9))
+		fmt.Fprintf(w, "lines %d, accepted %d, duplicates %d, suppressed %d, rejected %d, profiles created %d in %s (%.0f msgs/s)\n",
+			rep.Lines, rep.Accepted, rep.Duplicates, rep.Suppressed, rep.Rejected, rep.ProfilesCreated, d.Round(time.Millisecond),
+			float64(rep.Accepted+rep.Duplicates+rep.Suppressed)/max(d.Seconds(), 1e-9))
 		for _, e := range rep.Errors {
 			fmt.Fprintf(w, "  line %d: %s\n", e.Line, e.Error)
 		}

@@ -425,6 +425,11 @@ func requestOutcome(c *cli.Context, req *core.PrivacyRequest, rep *core.AccessRe
 			}
 			fmt.Fprintf(c.App.ErrWriter, "readable report written to %s (mode 0600)\n", h)
 		}
+		if rep.Person == nil && !c.Bool("json") {
+			// stdout stays the report (JSON either way); the note is for
+			// the operator reading the terminal.
+			fmt.Fprintf(c.App.ErrWriter, "no person is known by this %s: request %s completed with an empty report\n", req.IdentifierType, req.ID)
+		}
 		return printJSON(c.App.Writer, rep)
 	}
 	if c.Bool("json") {

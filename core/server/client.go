@@ -241,29 +241,13 @@ func (c *Client) ExportSegment(ctx context.Context, name, destination string, no
 	return rep, err
 }
 
-// HandleRequest is CDP.HandleRequest through the server.
+// HandleRequest is CDP.HandleRequest through the server. It shares
+// requestOutcome with VerifyRequest, so a request the server refuses as
+// invalid (a phone with no digits, an unknown type) is ErrInvalidInput with
+// the server's reason here too, as when the store is opened directly.
 func (c *Client) HandleRequest(ctx context.Context, typ, regulation string, id identity.Identifier) (*core.PrivacyRequest, *core.AccessReport, error) {
 	b, _ := json.Marshal(PrivacyRequestBody{Type: typ, Regulation: regulation, Identifier: id})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://custody/v1/admin/privacy/requests", bytes.NewReader(b))
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reach running server: %w", err)
-	}
-	defer resp.Body.Close()
-	var out PrivacyRequestResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Request == nil {
-		return nil, nil, fmt.Errorf("server: privacy request failed (HTTP %d)", resp.StatusCode)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return out.Request, nil, core.ErrProfileNotFound
-	case resp.StatusCode != http.StatusOK:
-		return out.Request, nil, fmt.Errorf("server: %s", out.Error)
-	}
-	return out.Request, out.Report, nil
+	return c.requestOutcome(ctx, "/v1/admin/privacy/requests", b)
 }
 
 // Requests is CDP.Requests through the server.

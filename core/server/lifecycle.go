@@ -34,8 +34,9 @@ func (s *Server) lifecycle(w http.ResponseWriter) (lifecycle, bool) {
 }
 
 // writeRequestOutcome answers a request that was carried out: 200 with the
-// request (and the report for access), 404 when no one holds the
-// identifier, 422 when it was rejected for another reason.
+// request (and the report for access: an empty one when no one holds the
+// identifier), 404 when a deletion finds no one holding the identifier,
+// 422 when it was rejected for another reason.
 func (s *Server) writeRequestOutcome(w http.ResponseWriter, req *core.PrivacyRequest, rep *core.AccessReport, err error) {
 	if req == nil || (err != nil && errors.Is(err, core.ErrInvalidInput)) {
 		s.writeCoreError(w, err)

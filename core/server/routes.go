@@ -180,7 +180,7 @@ func routeTable(s *Server) []Route {
 		Route{Method: http.MethodPost, Pattern: "/v1/admin/privacy/requests", Roles: rolesDPO,
 			Summary:  "carry out an access, delete, suppress or unsuppress request",
 			Request:  `{"type": "access|delete|suppress|suppress_with_delete|unsuppress", "regulation": "gdpr|ccpa", "identifier": {"type": ..., "value": ...}}`,
-			Response: `{"request": ..., "report": ...}; 404/422 with the rejected request; with "receive_only": true, 202 with the received request (carried out by .../verify)`,
+			Response: `{"request": ..., "report": ...} (access for an identifier no one holds, never seen or deleted: completed, "person": null, every section empty); 404 (a deletion or suppression of no one) or 422 with the rejected request; with "receive_only": true, 202 with the received request (carried out by .../verify)`,
 			Success:  http.StatusOK, handler: s.handlePrivacyRequest},
 		Route{Method: http.MethodGet, Pattern: "/v1/admin/privacy/requests", Roles: rolesDPO,
 			Query:    []Param{{"overdue", "true: only requests past their due date"}},

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -374,10 +375,12 @@ func TestPrivacyRequestEndpoints(t *testing.T) {
 	}{
 		{"access as dpo", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, access, http.StatusOK, `"report"`},
 		{"access as marketer", http.MethodPost, "/v1/admin/privacy/requests", core.RoleMarketer, access, http.StatusForbidden, ""},
-		{"access unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, "pr@", "nobody@", 1), http.StatusNotFound, `"rejected"`},
+		{"access unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, "pr@", "nobody@", 1), http.StatusOK, `"person":null`},
 		{"bad body", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, `{"type":"access"}`, http.StatusBadRequest, ""},
 		{"bad type", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, `"access"`, `"forget"`, 1), http.StatusBadRequest, ""},
 		{"delete as admin", http.MethodPost, "/v1/admin/privacy/requests", core.RoleAdmin, strings.Replace(access, `"access"`, `"suppress_with_delete"`, 1), http.StatusOK, `"completed"`},
+		{"access after deletion", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, access, http.StatusOK, `"person":null`},
+		{"delete unknown person", http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO, strings.Replace(access, `"access"`, `"delete"`, 1), http.StatusNotFound, `"rejected"`},
 		{"list as dpo", http.MethodGet, "/v1/admin/privacy/requests", core.RoleDPO, "", http.StatusOK, `"due_at"`},
 		{"list overdue", http.MethodGet, "/v1/admin/privacy/requests?overdue=true", core.RoleDPO, "", http.StatusOK, `[]`},
 		{"list as ingest", http.MethodGet, "/v1/admin/privacy/requests", core.RoleIngest, "", http.StatusForbidden, ""},
@@ -393,5 +396,91 @@ func TestPrivacyRequestEndpoints(t *testing.T) {
 				t.Fatalf("identifier echoed: %s", b)
 			}
 		})
+	}
+}
+
+// metric reads one sample of the server's /metrics, 0 when it is absent.
+func (e *env) metric(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// A deleted person's devices keep sending: over real HTTP every message
+// naming one of their former identifiers is answered {"success": true}
+// (Segment SDKs retry anything else), stored nowhere, and counted on
+// /metrics as result="suppressed" so the operator sees the drops.
+func TestSuppressedMessagesCountedOverHTTP(t *testing.T) {
+	e := newEnv(t)
+	ik := e.keys[core.RoleIngest]
+	if code, _ := e.post(t, "/v1/identify", ik, []byte(`{"userId":"gone-1","anonymousId":"gone-anon","traits":{"email":"gone@example.com"}}`), nil); code != 200 {
+		t.Fatal(code)
+	}
+	if code, b := e.adminDo(t, http.MethodPost, "/v1/admin/privacy/requests", core.RoleDPO,
+		`{"type":"suppress_with_delete","identifier":{"type":"email","value":"gone@example.com"}}`); code != http.StatusOK || !strings.Contains(string(b), `"completed"`) {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	before, err := e.cdp.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const suppressed = `custody_ingest_messages_total{result="suppressed"}`
+	tests := []struct {
+		name, path, body string
+		want             float64 // suppressed messages the request adds
+	}{
+		{"track by user id", "/v1/track", `{"userId":"gone-1","event":"Product Viewed"}`, 1},
+		{"page by anonymous id", "/v1/page", `{"anonymousId":"gone-anon","name":"Home"}`, 1},
+		{"identify by email", "/v1/identify", `{"userId":"new-id","traits":{"email":"gone@example.com"}}`, 1},
+		{"batch", "/v1/batch", `{"batch":[{"type":"track","userId":"gone-1","event":"A"},{"type":"track","anonymousId":"gone-anon","event":"B"}]}`, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			was, accepted := e.metric(t, suppressed), e.metric(t, `custody_ingest_messages_total{result="accepted"}`)
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+tt.path, strings.NewReader(tt.body))
+			req.SetBasicAuth(ik, "")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != `{"success":true}` {
+				t.Fatalf("answer %d %s, want 200 {\"success\":true}", resp.StatusCode, b)
+			}
+			if got := e.metric(t, suppressed) - was; got != tt.want {
+				t.Errorf("suppressed counter went up by %v, want %v", got, tt.want)
+			}
+			if got := e.metric(t, `custody_ingest_messages_total{result="accepted"}`) - accepted; got != 0 {
+				t.Errorf("accepted counter went up by %v, want 0", got)
+			}
+		})
+	}
+	after, err := e.cdp.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("store changed by suppressed messages: %+v, was %+v", after, before)
+	}
+	for _, id := range []identity.Identifier{{Type: identity.UserID, Value: "gone-1"}, {Type: identity.AnonymousID, Value: "gone-anon"},
+		{Type: identity.Email, Value: "gone@example.com"}, {Type: identity.UserID, Value: "new-id"}} {
+		if _, err := e.cdp.Profile(context.Background(), id, core.ShowOptions{}); !errors.Is(err, core.ErrProfileNotFound) {
+			t.Errorf("profile by %s after suppressed messages: %v, want not found", id.Type, err)
+		}
 	}
 }

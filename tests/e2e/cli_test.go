@@ -273,6 +273,14 @@ func runCLISteps(t *testing.T, withServer bool) map[string]result {
 	if err := os.WriteFile(fixture, []byte(importFixture), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A second person, deleted below, and a late event of theirs.
+	gone, late := filepath.Join(t.TempDir(), "gone.jsonl"), filepath.Join(t.TempDir(), "late.jsonl")
+	if err := os.WriteFile(gone, []byte(`{"type":"identify","userId":"cli-gone","messageId":"cli-g1","traits":{"email":"cli.gone@example.com"}}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(late, []byte(`{"type":"track","userId":"cli-gone","messageId":"cli-g2","event":"Product Viewed"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var srv *server
 	if withServer {
 		srv = startServer(t, dir)
@@ -344,7 +352,7 @@ func runCLISteps(t *testing.T, withServer bool) map[string]result {
 			}},
 		{name: "import text", args: []string{"import", fixture}, code: 4,
 			check: func(t *testing.T, r result) {
-				wantIn(t, "import report", r.stdout, "lines 5", "duplicates 3", "rejected 2", "line 2:", "line 4:")
+				wantIn(t, "import report", r.stdout, "lines 5", "duplicates 3", "suppressed 0", "rejected 2", "line 2:", "line 4:")
 			}},
 		{name: "profile show --json", args: []string{"profile", "show", "--user-id", "cli-user-1", "--json"},
 			check: func(t *testing.T, r result) { checkCLIProfile(t, r) }},
@@ -383,6 +391,35 @@ func runCLISteps(t *testing.T, withServer bool) map[string]result {
 			check: func(t *testing.T, r result) { wantIn(t, "stdout", r.stdout, "rotated", "epoch 2 -> 3") }},
 		{name: "profile show after rotate", args: []string{"profile", "show", "--user-id", "cli-user-1", "--json"},
 			check: func(t *testing.T, r result) { checkCLIProfile(t, r) }},
+		// Access for an identifier no one holds completes with an empty
+		// report, the same for someone never seen and someone deleted.
+		{name: "import second person", args: []string{"import", gone},
+			check: func(t *testing.T, r result) { wantIn(t, "import report", r.stdout, "accepted 1") }},
+		{name: "privacy access unknown", args: []string{"privacy", "access", "--email", "nobody@example.com"},
+			check: func(t *testing.T, r result) {
+				checkEmptyAccess(t, r)
+				wantIn(t, "stderr", r.stderr, "no person is known by this email", "completed with an empty report")
+			}},
+		{name: "privacy delete", args: []string{"privacy", "delete", "--email", "cli.gone@example.com", "--json"},
+			check: func(t *testing.T, r result) {
+				if req := decodeJSON[struct{ Status string }](t, r); req.Status != "completed" {
+					t.Errorf("deletion request: %s", r.stdout)
+				}
+			}},
+		{name: "privacy access after delete --json", args: []string{"privacy", "access", "--user-id", "cli-gone", "--json"},
+			check: func(t *testing.T, r result) {
+				checkEmptyAccess(t, r)
+				if strings.Contains(r.stderr, "no person") {
+					t.Errorf("--json printed the note too:\n%s", r.stderr)
+				}
+			}},
+		{name: "privacy access after delete text", args: []string{"privacy", "access", "--email", "cli.gone@example.com"},
+			check: func(t *testing.T, r result) {
+				checkEmptyAccess(t, r)
+				wantIn(t, "stderr", r.stderr, "no person is known by this email")
+			}},
+		{name: "import after delete", args: []string{"import", late},
+			check: func(t *testing.T, r result) { wantIn(t, "import report", r.stdout, "accepted 0", "suppressed 1") }},
 	}
 	for _, s := range steps {
 		ok := t.Run(s.name, func(t *testing.T) {
@@ -435,6 +472,24 @@ func runCLISteps(t *testing.T, withServer bool) map[string]result {
 	})
 	srv.stop(t)
 	return out
+}
+
+// checkEmptyAccess checks an access report that found no one: no person,
+// every section empty, and no trace of the deleted person's values.
+func checkEmptyAccess(t *testing.T, r result) {
+	t.Helper()
+	rep := decodeJSON[map[string]json.RawMessage](t, r)
+	for field, want := range map[string]string{"person": "null", "exports": "[]", "segment_memberships": "[]", "requests": "[]"} {
+		if got := string(rep[field]); got != want {
+			t.Errorf("%s = %s, want %s", field, got, want)
+		}
+	}
+	if len(rep) != 5 {
+		t.Errorf("report fields: %s", r.stdout)
+	}
+	if strings.Contains(r.stdout+r.stderr, "cli-gone") || strings.Contains(r.stdout+r.stderr, "cli.gone") {
+		t.Errorf("the output names the person:\n%s", r)
+	}
 }
 
 func checkCLIProfile(t *testing.T, r result) {

@@ -44,6 +44,8 @@ var plaintextPeople = []person{
 var leakProbes = []string{
 	"leak.check@example.org", "leak.batch@example.org", "leak.syntax@example.org",
 	"leak.import@example.org", "leak.lookup@example.org",
+	// Privacy requests for no one, and a phone with no digits.
+	"leak.access@example.org", "leak.delete@example.org", "leak.unsuppress@example.org", "leak-phone-no-digits",
 }
 
 func (p person) needles() []string {
@@ -196,6 +198,41 @@ func TestNoPlaintextOnDiskOrLogs(t *testing.T) {
 		t.Errorf("profile show --email of nobody: want exit 3\n%s", r)
 	}
 	keep("profile show --email", r)
+
+	// Privacy requests through the server, and their error paths. An
+	// access report is the person's data by design: its stdout is checked
+	// to hold it (else the scan of the rest proves little) and not
+	// scanned; everything else they print is.
+	zelda, gone := plaintextPeople[0], plaintextPeople[1]
+	privacy := func(name string, wantCode int, args ...string) result {
+		t.Helper()
+		r := custody(t, dir, append([]string{"--log-level", "debug", "privacy"}, args...)...)
+		if r.code != wantCode {
+			t.Fatalf("%s: want exit %d\n%s", name, wantCode, r)
+		}
+		keep(name, r)
+		return r
+	}
+	if r := privacy("privacy access", 0, "access", "--email", zelda.email); !strings.Contains(r.stdout, zelda.street) {
+		t.Fatalf("the access report lacks the person's address: the scan would prove nothing\n%s", r)
+	}
+	for _, c := range []struct {
+		name string
+		code int
+		args []string
+	}{
+		{"privacy delete", 0, []string{"delete", "--email", gone.email, "--json"}},
+		{"privacy unsuppress", 0, []string{"unsuppress", "--anonymous-id", gone.anonID, "--json"}},
+		{"privacy access of the deleted person", 0, []string{"access", "--email", gone.email}},
+		{"privacy access of nobody", 0, []string{"access", "--email", "leak.access@example.org"}},
+		{"privacy delete of nobody", 3, []string{"delete", "--email", "leak.delete@example.org"}},
+		{"privacy unsuppress of nobody", 0, []string{"unsuppress", "--email", "leak.unsuppress@example.org"}},
+		{"privacy access with a bad phone", 2, []string{"access", "--phone", "leak-phone-no-digits"}},
+		{"privacy delete with a bad phone", 2, []string{"delete", "--phone", "leak-phone-no-digits"}},
+	} {
+		r := privacy(c.name, c.code, c.args...)
+		logs = append(logs, namedBytes{c.name + " stdout", []byte(r.stdout)})
+	}
 	code, metrics, err := get(srv.URL + "/metrics")
 	if err != nil || code != 200 {
 		t.Fatalf("GET /metrics: %d %v", code, err)
@@ -213,6 +250,20 @@ func TestNoPlaintextOnDiskOrLogs(t *testing.T) {
 		t.Fatalf("direct profile show did not return the stored email\n%s", direct2)
 	}
 	keep("direct profile show", direct2)
+	// The privacy error paths once more on a direct store open.
+	for _, c := range []struct {
+		name string
+		code int
+		args []string
+	}{
+		{"direct privacy access of the deleted person", 0, []string{"access", "--user-id", gone.userID, "--json"}},
+		{"direct privacy access of nobody", 0, []string{"access", "--email", "leak.access@example.org"}},
+		{"direct privacy delete of nobody", 3, []string{"delete", "--email", "leak.delete@example.org"}},
+		{"direct privacy access with a bad phone", 2, []string{"access", "--phone", "leak-phone-no-digits"}},
+	} {
+		r := privacy(c.name, c.code, c.args...)
+		logs = append(logs, namedBytes{c.name + " stdout", []byte(r.stdout)})
+	}
 
 	// The final scan: the data directory at rest, and every log.
 	files := scanDir(t, dir, "at rest", needles, secrets)

@@ -432,11 +432,26 @@ func TestDPOFlow(t *testing.T) {
 	if code, _, _ := b.post("/console/people", url.Values{"id_type": {"email"}, "id_value": {"bob@example.com"}}); code != http.StatusNotFound {
 		t.Errorf("erased person still found: %d", code)
 	}
+	// Access for the erased person completes with an empty report.
+	code, _, resp = b.post("/console/requests", url.Values{"type": {"access"}, "regulation": {"gdpr"}, "id_type": {"email"}, "id_value": {"bob@example.com"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("access after deletion: %d", code)
+	}
+	loc = resp.Header.Get("Location")
+	if code, body := b.get(loc); code != http.StatusOK || !strings.Contains(body, "completed") || !strings.Contains(body, `id="report-empty"`) {
+		t.Fatalf("access page after deletion: %d\n%s", code, body)
+	}
+	if code, js := b.get(loc + "/report.json"); code != http.StatusOK || !strings.Contains(js, `"person": null`) || strings.Contains(js, "bob") {
+		t.Errorf("report.json after deletion: %d\n%s", code, js)
+	}
+	if code, html := b.get(loc + "/report.html"); code != http.StatusOK || !strings.Contains(html, "We hold no data") {
+		t.Errorf("report.html after deletion: %d\n%s", code, html)
+	}
 
-	// The queue lists both; the audit page verifies the chain.
+	// The queue lists all three; the audit page verifies the chain.
 	code, body = b.get("/console/requests")
-	if code != http.StatusOK || strings.Count(body, `href="/console/requests/`) != 2 {
-		t.Errorf("queue: %d, want 2 requests listed", code)
+	if code != http.StatusOK || strings.Count(body, `href="/console/requests/`) != 3 {
+		t.Errorf("queue: %d, want 3 requests listed", code)
 	}
 	if code, body := b.get("/console/audit"); code != http.StatusOK || !strings.Contains(body, "Chain verified") || !strings.Contains(body, "privacy.delete") {
 		t.Errorf("audit page: %d\n%s", code, body)
