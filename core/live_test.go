@@ -569,4 +569,35 @@ func checkTraitPaths(t *testing.T, c *CDP, now time.Time) {
 			t.Fatalf("person %s: computed traits from digests differ from full events:\n%s", root, diffTraits(got, want))
 		}
 	}
+	// Computed's quick path (numbers of computeValues, asked first, before
+	// any other trait) gives the same values, to the bit.
+	err := c.store.View(context.Background(), func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+			ms, err := decodeMembers(v)
+			if err != nil {
+				return err
+			}
+			pv := &personView{c: c, ctx: context.Background(), tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now}
+			for _, m := range ms {
+				pv.members = append(pv.members, m.pid)
+			}
+			for _, name := range segments.ComputedNames() {
+				if !isQuick(name) {
+					continue
+				}
+				x, ok := pv.Computed(name)
+				want, has := events[pv.root][name]
+				if ok != has || (ok && want != x) {
+					t.Fatalf("person %s: quick %s = %v (%v), full events give %v (%v)", pv.root, name, x, ok, want, has)
+				}
+			}
+			if pv.derived != nil || pv.quick == nil {
+				t.Fatalf("person %s: the quick path was not taken", pv.root)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

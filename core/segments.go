@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -233,6 +234,7 @@ type personView struct {
 	cv      *ConsentView
 	events  map[string][]segments.Event
 	derived *traitValues
+	quick   map[string]float64 // quickValues, when only those were asked
 	// needProps says which events' properties (or context) the definitions
 	// read (segments.Set.NeedsProperties); the others come from digests.
 	// needCtx says which events' context they read (NeedsContext).
@@ -445,12 +447,62 @@ func (p *personView) traitValues() (*traitValues, error) {
 
 // Computed returns a computed number (segments.ComputedTraits).
 func (p *personView) Computed(name string) (float64, bool) {
+	if p.derived == nil && !p.c.evalFromEvents && isQuick(name) {
+		v := p.quickValues()
+		x, ok := v[name]
+		return x, ok && !math.IsNaN(x)
+	}
 	v, err := p.traitValues()
 	if err != nil {
 		return 0, false
 	}
 	x, ok := v.num[name]
 	return x, ok && !math.IsNaN(x)
+}
+
+// isQuick reports whether computeValues gives the computed number name: a
+// person's orders (time, revenue, discount) and first-seen time are all it
+// needs.
+func isQuick(name string) bool {
+	switch name {
+	case segments.ComputedOrderCount, segments.ComputedRevenueTotal, segments.ComputedRevenue365d,
+		segments.ComputedDaysSinceLastOrder, segments.ComputedDaysSinceFirstSeen,
+		segments.ComputedAvgOrderValue, segments.ComputedDiscountOrderShare:
+		return true
+	}
+	return false
+}
+
+// quickValues are computeValues' numbers straight from the digests,
+// without what traitValues also builds (order ids and categories,
+// touches, texts, reachability): a top or bottom metric asks this of
+// everyone, and building every trait was most of it. The orders are
+// sorted as computeTraits sorts them (cmpOrder: time, then revenue), so
+// sums add up in the same order and the values are the same to the bit.
+func (p *personView) quickValues() map[string]float64 {
+	if p.quick != nil || p.err != nil {
+		return p.quick
+	}
+	p.loadDigest()
+	if p.err != nil {
+		return nil
+	}
+	var orders []order
+	var first time.Time
+	for _, d := range p.digests {
+		for it := d.iter(); it.next(); {
+			at := time.Unix(0, it.at).UTC()
+			if first.IsZero() || at.Before(first) {
+				first = at
+			}
+			if p.names[it.name] == orderCompleted {
+				orders = append(orders, order{at: at, rev: it.rev, disc: it.disc})
+			}
+		}
+	}
+	slices.SortFunc(orders, cmpOrder)
+	p.quick = computeValues(orders, first, p.now)
+	return p.quick
 }
 
 // ComputedText returns a computed text or time (segments.ComputedTraits).
