@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,10 @@ type CDP struct {
 	// eraseHook, set by tests only, runs between the steps of a deletion
 	// (fault injection: an error there stands for a crash).
 	eraseHook func(step string) error
+	// holdInflight, set by tests only, makes the commit loop keep the
+	// group in flight unsettled (not published to the caches) until the
+	// next group is built on top of it, instead of whichever comes first.
+	holdInflight atomic.Bool
 
 	jobs    chan *job
 	stop    chan struct{}

@@ -206,8 +206,20 @@ func (c *CDP) observe(tx *store.Txn, st *groupState, it *prepared, nodes []uuid.
 	return c.persistClusters(tx, cl, mems, oldRoot, outcomes, res, true, false, st)
 }
 
+// knownObs returns the order key recorded for the observation h, whose
+// smallest node is first. Newest first: this group, then the group in flight
+// under it, then the cache of committed groups, then the store. The order
+// matters: the commit loop publishes group N to c.obs after it built group
+// N+1 on top of it, so while N+1 is in flight c.obs may hold N's key for an
+// observation that N+1 moved earlier. Trusting that stale, later key made an
+// evidence of a time in between look earlier than the recorded one and
+// replace it, so the stored order key (and with it who was merged, and
+// who refused) depended on how the commits happened to be pipelined.
 func (c *CDP) knownObs(tx *store.Txn, st *groupState, first uuid.UUID, h []byte) (identity.ObsKey, bool, error) {
 	if k, ok := st.obs[string(h)]; ok {
+		return k, true, nil
+	}
+	if k, ok := st.prevObs[string(h)]; ok {
 		return k, true, nil
 	}
 	if k, ok := c.obs.get(h); ok {

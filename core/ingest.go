@@ -183,7 +183,15 @@ func (c *CDP) commitLoop() {
 	defer settle()
 	for {
 		var first *job
-		if prev != nil {
+		if prev != nil && c.holdInflight.Load() {
+			// Tests: build the next group before this one is settled,
+			// the schedule the select below takes only sometimes.
+			select {
+			case first = <-c.jobs:
+			case <-c.stop:
+				return
+			}
+		} else if prev != nil {
 			select {
 			case first = <-c.jobs:
 			case err := <-prev.done:
@@ -338,6 +346,9 @@ func (c *CDP) commitGroup(group []*job, n int, prev *inflight, settle func()) *i
 // publish moves what a committed group learned into the committer's caches.
 // Only committed state reaches the caches, which must be exact; the Bloom
 // filters take keys as they are written (an extra entry only costs a read).
+// A group is published after the next one was built on top of it, so until
+// that one is published too the caches can be behind it: readers look in
+// the group in flight first (groupState.prevSeen, prevObs).
 func (c *CDP) publish(ctx context.Context, st *groupState) {
 	for k, pid := range st.ids {
 		c.ids.put([]byte(k), pid)
@@ -386,9 +397,15 @@ type groupState struct {
 	seen     [][16]byte
 	seenIn   map[uint64]bool
 	prevSeen map[uint64]bool
-	now      time.Time
-	pids     [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
-	events   []nodeEvent   // stored events, for the digests once committed
+	// prevObs are the order keys of the observations the group in flight
+	// recorded (its obs), not yet in c.obs. They must be consulted before
+	// c.obs: the group before it is published only once this group is
+	// built, so c.obs can hold a key that the group in flight has since
+	// moved earlier (see knownObs).
+	prevObs map[string]identity.ObsKey
+	now     time.Time
+	pids    [][]uuid.UUID // per job, per item; uuid.Nil = duplicate
+	events  []nodeEvent   // stored events, for the digests once committed
 }
 
 func newGroupState(jobs int) *groupState {
@@ -412,6 +429,7 @@ func (c *CDP) applyGroup(ctx context.Context, tx *store.Txn, group []*job, prev 
 	c.seen.expire(now)
 	if prev != nil {
 		st.prevSeen = prev.seenIn
+		st.prevObs = prev.obs
 	}
 	// Pass 1: de-duplicate and resolve every message to a node.
 	for gi, j := range group {
