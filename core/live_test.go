@@ -534,27 +534,14 @@ func checkTraitPaths(t *testing.T, c *CDP, now time.Time) {
 	t.Helper()
 	read := func() map[uuid.UUID]map[string]any {
 		out := map[uuid.UUID]map[string]any{}
-		err := c.store.View(context.Background(), func(tx *store.Txn) error {
-			return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
-				ms, err := decodeMembers(v)
-				if err != nil {
-					return err
-				}
-				pv := &personView{c: c, ctx: context.Background(), tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now}
-				for _, m := range ms {
-					pv.members = append(pv.members, m.pid)
-				}
-				tv, err := pv.traitValues()
-				if err != nil {
-					return err
-				}
-				out[pv.root] = tv.export()
-				return nil
-			})
+		eachPersonView(t, c, now, func(pv *personView) error {
+			tv, err := pv.traitValues()
+			if err != nil {
+				return err
+			}
+			out[pv.root] = tv.export()
+			return nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		return out
 	}
 	digests := read()
@@ -571,6 +558,28 @@ func checkTraitPaths(t *testing.T, c *CDP, now time.Time) {
 	}
 	// Computed's quick path (numbers of computeValues, asked first, before
 	// any other trait) gives the same values, to the bit.
+	eachPersonView(t, c, now, func(pv *personView) error {
+		for _, name := range segments.ComputedNames() {
+			if !isQuick(name) {
+				continue
+			}
+			x, ok := pv.Computed(name)
+			want, has := events[pv.root][name]
+			if ok != has || (ok && want != x) {
+				t.Fatalf("person %s: quick %s = %v (%v), full events give %v (%v)", pv.root, name, x, ok, want, has)
+			}
+		}
+		if pv.derived != nil || pv.quick == nil {
+			t.Fatalf("person %s: the quick path was not taken", pv.root)
+		}
+		return nil
+	})
+}
+
+// eachPersonView calls f with a fresh view of every person in the store, at
+// now.
+func eachPersonView(t *testing.T, c *CDP, now time.Time, f func(pv *personView) error) {
+	t.Helper()
 	err := c.store.View(context.Background(), func(tx *store.Txn) error {
 		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
 			ms, err := decodeMembers(v)
@@ -581,20 +590,7 @@ func checkTraitPaths(t *testing.T, c *CDP, now time.Time) {
 			for _, m := range ms {
 				pv.members = append(pv.members, m.pid)
 			}
-			for _, name := range segments.ComputedNames() {
-				if !isQuick(name) {
-					continue
-				}
-				x, ok := pv.Computed(name)
-				want, has := events[pv.root][name]
-				if ok != has || (ok && want != x) {
-					t.Fatalf("person %s: quick %s = %v (%v), full events give %v (%v)", pv.root, name, x, ok, want, has)
-				}
-			}
-			if pv.derived != nil || pv.quick == nil {
-				t.Fatalf("person %s: the quick path was not taken", pv.root)
-			}
-			return nil
+			return f(pv)
 		})
 	})
 	if err != nil {

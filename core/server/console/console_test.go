@@ -1204,19 +1204,7 @@ func TestAuditPageVerification(t *testing.T) {
 			[]string{"Something went wrong"}, []string{"Chain verified", "disk on fire"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			opts := DefaultOptions()
-			opts.Now = e.clock.Now
-			con, err := New(auditBackend{CDP: e.cdp, rep: c.rep, err: c.err}, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(con)
-			t.Cleanup(func() { srv.Close(); _ = con.Close() })
-			b := e.browser(t)
-			b.base = srv.URL
-			if code, _ := b.signIn(e.keys[core.RoleDPO].Key); code != http.StatusSeeOther {
-				t.Fatalf("sign in: %d", code)
-			}
+			b := e.consoleOver(t, auditBackend{CDP: e.cdp, rep: c.rep, err: c.err}, core.RoleDPO)
 			code, body := b.get("/console/audit")
 			if code != c.code {
 				t.Fatalf("audit page: %d, want %d\n%s", code, c.code, body)
@@ -1233,6 +1221,26 @@ func TestAuditPageVerification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// consoleOver serves a console over backend (the env's clock) and returns
+// a browser signed in to it with the env's key of role.
+func (e *env) consoleOver(t *testing.T, backend Backend, role core.Role) *browser {
+	t.Helper()
+	opts := DefaultOptions()
+	opts.Now = e.clock.Now
+	con, err := New(backend, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(con)
+	t.Cleanup(func() { srv.Close(); _ = con.Close() })
+	b := e.browser(t)
+	b.base = srv.URL
+	if code, _ := b.signIn(e.keys[role].Key); code != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", code)
+	}
+	return b
 }
 
 // keyBackend is the CDP with the key status it is told to report.
@@ -1267,19 +1275,7 @@ func TestSystemPageLastRotation(t *testing.T) {
 			"2026-10-20 09:30 UTC"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			opts := DefaultOptions()
-			opts.Now = e.clock.Now
-			con, err := New(keyBackend{CDP: e.cdp, st: c.st}, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(con)
-			t.Cleanup(func() { srv.Close(); _ = con.Close() })
-			b := e.browser(t)
-			b.base = srv.URL
-			if code, _ := b.signIn(e.keys[core.RoleAdmin].Key); code != http.StatusSeeOther {
-				t.Fatalf("sign in: %d", code)
-			}
+			b := e.consoleOver(t, keyBackend{CDP: e.cdp, st: c.st}, core.RoleAdmin)
 			code, body := b.get("/console/admin/system")
 			if want := `<dd id="last-rotation">` + c.want + `</dd>`; code != http.StatusOK || !strings.Contains(body, want) {
 				t.Fatalf("system page: %d, want %s\n%s", code, want, body)
