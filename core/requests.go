@@ -67,7 +67,35 @@ type RequestStep struct {
 
 // Overdue reports whether the request is open past its due date.
 func (r *PrivacyRequest) Overdue(now time.Time) bool {
-	return r.Status != StatusCompleted && r.Status != StatusRejected && now.After(r.DueAt)
+	return r.open() && now.After(r.DueAt)
+}
+
+// open reports whether the request is neither completed nor rejected.
+func (r *PrivacyRequest) open() bool {
+	return r.Status != StatusCompleted && r.Status != StatusRejected
+}
+
+// What may still be done to a request: VerifyRequest, RejectRequest and
+// ExtendRequest refuse the rest. CanVerify: it is waiting for verification.
+// CanReject: it was not carried out yet. CanExtend: it is open and was
+// never extended (once only).
+func (r *PrivacyRequest) CanVerify() bool { return r.Status == StatusReceived }
+func (r *PrivacyRequest) CanReject() bool { return r.CanVerify() || r.Status == StatusVerified }
+func (r *PrivacyRequest) CanExtend() bool { return r.open() && !r.extended() }
+
+func (r *PrivacyRequest) extended() bool {
+	for _, h := range r.History {
+		if h.Status == "extended" {
+			return true
+		}
+	}
+	return false
+}
+
+// ErasesPerson reports whether a request of type typ erases the person
+// when carried out (delete, suppress_with_delete).
+func ErasesPerson(typ string) bool {
+	return typ == RequestDelete || typ == RequestSuppressWithDelete
 }
 
 // identifierKey is the identifier index key the request names.
@@ -180,7 +208,7 @@ func (c *CDP) VerifyRequest(ctx context.Context, id, method string) (*PrivacyReq
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.Status != StatusReceived {
+	if !r.CanVerify() {
 		return r, nil, fmt.Errorf("%w: request %s is %s, not received", ErrInvalidInput, id, r.Status)
 	}
 	c.addStep(r, StatusVerified, "verified: "+method)
@@ -241,7 +269,7 @@ func (c *CDP) RejectRequest(ctx context.Context, id, reason string) (*PrivacyReq
 	if err != nil {
 		return nil, err
 	}
-	if r.Status != StatusReceived && r.Status != StatusVerified {
+	if !r.CanReject() {
 		return r, fmt.Errorf("%w: request %s is %s; only a request not yet carried out can be rejected", ErrInvalidInput, id, r.Status)
 	}
 	c.addStep(r, StatusRejected, reason)
@@ -355,13 +383,11 @@ func (c *CDP) ExtendRequest(ctx context.Context, id, reason string) (*PrivacyReq
 	if err != nil {
 		return nil, err
 	}
-	if r.Status == StatusCompleted || r.Status == StatusRejected {
+	if !r.open() {
 		return nil, fmt.Errorf("%w: request %s is %s", ErrInvalidInput, id, r.Status)
 	}
-	for _, h := range r.History {
-		if h.Status == "extended" {
-			return nil, fmt.Errorf("%w: request %s was extended already", ErrInvalidInput, id)
-		}
+	if r.extended() {
+		return nil, fmt.Errorf("%w: request %s was extended already", ErrInvalidInput, id)
 	}
 	if r.Regulation == "ccpa" {
 		r.DueAt = r.DueAt.AddDate(0, 0, 45)

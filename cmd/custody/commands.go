@@ -322,28 +322,28 @@ func withProgress(c *cli.Context, r io.Reader, size int64, what string) (io.Read
 // exportProgress shows an export's progress on stderr when it is a
 // terminal: a count of people while they are evaluated, then a bar over
 // the rows written. Counts only, like everything an export reports.
-func exportProgress(c *cli.Context) (core.ExportOption, func()) {
+// Elsewhere it asks for no progress at all.
+func exportProgress(c *cli.Context) ([]core.ExportOption, func()) {
 	f, ok := c.App.ErrWriter.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) || c.Bool("json") {
-		return core.WithProgress(func(core.ExportProgress) {}), func() {}
+		return nil, func() {}
 	}
 	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("evaluating people"),
 		progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
 	stage := "evaluating"
-	return core.WithProgress(func(p core.ExportProgress) {
-			if p.Stage != stage && p.Stage != "evaluating" {
-				stage = p.Stage
-				bar.ChangeMax(p.Total)
-				bar.Describe(p.Stage + " rows")
-			}
-			if stage == "evaluating" {
-				_ = bar.Set(p.People)
-			} else {
-				_ = bar.Set(p.Rows)
-			}
-		}), func() {
-			_ = bar.Finish()
+	progress := core.WithProgress(func(p core.ExportProgress) {
+		if p.Stage != stage && p.Stage != "evaluating" {
+			stage = p.Stage
+			bar.ChangeMax(p.Total)
+			bar.Describe(p.Stage + " rows")
 		}
+		if stage == "evaluating" {
+			_ = bar.Set(p.People)
+		} else {
+			_ = bar.Set(p.Rows)
+		}
+	})
+	return []core.ExportOption{progress}, func() { _ = bar.Finish() }
 }
 
 func identifierFlags() []cli.Flag {

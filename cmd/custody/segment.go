@@ -229,7 +229,7 @@ func segmentCommand() *cli.Command {
 					return withBackend(c, func(b backend) (core.ExportReport, error) {
 						progress, done := exportProgress(c)
 						defer done()
-						return b.ExportSegment(c.Context, c.Args().First(), c.String("destination"), now, progress)
+						return b.ExportSegment(c.Context, c.Args().First(), c.String("destination"), now, progress...)
 					}, func(w io.Writer, r core.ExportReport) {
 						fmt.Fprintf(w, "exported %d people of %s to %s (%s): fields %v; %d left out for lack of consent, %d not allowed to this destination\n",
 							r.Rows, r.Segment, r.Destination, r.Path, r.Fields, r.NotConsented, r.ExportDenied)

@@ -147,7 +147,7 @@ func (c *Console) newRequest(w http.ResponseWriter, r *http.Request, s *session)
 		c.showRequests(w, r, s, http.StatusBadRequest, f, "Choose a request type.")
 		return
 	}
-	if (f.Type == core.RequestDelete || f.Type == core.RequestSuppressWithDelete) && r.PostFormValue("confirm") != "yes" {
+	if core.ErasesPerson(f.Type) && r.PostFormValue("confirm") != "yes" {
 		c.render(w, r, s, http.StatusOK, "confirm", page{Title: "Confirm deletion", Data: f})
 		return
 	}
@@ -195,19 +195,10 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, s *session, code int, req *core.PrivacyRequest, msg string) {
-	d := requestData{Req: req, Overdue: req.Overdue(c.now()), ExtendBy: "two months (GDPR)",
-		Erases: req.Type == core.RequestDelete || req.Type == core.RequestSuppressWithDelete}
+	d := requestData{Req: req, Overdue: req.Overdue(c.now()), ExtendBy: "two months (GDPR)", Erases: core.ErasesPerson(req.Type),
+		CanVerify: req.CanVerify(), CanReject: req.CanReject(), CanExtend: req.CanExtend()}
 	if req.Regulation == "ccpa" {
 		d.ExtendBy = "45 days (CCPA)"
-	}
-	open := req.Status != core.StatusCompleted && req.Status != core.StatusRejected
-	d.CanVerify = req.Status == core.StatusReceived
-	d.CanReject = req.Status == core.StatusReceived || req.Status == core.StatusVerified
-	d.CanExtend = open
-	for _, h := range req.History {
-		if h.Status == "extended" {
-			d.CanExtend = false // once only (core refuses a second)
-		}
 	}
 	c.mu.Lock()
 	d.Report = s.reports[req.ID]
@@ -258,8 +249,7 @@ func (c *Console) verifyRequest(w http.ResponseWriter, r *http.Request, s *sessi
 		if err != nil {
 			return nil, err
 		}
-		erases := req.Type == core.RequestDelete || req.Type == core.RequestSuppressWithDelete
-		if erases && r.PostFormValue("confirm") != "yes" {
+		if core.ErasesPerson(req.Type) && r.PostFormValue("confirm") != "yes" {
 			return nil, fmt.Errorf("%w: tick the confirmation to erase this person", core.ErrInvalidInput)
 		}
 		// Not cancelled with the browser's request: a deletion once
@@ -269,10 +259,6 @@ func (c *Console) verifyRequest(w http.ResponseWriter, r *http.Request, s *sessi
 			c.mu.Lock()
 			s.reports[req.ID] = rep
 			c.mu.Unlock()
-		}
-		if err != nil && req != nil && req.Status == core.StatusReceived {
-			// Refused before anything was done (no method, ...).
-			return nil, err
 		}
 		return req, err
 	})
