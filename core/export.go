@@ -69,15 +69,6 @@ func WithProgress(fn func(ExportProgress)) ExportOption {
 	return func(s *exportSettings) { s.progress = fn }
 }
 
-// ReportDone gives opts' progress function, if any, the last stage of an
-// export that ran elsewhere (through a server): "done" with rep's counts.
-func ReportDone(opts []ExportOption, rep ExportReport) {
-	if m := newProgressMeter(opts); m != nil {
-		m.p.Rows = rep.Rows
-		m.stage("done", rep.Rows)
-	}
-}
-
 // progressMeter throttles an export's progress reports. A nil meter (no
 // WithProgress) does nothing. The throttle uses the wall clock, not the
 // CDP's clock: it paces reports to a human, it decides nothing.
@@ -228,10 +219,13 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 		return rep, err
 	}
 	c.markUsed(ctx, name, useExported)
-	defer meter.stage("done", len(res.Rows))
-	return rep, c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
+	err = c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
 		"purpose": purpose, "destination_purpose": dc.Purpose, "preset": dc.Preset, "rows": rep.Rows, "fields": rep.Fields, "not_consented": rep.NotConsented,
 		"export_denied": rep.ExportDenied, "bundle_hash": c.engine.BundleHash()})
+	if err == nil {
+		meter.stage("done", len(res.Rows))
+	}
+	return rep, err
 }
 
 // splitField is the export column holding a row's group of the segment's

@@ -211,7 +211,7 @@ func segmentCommand() *cli.Command {
 			},
 			{
 				Name:      "export",
-				Usage:     "write the segment's consented members to a destination, with only the fields it may receive",
+				Usage:     "write the segment's consented members to a destination, with only the fields it may receive (progress on stderr when it is a terminal)",
 				ArgsUsage: "NAME",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "destination", Required: true, Usage: "a destination of custody.yaml"},

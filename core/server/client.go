@@ -226,8 +226,7 @@ func (c *Client) EvaluateSegment(ctx context.Context, name string, now time.Time
 }
 
 // ExportSegment is CDP.ExportSegment through the server. The server
-// answers when the export is over, so a WithProgress option only hears the
-// last stage, "done", with the final counts.
+// answers when the export is over, so opts (WithProgress) are not used.
 func (c *Client) ExportSegment(ctx context.Context, name, destination string, now time.Time, opts ...core.ExportOption) (core.ExportReport, error) {
 	q := url.Values{"destination": {destination}}
 	if !now.IsZero() {
@@ -235,9 +234,6 @@ func (c *Client) ExportSegment(ctx context.Context, name, destination string, no
 	}
 	var rep core.ExportReport
 	err := c.do(ctx, http.MethodPost, "/v1/admin/segments/"+url.PathEscape(name)+"/export?"+q.Encode(), nil, &rep)
-	if err == nil {
-		core.ReportDone(opts, rep)
-	}
 	return rep, err
 }
 
