@@ -232,17 +232,10 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 // changed (see above). A node the group created has all its consent records
 // in the group: its entry is written through with them.
 func (c *CDP) gatesCommitted(st *groupState) {
-	var created map[uuid.UUID]bool
-	if len(st.consentRecs) > 0 {
-		created = make(map[uuid.UUID]bool, len(st.created))
-		for _, p := range st.created {
-			created[p] = true
-		}
-	}
 	// withRecords: the group holds all of the node's consent records.
 	withRecords := func(p uuid.UUID) bool {
 		_, ok := st.consentRecs[p]
-		return ok && created[p]
+		return ok && st.born[p]
 	}
 	put := make(map[uuid.UUID]*gateNode, len(st.gates))
 	var drop []uuid.UUID

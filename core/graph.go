@@ -336,16 +336,12 @@ type journalEntry struct {
 // the clusters involved, and the outcomes to the journal. counted says
 // whether the outcomes are new (incremental) and so counted in res; fresh
 // says the journal of every node was dropped (replay). st, when ingestion
-// calls, is the group being built: its unlisted nodes (created, one-member
-// list not written yet, see groupState.unlisted) need no deletion when
-// merged away, and its born nodes have nothing stored to read.
+// calls, is the group being built: its born nodes have nothing stored to
+// read, and their one-member lists, not written yet (see groupState.born),
+// need no deletion when merged away.
 func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uuid.UUID]membership,
 	oldRoot map[uuid.UUID]uuid.UUID, outcomes []identity.Outcome, res *IngestResult, counted, fresh bool,
 	st *groupState) error {
-	var unlisted map[uuid.UUID]bool
-	if st != nil {
-		unlisted = st.unlisted
-	}
 	roots := cl.Roots()
 	lists := map[uuid.UUID][]clusterMember{}
 	touched := map[uuid.UUID]bool{}
@@ -366,7 +362,7 @@ func (c *CDP) persistClusters(tx *store.Txn, cl *identity.Clusters, mems map[uui
 	}
 	for r := range touched {
 		if _, ok := lists[r]; !ok {
-			if unlisted[r] && !tx.Pending(store.ClusterKey(r)) {
+			if !st.mayHave(tx, r, store.ClusterKey(r)) {
 				continue // never written: nothing to delete
 			}
 			if err := tx.Delete(store.ClusterKey(r)); err != nil {

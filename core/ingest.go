@@ -183,32 +183,24 @@ func (c *CDP) commitLoop() {
 	defer settle()
 	for {
 		var first *job
-		if prev != nil && c.holdInflight.Load() {
-			// Tests: build the next group before this one is settled,
-			// the schedule the select below takes only sometimes.
-			select {
-			case first = <-c.jobs:
-			case <-c.stop:
-				return
+		// The group in flight settles here, unless a job comes first (a
+		// nil channel never fires: nothing in flight). Tests (holdInflight)
+		// always build the next group first, the schedule this select
+		// takes only sometimes.
+		var done chan error
+		if prev != nil && !c.holdInflight.Load() {
+			done = prev.done
+		}
+		select {
+		case first = <-c.jobs:
+		case err := <-done:
+			if err == nil {
+				c.publish(context.Background(), prev.st)
 			}
-		} else if prev != nil {
-			select {
-			case first = <-c.jobs:
-			case err := <-prev.done:
-				if err == nil {
-					c.publish(context.Background(), prev.st)
-				}
-				prev = nil
-				continue
-			case <-c.stop:
-				return
-			}
-		} else {
-			select {
-			case first = <-c.jobs:
-			case <-c.stop:
-				return
-			}
+			prev = nil
+			continue
+		case <-c.stop:
+			return
 		}
 		for first != nil {
 			if first.op != nil {
@@ -381,17 +373,15 @@ type groupState struct {
 	consentRecs map[uuid.UUID][]keyedConsent
 	newPIDs     []uuid.UUID
 	created     []uuid.UUID // nodes the group created (pooled ids too)
-	// born is created as a set (see mayHave).
-	born map[uuid.UUID]bool
-	// unlisted are the nodes the group created whose cluster list n/<pid>
-	// is not written yet. Most new nodes are merged into an older one by
-	// the very message that created them, and a one-member list written
-	// then deleted in the same transaction still leaves a tombstone to log
-	// and compact (5.7% of ingestion's store entries): the lists of the
-	// nodes still alone are written once the group is resolved
-	// (writeUnlisted).
-	unlisted map[uuid.UUID]bool
-	gates    []gateWrite // gate inputs of the records the group wrote
+	// born is created as a set (see mayHave). Their cluster lists n/<pid>
+	// are not written as they are born: most new nodes are merged into an
+	// older one by the very message that created them, and a one-member
+	// list written then deleted in the same transaction still leaves a
+	// tombstone to log and compact (5.7% of ingestion's store entries).
+	// The lists of the nodes still alone are written once the group is
+	// resolved (writeUnlisted).
+	born  map[uuid.UUID]bool
+	gates []gateWrite // gate inputs of the records the group wrote
 	// seen are the messageIds the group accepted (dedup.go), seenIn the
 	// same as a set, and prevSeen the group in flight's, not yet in c.seen.
 	seen     [][16]byte
@@ -416,9 +406,7 @@ func newGroupState(jobs int) *groupState {
 		dirty:   map[uuid.UUID]bool{},
 		seenIn:  map[uint64]bool{},
 		pids:    make([][]uuid.UUID, jobs),
-
-		unlisted: map[uuid.UUID]bool{},
-		born:     map[uuid.UUID]bool{},
+		born:    map[uuid.UUID]bool{},
 	}
 }
 
@@ -625,7 +613,6 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	if err := c.setMember(tx, pid, membership{root: pid, typ: id.typ, token: token}); err != nil {
 		return uuid.Nil, false, err
 	}
-	st.unlisted[pid] = true
 	st.ids[string(id.key)] = pid
 	c.idFilter.add(identifierHash(id.key))
 	st.records[pid] = &nodeRecord{ID: pid, Type: id.typ, Value: id.value, Blocked: id.blocked, CreatedAt: now, FirstSeen: seen}
@@ -646,16 +633,16 @@ func (st *groupState) mayHave(tx *store.Txn, pid uuid.UUID, key []byte) bool {
 // members returns root's cluster; rm is root's membership. A node created
 // by this group that has no list yet is a cluster of its own.
 func (st *groupState) members(c *CDP, tx *store.Txn, root uuid.UUID, rm membership) ([]clusterMember, error) {
-	if st.unlisted[root] && !tx.Pending(store.ClusterKey(root)) {
+	if !st.mayHave(tx, root, store.ClusterKey(root)) {
 		return []clusterMember{{pid: root, token: rm.token, typ: rm.typ}}, nil
 	}
 	return c.getMembers(tx, root)
 }
 
 // writeUnlisted writes the one-member cluster list of every node the group
-// created that is still a cluster of its own (see groupState.unlisted).
+// created that is still a cluster of its own (see groupState.born).
 func (c *CDP) writeUnlisted(tx *store.Txn, st *groupState) error {
-	for pid := range st.unlisted {
+	for pid := range st.born {
 		if tx.Pending(store.ClusterKey(pid)) {
 			continue // root of a larger cluster: persistClusters wrote it
 		}
