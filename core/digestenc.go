@@ -98,6 +98,10 @@ type digestIter struct {
 	x    eventExtra
 	t    touch
 	bad  bool // the encoding ended early: a bug, never input
+	// The event's categories, checked by next but decoded only by extra:
+	// most readers (event times, quick numbers) never ask for them.
+	cats  digest
+	ncats uint64
 }
 
 func (d digest) iter() digestIter { return digestIter{d: d} }
@@ -129,6 +133,7 @@ func (it *digestIter) next() bool {
 	}
 	it.has = flags&(digID|digCats|digTouch) != 0
 	it.x = eventExtra{}
+	it.cats, it.ncats = nil, 0
 	if flags&digID != 0 {
 		it.x.id = it.text()
 	}
@@ -138,16 +143,9 @@ func (it *digestIter) next() bool {
 			return it.fail()
 		}
 		it.d = it.d[n:]
-		it.x.cats = make([]catAmount, 0, k)
-		for range k {
-			c := catAmount{cat: it.text()}
-			if len(it.d) < 16 {
-				return it.fail()
-			}
-			c.rev = math.Float64frombits(binary.LittleEndian.Uint64(it.d))
-			c.items = math.Float64frombits(binary.LittleEndian.Uint64(it.d[8:]))
-			it.d = it.d[16:]
-			it.x.cats = append(it.x.cats, c)
+		it.cats, it.ncats = it.d, k
+		if it.readCats(k, false); it.bad {
+			return false
 		}
 	}
 	if flags&digTouch != 0 {
@@ -177,10 +175,37 @@ func (it *digestIter) fail() bool {
 	return false
 }
 
+// readCats reads k category amounts, returning them when keep (else only
+// checking and skipping them).
+func (it *digestIter) readCats(k uint64, keep bool) []catAmount {
+	var out []catAmount
+	if keep {
+		out = make([]catAmount, 0, k)
+	}
+	for range k {
+		c := catAmount{cat: it.text()}
+		if len(it.d) < 16 {
+			it.fail()
+			return nil
+		}
+		c.rev = math.Float64frombits(binary.LittleEndian.Uint64(it.d))
+		c.items = math.Float64frombits(binary.LittleEndian.Uint64(it.d[8:]))
+		it.d = it.d[16:]
+		if keep {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // extra returns the event's order id, categories and touch, or nil.
 func (it *digestIter) extra() *eventExtra {
 	if !it.has {
 		return nil
+	}
+	if it.ncats > 0 && it.x.cats == nil {
+		sub := digestIter{d: it.cats}
+		it.x.cats = sub.readCats(it.ncats, true)
 	}
 	return &it.x
 }

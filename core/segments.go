@@ -370,10 +370,12 @@ func (p *personView) Events(name string) []segments.Event {
 		}
 	}
 	var evs []segments.Event
-	for _, d := range p.digests {
-		for it := d.iter(); it.next(); {
-			if p.names[it.name] == name {
-				evs = append(evs, segments.Event{Time: time.Unix(0, it.at).UTC()})
+	if idx := slices.Index(p.names, name); idx >= 0 {
+		for _, d := range p.digests {
+			for it := d.iter(); it.next(); {
+				if it.name == uint32(idx) {
+					evs = append(evs, segments.Event{Time: time.Unix(0, it.at).UTC()})
+				}
 			}
 		}
 	}
@@ -489,13 +491,14 @@ func (p *personView) quickValues() map[string]float64 {
 	}
 	var orders []order
 	var first time.Time
+	ordered := uint32(slices.Index(p.names, orderCompleted)) // -1: no order among the names
 	for _, d := range p.digests {
 		for it := d.iter(); it.next(); {
 			at := time.Unix(0, it.at).UTC()
 			if first.IsZero() || at.Before(first) {
 				first = at
 			}
-			if p.names[it.name] == orderCompleted {
+			if it.name == ordered {
 				orders = append(orders, order{at: at, rev: it.rev, disc: it.disc})
 			}
 		}
