@@ -137,20 +137,25 @@ func makeGateTraits(traits map[string]json.RawMessage, times map[string]time.Tim
 	return l
 }
 
+// each calls f with every trait, its value (sharing the list's bytes) and
+// time.
+func (l gateTraitList) each(f func(k string, v json.RawMessage, at time.Time)) {
+	for len(l) >= 13 {
+		k := gateTraits[l[0]]
+		at := time.Unix(int64(binary.LittleEndian.Uint64(l[1:])), int64(binary.LittleEndian.Uint32(l[9:]))).UTC()
+		n, w := binary.Uvarint(l[13:])
+		f(k, json.RawMessage(l[13+w:13+w+int(n)]), at)
+		l = l[13+w+int(n):]
+	}
+}
+
 // maps returns the traits and their times; values share the list's bytes.
 func (l gateTraitList) maps() (map[string]json.RawMessage, map[string]time.Time) {
 	if len(l) == 0 {
 		return nil, nil
 	}
 	traits, times := map[string]json.RawMessage{}, map[string]time.Time{}
-	for len(l) >= 13 {
-		k := gateTraits[l[0]]
-		at := time.Unix(int64(binary.LittleEndian.Uint64(l[1:])), int64(binary.LittleEndian.Uint32(l[9:]))).UTC()
-		n, w := binary.Uvarint(l[13:])
-		v := l[13+w : 13+w+int(n)]
-		traits[k], times[k] = json.RawMessage(v), at
-		l = l[13+w+int(n):]
-	}
+	l.each(func(k string, v json.RawMessage, at time.Time) { traits[k], times[k] = v, at })
 	return traits, times
 }
 
@@ -391,10 +396,7 @@ func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, membe
 	at := map[string]time.Time{}
 	var per [][]privacy.Consent
 	for _, n := range nodes {
-		tm, times := n.traits.maps()
-		for k, val := range tm {
-			mergeTrait(traits, at, k, val, times[k])
-		}
+		n.traits.each(func(k string, v json.RawMessage, t time.Time) { mergeTrait(traits, at, k, v, t) })
 		per = append(per, n.consents)
 		v.History = append(v.History, n.consents...)
 	}
