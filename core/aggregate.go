@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -188,7 +189,9 @@ func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) (digest, []st
 	if out == nil {
 		out = digest{}
 	}
-	out = out[:len(out):len(out)] // no slack kept: the next append copies
+	if cap(out) > len(out) {
+		out = slices.Clone(out) // kept for long: without the growth slack
+	}
 	if clean := a.building.end(pid); ok && clean {
 		if _, ok := a.nodes[pid]; !ok {
 			a.nodes[pid] = out
