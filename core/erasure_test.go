@@ -59,12 +59,7 @@ func TestDeleteErasesEverything(t *testing.T) {
 	}
 	// Split the merge that brought the tablet in (which side was folded
 	// depends on the profile ids' order).
-	var tabletPID uuid.UUID
-	for _, idv := range tablet.Identifiers {
-		if idv.Type == identity.AnonymousID && idv.Value == "erase-tablet" {
-			tabletPID = idv.Profile
-		}
-	}
+	tabletPID := profileOf(tablet, identity.AnonymousID, "erase-tablet")
 	split := false
 	for _, m := range tablet.Merges {
 		if m.Merged && (m.From == tabletPID || m.Into == tabletPID) && !split {

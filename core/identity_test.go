@@ -42,6 +42,16 @@ func person(t *testing.T, c *CDP, typ identity.Type, v string) *ProfileView {
 	return p
 }
 
+// profileOf is the profile (node) of view that holds the identifier.
+func profileOf(view *ProfileView, typ identity.Type, value string) uuid.UUID {
+	for _, idv := range view.Identifiers {
+		if idv.Type == typ && idv.Value == value {
+			return idv.Profile
+		}
+	}
+	return uuid.Nil
+}
+
 // dump is a canonical description of every person in the store: their
 // identifiers, merged traits and events' messageIds, independent of
 // profile ids (which are allocated on arrival).

@@ -15,8 +15,8 @@ var accessHTML = template.Must(template.New("access").Funcs(template.FuncMap{
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{text-align:left;border-bottom:1px solid #ddd;padding:.3rem .5rem;vertical-align:top}code{font-size:13px}</style>
 </head><body>
 <h1>The data we hold about you</h1>
-{{if not .Person}}<p>Report generated {{.GeneratedAt.Format "2 January 2006 15:04 MST"}}. We hold no data linked to the identifier you gave: no profile, no events, no consent records, no exports, no segment memberships.</p>
-{{else}}<p>Report generated {{.GeneratedAt.Format "2 January 2006 15:04 MST"}}. It covers every profile linked to you ({{len .Person.Profiles}}).</p>
+<p>Report generated {{.GeneratedAt.Format "2 January 2006 15:04 MST"}}. {{if not .Person}}We hold no data linked to the identifier you gave: no profile, no events, no consent records, no exports, no segment memberships.</p>
+{{else}}It covers every profile linked to you ({{len .Person.Profiles}}).</p>
 <h2>Identifiers</h2>
 <table><tr><th>Type</th><th>Value</th><th>First seen</th></tr>
 {{range .Person.Identifiers}}<tr><td>{{.Type}}</td><td>{{.Value}}</td><td>{{.FirstSeen.Format "2006-01-02"}}</td></tr>{{end}}</table>

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/custody-cdp/custody/identity"
 )
 
@@ -72,17 +70,8 @@ func TestAccessReportGolden(t *testing.T) {
 	// A tablet wrongly merged into them, then split off again. It was
 	// created after their profiles, so it is the side folded into them.
 	ingestAll(t, c, `{"type":"identify","messageId":"g4","userId":"gold","anonymousId":"gold-tablet","timestamp":"2026-10-03T09:00:00Z"}`)
-	tablet, err := c.Profile(ctx, identity.Identifier{Type: identity.AnonymousID, Value: "gold-tablet"}, ShowOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tabletPID uuid.UUID
-	for _, idv := range tablet.Identifiers {
-		if idv.Type == identity.AnonymousID && idv.Value == "gold-tablet" {
-			tabletPID = idv.Profile
-		}
-	}
-	if _, err := c.Unmerge(ctx, tabletPID, "shared tablet"); err != nil {
+	tablet := person(t, c, identity.AnonymousID, "gold-tablet")
+	if _, err := c.Unmerge(ctx, profileOf(tablet, identity.AnonymousID, "gold-tablet"), "shared tablet"); err != nil {
 		t.Fatal(err)
 	}
 	// An earlier request made with another of their identifiers is listed.

@@ -213,14 +213,17 @@ func TestNoPlaintextOnDiskOrLogs(t *testing.T) {
 		keep(name, r)
 		return r
 	}
+	// runPrivacy runs each case, keeping its stdout for the scan.
+	runPrivacy := func(cases []privacyCase) {
+		for _, c := range cases {
+			r := privacy(c.name, c.code, c.args...)
+			logs = append(logs, namedBytes{c.name + " stdout", []byte(r.stdout)})
+		}
+	}
 	if r := privacy("privacy access", 0, "access", "--email", zelda.email); !strings.Contains(r.stdout, zelda.street) {
 		t.Fatalf("the access report lacks the person's address: the scan would prove nothing\n%s", r)
 	}
-	for _, c := range []struct {
-		name string
-		code int
-		args []string
-	}{
+	runPrivacy([]privacyCase{
 		{"privacy delete", 0, []string{"delete", "--email", gone.email, "--json"}},
 		{"privacy unsuppress", 0, []string{"unsuppress", "--anonymous-id", gone.anonID, "--json"}},
 		{"privacy access of the deleted person", 0, []string{"access", "--email", gone.email}},
@@ -229,10 +232,7 @@ func TestNoPlaintextOnDiskOrLogs(t *testing.T) {
 		{"privacy unsuppress of nobody", 0, []string{"unsuppress", "--email", "leak.unsuppress@example.org"}},
 		{"privacy access with a bad phone", 2, []string{"access", "--phone", "leak-phone-no-digits"}},
 		{"privacy delete with a bad phone", 2, []string{"delete", "--phone", "leak-phone-no-digits"}},
-	} {
-		r := privacy(c.name, c.code, c.args...)
-		logs = append(logs, namedBytes{c.name + " stdout", []byte(r.stdout)})
-	}
+	})
 	code, metrics, err := get(srv.URL + "/metrics")
 	if err != nil || code != 200 {
 		t.Fatalf("GET /metrics: %d %v", code, err)
@@ -251,19 +251,12 @@ func TestNoPlaintextOnDiskOrLogs(t *testing.T) {
 	}
 	keep("direct profile show", direct2)
 	// The privacy error paths once more on a direct store open.
-	for _, c := range []struct {
-		name string
-		code int
-		args []string
-	}{
+	runPrivacy([]privacyCase{
 		{"direct privacy access of the deleted person", 0, []string{"access", "--user-id", gone.userID, "--json"}},
 		{"direct privacy access of nobody", 0, []string{"access", "--email", "leak.access@example.org"}},
 		{"direct privacy delete of nobody", 3, []string{"delete", "--email", "leak.delete@example.org"}},
 		{"direct privacy access with a bad phone", 2, []string{"access", "--phone", "leak-phone-no-digits"}},
-	} {
-		r := privacy(c.name, c.code, c.args...)
-		logs = append(logs, namedBytes{c.name + " stdout", []byte(r.stdout)})
-	}
+	})
 
 	// The final scan: the data directory at rest, and every log.
 	files := scanDir(t, dir, "at rest", needles, secrets)
@@ -432,4 +425,11 @@ func TestScanFinds(t *testing.T) {
 			t.Errorf("false positive: %s", f)
 		}
 	}
+}
+
+// privacyCase is a privacy command of the plaintext test and its exit code.
+type privacyCase struct {
+	name string
+	code int
+	args []string
 }
