@@ -245,6 +245,29 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 	var suppress [][]byte
 	legacy := false
 	deletedSeen := map[uuid.UUID]bool{}
+	// shredded looks at the people a record names: it counts the record
+	// under NoKey when its first one has no key, and reports whether one
+	// was deleted since (the record is then Unopenable, and they are
+	// remembered in deletedSeen).
+	shredded := func(prefix string, pids []uuid.UUID) (bool, error) {
+		for i, p := range pids {
+			st, err := state.of(ctx, p)
+			if err != nil {
+				return false, err
+			}
+			switch st {
+			case keyShredded:
+				rep.Unopenable[prefix]++
+				deletedSeen[p] = true
+				return true, nil
+			case keyMissing:
+				if i == 0 {
+					rep.NoKey[prefix]++
+				}
+			}
+		}
+		return false, nil
+	}
 	rep.Backup, err = store.ReadBackup(ctx, r, backupKey, store.BackupVisitor{Record: func(k, v []byte, exp uint64) error {
 		prefix := store.PrefixOf(k)
 		if current != nil && isCarried(k) {
@@ -254,38 +277,21 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 			// Loaded as it is and converted below, without what names
 			// people deleted since; counted here.
 			legacy = true
-			for i, p := range legacyObsPIDs(k, v) {
-				st, err := state.of(ctx, p)
-				if err != nil {
-					return err
-				}
-				if st == keyShredded {
-					rep.Unopenable[prefix]++
-					deletedSeen[p] = true
-					return loader.Set(k, v, exp)
-				}
-				if st == keyMissing && i == 0 {
-					rep.NoKey[prefix]++
-				}
+			gone, err := shredded(prefix, legacyObsPIDs(k, v))
+			if err != nil {
+				return err
 			}
-			rep.Restored[prefix]++
+			if !gone {
+				rep.Restored[prefix]++
+			}
 			return loader.Set(k, v, exp)
 		}
 		if rule := ruleFor(k); rule != nil && rule.prefix == store.PrefixObs {
 			// A list of a person still here may name someone deleted
 			// since (a refused merge linked them): keep the rest.
 			if owner := pidAt(k, len(store.PrefixObs)); len(owner) == 1 {
-				st, err := state.of(ctx, owner[0])
-				if err != nil {
+				if gone, err := shredded(prefix, owner); err != nil || gone {
 					return err
-				}
-				if st == keyShredded {
-					rep.Unopenable[prefix]++
-					deletedSeen[owner[0]] = true
-					return nil
-				}
-				if st == keyMissing {
-					rep.NoKey[prefix]++
 				}
 			}
 			var ferr error
@@ -313,25 +319,15 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 				v = kept
 			}
 		} else if rule != nil && rule.personal() {
-			pids := rule.pids(k, v)
-			for i, p := range pids {
-				st, err := state.of(ctx, p)
-				if err != nil {
-					return err
+			gone, err := shredded(prefix, rule.pids(k, v))
+			if err != nil {
+				return err
+			}
+			if gone {
+				if rule.prefix == store.PrefixIdentifier {
+					suppress = append(suppress, k)
 				}
-				switch st {
-				case keyShredded:
-					rep.Unopenable[prefix]++
-					deletedSeen[p] = true
-					if rule.prefix == store.PrefixIdentifier {
-						suppress = append(suppress, k)
-					}
-					return nil
-				case keyMissing:
-					if i == 0 {
-						rep.NoKey[prefix]++
-					}
-				}
+				return nil
 			}
 		}
 		rep.Restored[prefix]++

@@ -65,7 +65,7 @@ var Prefixes = []PrefixInfo{
 	{PrefixProfile, true, "profile record, sealed"},
 	{PrefixEvent, true, "events, sealed"},
 	{PrefixIdentifier, true, "identifier index: keyed hash -> pid"},
-	{PrefixDedup, false, "messageId de-duplication markers (keyed hash, no pid)"},
+	{PrefixDedup, false, "messageId de-duplication: one record per committed group (keyed hashes, no pid)"},
 	{PrefixAPIKey, false, "API key records (hashed keys)"},
 	{PrefixMember, true, "cluster membership of a node: root pid, last merge"},
 	{PrefixCluster, true, "members of a cluster, one value under its root pid"},
