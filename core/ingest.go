@@ -599,11 +599,11 @@ func (c *CDP) node(tx *store.Txn, st *groupState, id *idRef, seen, now time.Time
 	if err != nil || p != uuid.Nil {
 		return p, false, err
 	}
-	pid, pooled := c.pids.take()
+	pid, pooled, err := c.pids.take()
+	if err != nil {
+		return uuid.Nil, false, err
+	}
 	if !pooled {
-		if pid, err = uuid.NewV7(); err != nil {
-			return uuid.Nil, false, err
-		}
 		st.newPIDs = append(st.newPIDs, pid)
 	}
 	if err := tx.Set(id.key, pid[:]); err != nil {

@@ -1,7 +1,9 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +18,9 @@ import (
 type pidPool struct {
 	ch     chan uuid.UUID
 	refill chan struct{}
+
+	mu   sync.Mutex
+	last uuid.UUID // the last id take returned
 }
 
 // pidPoolSize bounds the keys made ahead (and so the orphans a process can
@@ -66,9 +71,40 @@ func (c *CDP) startPIDPool() {
 	}()
 }
 
-// take returns a pid with a durable data key, or false when the pool is
-// empty (the caller then creates the key itself).
-func (p *pidPool) take() (uuid.UUID, bool) {
+// take returns a new profile id, later than every id it returned before,
+// and whether its data key is already durable (pooled; otherwise the caller
+// creates it). Of two nodes, the one with the smaller id is the older and
+// stays the root of a merge (identity.Clusters.Apply), so ids must follow
+// creation order whatever the pool's timing: a batch is made before its
+// keys are committed, and ids made fresh meanwhile (the pool was empty) are
+// later than it. A pooled id older than one already returned is skipped;
+// its key is left without data, like those left in the pool at shutdown.
+func (p *pidPool) take() (uuid.UUID, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		pid, ok := p.poll()
+		if !ok {
+			break
+		}
+		if bytes.Compare(pid[:], p.last[:]) > 0 {
+			p.last = pid
+			return pid, true, nil
+		}
+	}
+	// NewV7 is monotonic within the process: later than every id made so
+	// far, pooled ones included.
+	pid, err := uuid.NewV7()
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	p.last = pid
+	return pid, false, nil
+}
+
+// poll returns a pooled id, or false when the pool is empty; either way it
+// asks for a refill when the pool runs low.
+func (p *pidPool) poll() (uuid.UUID, bool) {
 	select {
 	case pid := <-p.ch:
 		if len(p.ch) < pidPoolSize*3/4 {
