@@ -95,9 +95,11 @@ type digestIter struct {
 	name uint32
 	disc bool
 	has  bool // the event has an id, categories or a touch
-	x    eventExtra
-	t    touch
-	bad  bool // the encoding ended early: a bug, never input
+	// hasTouch: t holds the event's touch (extra points x.touch at it).
+	hasTouch bool
+	x        eventExtra
+	t        touch
+	bad      bool // the encoding ended early: a bug, never input
 	// The event's categories, checked by next but decoded only by extra:
 	// most readers (event times, quick numbers) never ask for them.
 	cats  digest
@@ -133,7 +135,7 @@ func (it *digestIter) next() bool {
 	}
 	it.has = flags&(digID|digCats|digTouch) != 0
 	it.x = eventExtra{}
-	it.cats, it.ncats = nil, 0
+	it.cats, it.ncats, it.hasTouch = nil, 0, false
 	if flags&digID != 0 {
 		it.x.id = it.text()
 	}
@@ -149,8 +151,11 @@ func (it *digestIter) next() bool {
 		}
 	}
 	if flags&digTouch != 0 {
+		// extra points x.touch at t: a pointer into the iterator set here
+		// would make every iterator escape to the heap, and most readers
+		// (event times, quick numbers) never ask for it.
 		it.t = touch{source: it.text(), medium: it.text(), campaign: it.text(), referrer: it.text()}
-		it.x.touch = &it.t
+		it.hasTouch = true
 	}
 	return !it.bad
 }
@@ -202,6 +207,9 @@ func (it *digestIter) readCats(k uint64, keep bool) []catAmount {
 func (it *digestIter) extra() *eventExtra {
 	if !it.has {
 		return nil
+	}
+	if it.hasTouch {
+		it.x.touch = &it.t
 	}
 	if it.ncats > 0 && it.x.cats == nil {
 		sub := digestIter{d: it.cats}

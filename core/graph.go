@@ -84,6 +84,25 @@ func decodeMembers(b []byte) ([]clusterMember, error) {
 	return out, nil
 }
 
+// memberPIDs decodes only the profile ids of a cluster record, checked as
+// decodeMembers checks it, into a slice of their exact number: a segment
+// scan reads every cluster and needs nothing else of it.
+func memberPIDs(b []byte) ([]uuid.UUID, error) {
+	n := 0
+	for r := b; len(r) > 0; n++ {
+		if len(r) < 49 || len(r) < 49+int(r[48]) {
+			return nil, fmt.Errorf("cluster record: corrupt")
+		}
+		r = r[49+int(r[48]):]
+	}
+	out := make([]uuid.UUID, n)
+	for i := range out {
+		copy(out[i][:], b[:16])
+		b = b[49+int(b[48]):]
+	}
+	return out, nil
+}
+
 func (c *CDP) getMembers(tx *store.Txn, root uuid.UUID) ([]clusterMember, error) {
 	v, err := tx.Get(store.ClusterKey(root))
 	if err != nil {
