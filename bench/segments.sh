@@ -9,6 +9,9 @@
 #   PEOPLE [1000000]  EVENTS_PER [10]  STREAM [20000]  SEED [1]
 #   SKIP_PG [0]  PG_SHARED_BUFFERS [1GB]  PG_BIN [auto]
 #   BENCH_TMP [$TMPDIR or /tmp]  OUT [bench/out/segments.txt]
+#   CONFIG [none]: a custody.yaml whose settings replace the defaults (the
+#   benchmark sets the Go runtime from server.gc_percent and
+#   server.memory_limit_mib, as `custody serve` does)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -47,6 +50,7 @@ PG_INFO_TABLES="profiles, consent (history), events (user_id, name, ts, total, c
 log "building bench/segments"
 go build -o "$TMP/segments" ./bench/segments
 ARGS=(-people "$PEOPLE" -events-per "$EVENTS_PER" -stream "$STREAM" -seed "$SEED" -dir "$TMP/custody")
+[[ -z ${CONFIG:-} ]] || ARGS+=(-config "$CONFIG")
 if [[ $SKIP_PG != 1 ]]; then
 	pg_start
 	ARGS+=(-pg "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable")
