@@ -25,8 +25,13 @@ import (
 // cacheKey encodes the policy-relevant part of in canonically: each string
 // length-prefixed, so that no two different parts encode alike.
 func cacheKey(in *Input) string {
-	var arr [512]byte
-	b := arr[:0]
+	return string(appendCacheKey(nil, in))
+}
+
+// appendCacheKey appends in's key to b: Decide builds it in a buffer on its
+// stack, and a cache hit (nearly every decision of a segment evaluation)
+// allocates nothing for it.
+func appendCacheKey(b []byte, in *Input) []byte {
 	b = append(b, 'v', '1')
 	b = appendString(b, in.Action)
 	b = appendString(b, in.Purpose)
@@ -72,7 +77,7 @@ func cacheKey(in *Input) string {
 		b = append(b, 'o')
 		b = appendString(b, o)
 	}
-	return string(b)
+	return b
 }
 
 // coversPurpose reports whether o is p or an ancestor of p.
@@ -145,14 +150,15 @@ func newDecisionCache(size int) *decisionCache {
 	return c
 }
 
-func (c *decisionCache) shard(key string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
+func (c *decisionCache) shard(key []byte) *cacheShard {
+	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
 }
 
-func (c *decisionCache) get(key string) (Decision, bool) {
+// get looks key up; the map index with string(key) does not copy it.
+func (c *decisionCache) get(key []byte) (Decision, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
-	el, ok := s.items[key]
+	el, ok := s.items[string(key)]
 	var d Decision
 	if ok {
 		s.order.MoveToFront(el)
@@ -168,7 +174,7 @@ func (c *decisionCache) get(key string) (Decision, bool) {
 }
 
 func (c *decisionCache) put(key string, d Decision) {
-	s := c.shard(key)
+	s := c.shard([]byte(key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if el, ok := s.items[key]; ok {

@@ -162,7 +162,8 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if l.cache == nil {
 		return l.decide(ctx, &in)
 	}
-	key := cacheKey(&in)
+	var buf [512]byte
+	key := appendCacheKey(buf[:0], &in)
 	if d, ok := l.cache.get(key); ok {
 		return d.clone(), nil
 	}
@@ -170,7 +171,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	l.cache.put(key, d)
+	l.cache.put(string(key), d)
 	return d.clone(), nil
 }
 
