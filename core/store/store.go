@@ -484,6 +484,11 @@ type ScanOptions struct {
 	// From starts a forward scan at this key (within the prefix) instead
 	// of the prefix's first key.
 	From []byte
+	// Borrow passes fn the iterator's own key and value, valid only until
+	// fn returns, instead of copies: for a scan over every person whose
+	// callback decodes what it keeps, the two copies per key were most of
+	// its garbage.
+	Borrow bool
 }
 
 // ErrStopScan may be returned by a Scan callback to end the scan early
@@ -500,7 +505,8 @@ func (t *Txn) Scan(prefix []byte, so ScanOptions, fn func(key, val []byte) error
 	}
 	io := badger.DefaultIteratorOptions
 	io.Prefix = prefix
-	io.PrefetchValues = !so.KeysOnly
+	// Prefetching copies every value; a borrowing scan reads each in place.
+	io.PrefetchValues = !so.KeysOnly && !so.Borrow
 	io.Reverse = so.Reverse
 	it := t.txn.NewIterator(io)
 	defer it.Close()
@@ -519,16 +525,30 @@ func (t *Txn) Scan(prefix []byte, so ScanOptions, fn func(key, val []byte) error
 			}
 		}
 		item := it.Item()
-		key := item.KeyCopy(nil)
-		var val []byte
-		if !so.KeysOnly {
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return translate(err)
+		var err error
+		switch {
+		case so.Borrow && so.KeysOnly:
+			err = fn(item.Key(), nil)
+		case so.Borrow:
+			if verr := item.Value(func(v []byte) error {
+				err = fn(item.Key(), v)
+				return nil
+			}); verr != nil {
+				return translate(verr)
 			}
-			val = v
+		default:
+			key := item.KeyCopy(nil)
+			var val []byte
+			if !so.KeysOnly {
+				v, verr := item.ValueCopy(nil)
+				if verr != nil {
+					return translate(verr)
+				}
+				val = v
+			}
+			err = fn(key, val)
 		}
-		if err := fn(key, val); err != nil {
+		if err != nil {
 			if errors.Is(err, ErrStopScan) {
 				return nil
 			}

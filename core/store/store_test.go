@@ -155,6 +155,8 @@ func TestTxnAndScan(t *testing.T) {
 		{"from a key", ScanOptions{From: EventKey(pid, 998, [16]byte{2})}, []byte{2, 1, 0}},
 		{"from between keys", ScanOptions{From: append(EventKey(pid, 997, [16]byte{3}), 0)}, []byte{2, 1, 0}},
 		{"from outside the prefix is ignored", ScanOptions{From: ProfileKey(pid)}, []byte{4, 3, 2, 1, 0}},
+		{"borrowed", ScanOptions{Borrow: true}, []byte{4, 3, 2, 1, 0}},
+		{"borrowed, reverse, limit", ScanOptions{Borrow: true, Reverse: true, Limit: 3}, []byte{0, 1, 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +187,46 @@ func TestTxnAndScan(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A borrowing scan makes no copy per key: over many keys it allocates a
+// fraction of what a copying scan does, however many keys there are.
+func TestScanBorrowDoesNotCopy(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, t.TempDir(), testOptions())
+	const n = 2000
+	err := s.Update(ctx, func(tx *Txn) error {
+		for i := 0; i < n; i++ {
+			if err := tx.Set([]byte(fmt.Sprintf("e/%06d", i)), bytes.Repeat([]byte{byte(i)}, 40)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := func(so ScanOptions) float64 {
+		return testing.AllocsPerRun(3, func() {
+			seen := 0
+			err := s.View(ctx, func(tx *Txn) error {
+				return tx.Scan([]byte("e/"), so, func(k, v []byte) error {
+					if len(k) != 8 || len(v) != 40 || v[0] != byte(seen) {
+						return fmt.Errorf("key %q value %x", k, v)
+					}
+					seen++
+					return nil
+				})
+			})
+			if err != nil || seen != n {
+				t.Fatalf("%d keys, %v", seen, err)
+			}
+		})
+	}
+	copied, borrowed := scan(ScanOptions{}), scan(ScanOptions{Borrow: true})
+	if copied < 2*n || borrowed > n/10 {
+		t.Fatalf("%d keys: %.0f allocations copying, %.0f borrowing", n, copied, borrowed)
 	}
 }
 
