@@ -295,12 +295,49 @@ func orderOf(o segments.Event) order {
 
 // computeValues derives segments.ComputedNames at now.
 func computeValues(orders []order, firstSeen, now time.Time) map[string]float64 {
-	out := map[string]float64{segments.ComputedOrderCount: float64(len(orders))}
+	q := computeQuick(orders, firstSeen, now)
+	out := make(map[string]float64, len(quickNames))
+	for i, name := range quickNames {
+		if q.has&(1<<i) != 0 {
+			out[name] = q.v[i]
+		}
+	}
+	return out
+}
+
+// quickNames are the numbers computeQuick gives, in quickNums' order.
+var quickNames = [...]string{segments.ComputedOrderCount, segments.ComputedDaysSinceFirstSeen,
+	segments.ComputedRevenueTotal, segments.ComputedRevenue365d, segments.ComputedAvgOrderValue,
+	segments.ComputedDiscountOrderShare, segments.ComputedDaysSinceLastOrder}
+
+// quickNums are computeValues' numbers without a map: a top or bottom
+// metric asks them of everyone, and a map per person was garbage.
+type quickNums struct {
+	v   [len(quickNames)]float64
+	has uint8 // bit i: v[i] is set
+}
+
+func (q *quickNums) set(i int, x float64) { q.v[i], q.has = x, q.has|1<<i }
+
+// get returns the number called name, if set.
+func (q *quickNums) get(name string) (float64, bool) {
+	for i, n := range quickNames {
+		if n == name {
+			return q.v[i], q.has&(1<<i) != 0
+		}
+	}
+	return 0, false
+}
+
+// computeQuick computes the numbers of quickNames (see computeValues).
+func computeQuick(orders []order, firstSeen, now time.Time) quickNums {
+	var q quickNums
+	q.set(0, float64(len(orders)))
 	if !firstSeen.IsZero() {
-		out[segments.ComputedDaysSinceFirstSeen] = math.Floor(now.Sub(firstSeen).Hours() / 24)
+		q.set(1, math.Floor(now.Sub(firstSeen).Hours()/24))
 	}
 	if len(orders) == 0 {
-		return out
+		return q
 	}
 	var total, year float64
 	var last time.Time
@@ -317,12 +354,12 @@ func computeValues(orders []order, firstSeen, now time.Time) map[string]float64 
 			discounted++
 		}
 	}
-	out[segments.ComputedRevenueTotal] = total
-	out[segments.ComputedRevenue365d] = year
-	out[segments.ComputedAvgOrderValue] = total / float64(len(orders))
-	out[segments.ComputedDiscountOrderShare] = float64(discounted) / float64(len(orders))
+	q.set(2, total)
+	q.set(3, year)
+	q.set(4, total/float64(len(orders)))
+	q.set(5, float64(discounted)/float64(len(orders)))
 	if !last.IsZero() {
-		out[segments.ComputedDaysSinceLastOrder] = math.Floor(now.Sub(last).Hours() / 24)
+		q.set(6, math.Floor(now.Sub(last).Hours()/24))
 	}
-	return out
+	return q
 }

@@ -96,6 +96,10 @@ type CDP struct {
 	// rotating serialises rotateIfDue: the scheduled check and `keys
 	// rotate` (or a test) must not both see a rotation due and run two.
 	rotating sync.Mutex
+
+	// consentMaps lends policy subjects their consent maps during segment
+	// evaluation (gate.Allow).
+	consentMaps sync.Pool
 }
 
 func (o *Options) defaults() {

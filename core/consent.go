@@ -332,7 +332,7 @@ func (c *CDP) Reach(ctx context.Context, purposes []string) ([]ReachReport, erro
 // read transaction.
 func (c *CDP) eachPerson(ctx context.Context, fn func(tx *store.Txn, root uuid.UUID, members []uuid.UUID) error) error {
 	return c.store.View(ctx, func(tx *store.Txn) error {
-		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
 			ms, err := decodeMembers(v)
 			if err != nil {
 				return err

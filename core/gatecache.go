@@ -104,13 +104,13 @@ func (n *gateNode) view() ConsentView {
 }
 
 // subject is the policy subject of a person who is this node alone: what
-// subjectInput makes of view(), without the view.
-func (n *gateNode) subject() policies.Subject {
-	s := policies.Subject{Jurisdiction: n.jurisdiction, GPC: n.gpc, Consents: make(map[string]policies.Consent, len(n.states))}
+// subjectInput makes of view(), without the view. Its consents go into m
+// (empty), which the caller may lend: a decision does not keep its input.
+func (n *gateNode) subject(m map[string]policies.Consent) policies.Subject {
 	for _, i := range n.states {
-		s.Consents[n.consents[i].Purpose] = n.consents[i].Policy()
+		m[n.consents[i].Purpose] = n.consents[i].Policy()
 	}
-	return s
+	return policies.Subject{Jurisdiction: n.jurisdiction, GPC: n.gpc, Consents: m}
 }
 
 // gateTraitList holds a node's gateTraits in one slice, each as
@@ -352,10 +352,14 @@ func (g personGate) view() ConsentView {
 	return *g.merged
 }
 
-// subject returns the person's policy subject.
-func (g personGate) subject() policies.Subject {
+// subject returns the person's policy subject; m (empty, or nil for a new
+// map) is as for gateNode.subject.
+func (g personGate) subject(m map[string]policies.Consent) policies.Subject {
 	if g.only != nil {
-		return g.only.subject()
+		if m == nil {
+			m = make(map[string]policies.Consent, len(g.only.states))
+		}
+		return g.only.subject(m)
 	}
 	return subjectOf(*g.merged)
 }
@@ -365,7 +369,12 @@ func (g personGate) subject() policies.Subject {
 // for the traits jurisdictionOf reads, and whether the merged traits
 // (merged as traitsOf merges them) make the person reachable.
 func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (personGate, error) {
-	nodes := make([]*gateNode, len(members))
+	var buf [4]*gateNode // most people's nodes: no allocation
+	nodes := buf[:0]
+	if len(members) > len(buf) {
+		nodes = make([]*gateNode, 0, len(members))
+	}
+	nodes = nodes[:len(members)]
 	if !c.gates.getAll(members, nodes) {
 		for i, m := range members {
 			if nodes[i] != nil {

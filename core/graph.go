@@ -87,7 +87,9 @@ func decodeMembers(b []byte) ([]clusterMember, error) {
 // memberPIDs decodes only the profile ids of a cluster record, checked as
 // decodeMembers checks it, into a slice of their exact number: a segment
 // scan reads every cluster and needs nothing else of it.
-func memberPIDs(b []byte) ([]uuid.UUID, error) {
+// They go into buf when it has room (a caller's array for the one member
+// most people have).
+func memberPIDs(b []byte, buf []uuid.UUID) ([]uuid.UUID, error) {
 	n := 0
 	for r := b; len(r) > 0; n++ {
 		if len(r) < 49 || len(r) < 49+int(r[48]) {
@@ -95,7 +97,11 @@ func memberPIDs(b []byte) ([]uuid.UUID, error) {
 		}
 		r = r[49+int(r[48]):]
 	}
-	out := make([]uuid.UUID, n)
+	out := buf[:0]
+	if cap(out) < n {
+		out = make([]uuid.UUID, 0, n)
+	}
+	out = out[:n]
 	for i := range out {
 		copy(out[i][:], b[:16])
 		b = b[49+int(b[48]):]

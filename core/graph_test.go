@@ -31,8 +31,18 @@ func TestMemberPIDs(t *testing.T) {
 		{"type cut", three[:len(three)-2], true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := memberPIDs(tc.rec)
+			got, err := memberPIDs(tc.rec, nil)
+			// Into a buffer of one: used when it has room, else not
+			// written past.
+			var buf [2]uuid.UUID
+			inBuf, berr := memberPIDs(tc.rec, buf[:0:1])
 			ms, werr := decodeMembers(tc.rec)
+			if (berr != nil) != tc.bad || !slices.Equal(inBuf, got) || buf[1] != (uuid.UUID{}) {
+				t.Fatalf("into a buffer: %v %v (buffer %v)", inBuf, berr, buf)
+			}
+			if len(got) == 1 && &inBuf[0] != &buf[0] {
+				t.Fatal("one member was not decoded into the buffer")
+			}
 			if (err != nil) != tc.bad || (werr != nil) != tc.bad {
 				t.Fatalf("errors %v / %v, want failure %v", err, werr, tc.bad)
 			}

@@ -197,9 +197,10 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 			order = append(order, m.root)
 		}
 		rep.People = len(order)
+		run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, needProps: c.needProps(set), needCtx: c.needCtx(set)}
 		people := func(yield func(segments.Candidate) bool) {
 			for _, r := range order {
-				pv := &personView{c: c, ctx: ctx, tx: tx, root: r, members: roots[r], now: now, needProps: c.needProps(set), needCtx: c.needCtx(set)}
+				pv := &personView{viewRun: run, root: r, members: roots[r]}
 				if !yield(segments.Candidate{Ref: r.String(), Person: pv}) {
 					return
 				}

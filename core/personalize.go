@@ -159,7 +159,7 @@ func (c *CDP) Personalize(ctx context.Context, id identity.Identifier) (Personal
 			if !e.allow {
 				return nil
 			}
-			pv := &personView{c: c, ctx: ctx, tx: tx, root: root, members: members, now: now}
+			pv := c.newView(ctx, tx, root, members, now)
 			for _, t := range c.cfg.Personalize.Traits {
 				if ct, _ := segments.LookupComputed(t); ct.Kind == segments.KindNumber {
 					if v, ok := pv.Computed(t); ok {
@@ -190,7 +190,7 @@ func (c *CDP) Personalize(ctx context.Context, id identity.Identifier) (Personal
 // change was announced after tx's snapshot.
 func (c *CDP) personalFill(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID, now time.Time) (*personalEntry, error) {
 	e := &personalEntry{members: members, bundle: c.engine.BundleHash(), segments: []string{}}
-	pv := &personView{c: c, ctx: ctx, tx: tx, root: root, members: members, now: now}
+	pv := c.newView(ctx, tx, root, members, now)
 	cv, err := pv.consent()
 	if errors.Is(err, keys.ErrKeyShredded) || errors.Is(err, ErrProfileNotFound) || errors.Is(err, store.ErrNotFound) {
 		return e, nil // being erased: nobody, and not worth caching

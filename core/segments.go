@@ -162,15 +162,22 @@ func (c *CDP) segmentSet(ctx context.Context, name string) (*segments.Set, error
 // A scan error ends the sequence and is left in *errp.
 func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *segments.Set, purpose string, errp *error) segments.People {
 	// Made once, not per person: a million method values were garbage.
-	needProps, needCtx := c.needProps(set), c.needCtx(set)
+	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set)}
 	return func(yield func(segments.Candidate) bool) {
-		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
-			members, err := memberPIDs(v)
-			if err != nil {
+		var slab []personView
+		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
+			if len(slab) == 0 {
+				// A slab is garbage once the last of its people is
+				// evaluated: one allocation for many people.
+				slab = make([]personView, 64)
+			}
+			pv := &slab[0]
+			slab = slab[1:]
+			pv.viewRun, pv.root = run, uuid.UUID(k[len(store.PrefixCluster):])
+			var err error
+			if pv.members, err = memberPIDs(v, pv.oneMember[:0]); err != nil {
 				return err
 			}
-			pv := &personView{c: c, ctx: ctx, tx: tx, root: uuid.UUID(k[len(store.PrefixCluster):]), now: now, purpose: purpose,
-				needProps: needProps, needCtx: needCtx, members: members}
 			if !yield(segments.Candidate{Ref: pv.root.String(), Person: pv}) {
 				return store.ErrStopScan
 			}
@@ -202,7 +209,17 @@ func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose str
 	if !ok {
 		return policies.Decision{}, errors.New("gate: unknown person type")
 	}
-	subj, err := pv.subject()
+	// The subject's consents go into a map lent for this decision: a map
+	// per person was a seventh of an evaluation's garbage.
+	m, _ := g.c.consentMaps.Get().(map[string]policies.Consent)
+	if m == nil {
+		m = map[string]policies.Consent{}
+	}
+	defer func() {
+		clear(m)
+		g.c.consentMaps.Put(m)
+	}()
+	subj, err := pv.subject(m)
 	if errors.Is(err, keys.ErrKeyShredded) || errors.Is(err, ErrProfileNotFound) {
 		// Erased while this read was under way: the snapshot still holds
 		// the person's records, but their key is gone. They are nobody's
@@ -217,32 +234,51 @@ func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose str
 
 // personView is one person as segments see them, decrypted lazily: the
 // gate reads only consent and the traits that give the jurisdiction, and
-// a person the gate denies is never read further.
+// a person the gate denies is never read further. A scan makes a million
+// of them: what they share is in viewRun, the one member and the one
+// digest most people have live inline, so that a person costs one
+// allocation, from a slab (people).
 type personView struct {
-	c       *CDP
-	ctx     context.Context
-	tx      *store.Txn
+	*viewRun
 	root    uuid.UUID
 	members []uuid.UUID
-	now     time.Time
-	purpose string
 
 	traits  map[string]json.RawMessage
-	gate    *personGate // the gate inputs, from memory (gatecache.go)
+	gate    personGate // the gate inputs, from memory (gatecache.go), when hasGate
+	hasGate bool
+	quickOK bool // quick holds quickValues
 	decoded map[string]any
 	cv      *ConsentView
 	events  map[string][]segments.Event
 	derived *traitValues
-	quick   map[string]float64 // quickValues, when only those were asked
+	quick   quickNums // quickValues, when only those were asked
+	digests []digest  // the members' event digests, from memory
+	names   []string  // what the digests' name indexes index
+	byName  []namedEvents
+	err     error
+	// oneMember and oneDigest back members and digests for a person of
+	// one node.
+	oneMember [1]uuid.UUID
+	oneDigest [1]digest
+}
+
+// viewRun is what the personViews of one read share.
+type viewRun struct {
+	c       *CDP
+	ctx     context.Context
+	tx      *store.Txn
+	now     time.Time
+	purpose string
 	// needProps says which events' properties (or context) the definitions
 	// read (segments.Set.NeedsProperties); the others come from digests.
 	// needCtx says which events' context they read (NeedsContext).
 	needProps func(event string) bool
 	needCtx   func(event string) bool
-	digests   []digest // the members' event digests, from memory
-	names     []string // what the digests' name indexes index
-	byName    []namedEvents
-	err       error
+}
+
+// newView is a personView of one person, for a caller that makes few.
+func (c *CDP) newView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID, now time.Time) *personView {
+	return &personView{viewRun: &viewRun{c: c, ctx: ctx, tx: tx, now: now}, root: root, members: members}
 }
 
 func (p *personView) loadTraits() map[string]json.RawMessage {
@@ -280,19 +316,19 @@ func (p *personView) consent() (ConsentView, error) {
 
 // gateInputs reads the person's gate inputs from memory (gatecache.go).
 func (p *personView) gateInputs() (*personGate, error) {
-	if p.gate == nil {
+	if !p.hasGate {
 		g, err := p.c.gateView(p.ctx, p.tx, p.root, p.members)
 		if err != nil {
 			return nil, err
 		}
-		p.gate = &g
+		p.gate, p.hasGate = g, true
 	}
-	return p.gate, nil
+	return &p.gate, nil
 }
 
 // subject is the person's policy subject: from the gate inputs without
 // making a ConsentView, except on the reference path.
-func (p *personView) subject() (policies.Subject, error) {
+func (p *personView) subject(m map[string]policies.Consent) (policies.Subject, error) {
 	if p.c.evalFromEvents {
 		cv, err := p.consent()
 		return subjectOf(cv), err
@@ -301,7 +337,7 @@ func (p *personView) subject() (policies.Subject, error) {
 	if err != nil {
 		return policies.Subject{}, err
 	}
-	return g.subject(), nil
+	return g.subject(m), nil
 }
 
 func (p *personView) Trait(name string) (any, bool) {
@@ -456,7 +492,7 @@ func (p *personView) traitValues() (*traitValues, error) {
 func (p *personView) Computed(name string) (float64, bool) {
 	if p.derived == nil && !p.c.evalFromEvents && isQuick(name) {
 		v := p.quickValues()
-		x, ok := v[name]
+		x, ok := v.get(name)
 		return x, ok && !math.IsNaN(x)
 	}
 	v, err := p.traitValues()
@@ -471,13 +507,7 @@ func (p *personView) Computed(name string) (float64, bool) {
 // person's orders (time, revenue, discount) and first-seen time are all it
 // needs.
 func isQuick(name string) bool {
-	switch name {
-	case segments.ComputedOrderCount, segments.ComputedRevenueTotal, segments.ComputedRevenue365d,
-		segments.ComputedDaysSinceLastOrder, segments.ComputedDaysSinceFirstSeen,
-		segments.ComputedAvgOrderValue, segments.ComputedDiscountOrderShare:
-		return true
-	}
-	return false
+	return slices.Contains(quickNames[:], name)
 }
 
 // quickValues are computeValues' numbers straight from the digests,
@@ -486,18 +516,19 @@ func isQuick(name string) bool {
 // everyone, and building every trait was most of it. The orders are
 // sorted as computeTraits sorts them (cmpOrder: time, then revenue), so
 // sums add up in the same order and the values are the same to the bit.
-func (p *personView) quickValues() map[string]float64 {
-	if p.quick != nil || p.err != nil {
-		return p.quick
+func (p *personView) quickValues() *quickNums {
+	if p.quickOK || p.err != nil {
+		return &p.quick
 	}
 	p.loadDigest()
 	if p.err != nil {
-		return nil
+		return &p.quick
 	}
-	var orders []order
+	var buf [16]order // most people's orders: no allocation
+	orders := buf[:0]
 	var first time.Time
 	ordered := uint32(slices.Index(p.names, orderCompleted)) // -1: no order among the names
-	if n := countNamed(p.digests, ordered); n > 0 {
+	if n := countNamed(p.digests, ordered); n > len(buf) {
 		orders = make([]order, 0, n)
 	}
 	for _, d := range p.digests {
@@ -512,8 +543,8 @@ func (p *personView) quickValues() map[string]float64 {
 		}
 	}
 	slices.SortFunc(orders, cmpOrder)
-	p.quick = computeValues(orders, first, p.now)
-	return p.quick
+	p.quick, p.quickOK = computeQuick(orders, first, p.now), true
+	return &p.quick
 }
 
 // ComputedText returns a computed text or time (segments.ComputedTraits).
@@ -555,7 +586,11 @@ func (p *personView) loadDigest() {
 	if p.digests != nil || p.err != nil {
 		return
 	}
-	p.digests = make([]digest, len(p.members))
+	if len(p.members) == 1 {
+		p.digests = p.oneDigest[:]
+	} else {
+		p.digests = make([]digest, len(p.members))
+	}
 	if p.names = p.c.aggs.getAll(p.members, p.digests); p.names != nil {
 		return
 	}

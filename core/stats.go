@@ -37,7 +37,7 @@ func (c *CDP) Stats(ctx context.Context) (Stats, error) {
 		}); err != nil {
 			return err
 		}
-		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{}, func(k, v []byte) error {
+		return tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
 			ms, err := decodeMembers(v)
 			if err != nil {
 				return err

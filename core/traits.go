@@ -434,7 +434,7 @@ func (c *CDP) ComputedTraitsAt(ctx context.Context, id identity.Identifier, now 
 	}
 	var out map[string]any
 	err := c.withPerson(ctx, id, func(tx *store.Txn, root uuid.UUID, members []uuid.UUID) error {
-		pv := &personView{c: c, ctx: ctx, tx: tx, root: root, members: members, now: now}
+		pv := c.newView(ctx, tx, root, members, now)
 		v, err := pv.traitValues()
 		if err != nil {
 			return err

@@ -24,8 +24,10 @@ type Gate interface {
 }
 
 // Subject is the handle of the person a Gate decides on. Only this package
-// creates Subjects (the unexported method), one per candidate of a run, so
-// a Gate sees exactly the people Run and Export are about to use. The
+// creates Subjects (the unexported method), for the candidates of a run, so
+// a Gate sees exactly the people Run and Export are about to use. A
+// Subject is valid during the call to Allow only: a worker reuses its
+// handle for the next person (a handle per person was garbage). The
 // caller's Gate maps it back with Ref, or type-asserts Person to its own
 // type.
 type Subject interface {
@@ -192,21 +194,22 @@ func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time,
 			res.Segments = append(res.Segments, SegmentResult{Name: c.Name(), Purpose: c.Purpose()})
 		}
 	}
-	_, err = eachParallel(r, func(w *runner, c Candidate) ([]int8, error) {
-		out := make([]int8, len(res.Segments))
+	_, err = eachParallel(r, func(w *runner, c Candidate) (stateRow, error) {
+		out := newStateRow(len(res.Segments))
 		for i := range set.list {
 			if idx[i] < 0 {
 				continue
 			}
 			o, err := w.evaluate(i)
 			if err != nil {
-				return nil, err
+				return out, err
 			}
-			out[idx[i]] = o
+			*out.at(idx[i]) = o
 		}
 		return out, nil
-	}, func(c Candidate, out []int8) error {
-		for k, o := range out {
+	}, func(c Candidate, out stateRow) error {
+		for k := range res.Segments {
+			o := *out.at(k)
 			sr := &res.Segments[k]
 			switch o {
 			case stateDenied:
@@ -224,6 +227,27 @@ func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time,
 		return nil, err
 	}
 	return res, nil
+}
+
+// stateRow is a person's state per segment of a Result: inline for a
+// few segments (a slice per person was a twentieth of a run's garbage).
+type stateRow struct {
+	inline [16]int8
+	more   []int8 // instead, for more segments
+}
+
+func newStateRow(n int) stateRow {
+	if n > len(stateRow{}.inline) {
+		return stateRow{more: make([]int8, n)}
+	}
+	return stateRow{}
+}
+
+func (s *stateRow) at(i int) *int8 {
+	if s.more != nil {
+		return &s.more[i]
+	}
+	return &s.inline[i]
 }
 
 // RunLocal is Run restricted to the set's local definitions (Set.Local):
@@ -340,7 +364,8 @@ type runner struct {
 	cand  Candidate
 	seq   int // the current person's position in People's order
 	mrow  int // the current person's row of memo: -2 not looked up, -1 none
-	subj  *subjectHandle
+	subj  *subjectHandle // &own once set for the current person, else nil
+	own   subjectHandle
 	dec   []int8 // per purpose: 0 unknown, 1 allowed, -1 denied
 	state []int8 // per definition
 }
@@ -505,7 +530,8 @@ func (r *runner) each(f func(Candidate) error) error {
 
 func (r *runner) subject() *subjectHandle {
 	if r.subj == nil {
-		r.subj = &subjectHandle{ref: r.cand.Ref, person: r.cand.Person}
+		r.own = subjectHandle{ref: r.cand.Ref, person: r.cand.Person}
+		r.subj = &r.own
 	}
 	return r.subj
 }

@@ -41,6 +41,24 @@ func TestParallelRunEqualsSequential(t *testing.T) {
 	if members == 0 {
 		t.Fatal("no member anywhere: the comparison would prove nothing")
 	}
+	// More segments than a stateRow holds inline: each one's result is
+	// what a run of it alone (with what it refers to) gives.
+	if len(want.Segments) <= len(stateRow{}.inline) {
+		t.Fatalf("%d segments: the run does not exercise stateRow.more", len(want.Segments))
+	}
+	for _, sr := range want.Segments {
+		sub, err := set.Subset(sr.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone, err := Run(context.Background(), sub, peopleOf(people), &fakeGate{deny: deny}, clock, Workers(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := alone.Segment(sr.Name); !reflect.DeepEqual(*got, sr) {
+			t.Errorf("%s alone: %d members (%d denied), among all: %d (%d denied)", sr.Name, len(got.Members), got.NotConsented, len(sr.Members), sr.NotConsented)
+		}
+	}
 	for _, workers := range []int{2, 3, 8} {
 		t.Run(fmt.Sprint(workers), func(t *testing.T) {
 			got, err := Run(context.Background(), set, peopleOf(people), &fakeGate{deny: deny}, clock, Workers(workers))
