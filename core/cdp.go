@@ -203,6 +203,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	so.MemTableSize = int64(cfg.Store.MemTableMiB) << 20
 	so.BlockCacheSize = int64(cfg.Store.BlockCacheMiB) << 20
 	so.IndexCacheSize = int64(cfg.Store.IndexCacheMiB) << 20
+	so.TableSize = int64(cfg.Store.TableMiB) << 20
 	so.Pipelined = true
 	st, err := store.Open(ctx, cfg.storeDir(), so)
 	if err != nil {

@@ -89,6 +89,9 @@ type StoreConfig struct {
 	BlockCacheMiB int `yaml:"block_cache_mib"`
 	IndexCacheMiB int `yaml:"index_cache_mib"`
 	DEKCacheSize  int `yaml:"dek_cache_size"`
+	// TableMiB, when set, sizes every table compactions build (0:
+	// Badger's, doubling per level; store.Options.TableSize).
+	TableMiB int `yaml:"table_mib"`
 }
 
 // PoliciesConfig configures the policy gate.
@@ -357,6 +360,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.MemTableMiB < 8 || c.Store.MemTableMiB > 1024 {
 		return bad("store.memtable_mib", "must be between 8 and 1024")
+	}
+	if c.Store.TableMiB < 0 || c.Store.TableMiB > 256 {
+		return bad("store.table_mib", "must be between 0 (Badger's sizes) and 256")
 	}
 	if c.Store.BlockCacheMiB < 8 {
 		return bad("store.block_cache_mib", "must be at least 8 (Badger needs a block cache when encrypted)")

@@ -281,6 +281,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad duration", "ingest:\n  dedup_window: soon\n", "soon"},
 		{"bad level", "log:\n  level: loud\n", "log.level"},
 		{"cache too small", "store:\n  block_cache_mib: 0\n", "store.block_cache_mib"},
+		{"table size", "store:\n  table_mib: -1\n", "store.table_mib"},
 		{"wrong type", "ingest:\n  group_max_messages: many\n", "group_max_messages"},
 	}
 	for _, tt := range tests {

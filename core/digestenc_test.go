@@ -77,6 +77,29 @@ func TestDigestEncoding(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the reserve bounds every encoding", func(t *testing.T) {
+		for _, tc := range cases {
+			if n := len(appendDigest(nil, 1<<31, &tc.ev)); n > maxDigestLen(&tc.ev) {
+				t.Errorf("%s: %d bytes, bound %d", tc.name, n, maxDigestLen(&tc.ev))
+			}
+		}
+	})
+	t.Run("little room is left unused", func(t *testing.T) {
+		// Doubling left up to half of a digest unused; reserve leaves at
+		// most an eighth, the size class's rounding (up to a fifth between
+		// 3 and 4 KiB) and one event's bound.
+		bound := 0
+		for _, tc := range cases {
+			bound = max(bound, maxDigestLen(&tc.ev))
+		}
+		var d digest
+		for i := range 200 {
+			d = appendDigest(d, 2, &cases[i%len(cases)].ev)
+			if slack := cap(d) - len(d); len(d) > 256 && slack > len(d)*3/8+bound {
+				t.Fatalf("after %d events: %d bytes, capacity %d", i+1, len(d), cap(d))
+			}
+		}
+	})
 	t.Run("a reader's slice is not changed by later appends", func(t *testing.T) {
 		d := make(digest, 0, 1024)
 		d = appendDigest(d, 1, &cases[2].ev)

@@ -101,8 +101,8 @@ func main() {
 	// keeps the heap (and the RSS) bounded.
 	debug.SetGCPercent(cfg.Server.GCPercent)
 	debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
-	fmt.Printf("settings      gc_percent %d, memory_limit_mib %d, memtable_mib %d, block_cache_mib %d, index_cache_mib %d, identifier_cache_size %d\n",
-		cfg.Server.GCPercent, cfg.Server.MemoryLimitMiB, cfg.Store.MemTableMiB, cfg.Store.BlockCacheMiB, cfg.Store.IndexCacheMiB, cfg.Ingest.IdentifierCacheSize)
+	fmt.Printf("settings      gc_percent %d, memory_limit_mib %d, memtable_mib %d, table_mib %d, block_cache_mib %d, index_cache_mib %d, identifier_cache_size %d\n",
+		cfg.Server.GCPercent, cfg.Server.MemoryLimitMiB, cfg.Store.MemTableMiB, cfg.Store.TableMiB, cfg.Store.BlockCacheMiB, cfg.Store.IndexCacheMiB, cfg.Ingest.IdentifierCacheSize)
 	cfg.Segments.LiveDelay = core.Duration(time.Hour) // flushed by hand: measured alone
 	if err := core.Init(ctx, cfg, core.Options{}); err != nil {
 		log.Fatal(err)

@@ -35,7 +35,14 @@ type Options struct {
 	BlockCacheSize int64
 	IndexCacheSize int64
 	VLogFileSize   int64
-	NumCompactors  int
+	// TableSize, when set, is the size of every table compactions build,
+	// at every level. Zero keeps Badger's: 2 MiB tables doubling per level
+	// below the base. Each table being built holds its blocks twice (plain
+	// and encrypted) in a pooled buffer that keeps its largest size, so on
+	// a store of millions of keys the deep levels' large tables were the
+	// largest single item of the heap.
+	TableSize     int64
+	NumCompactors int
 	// ValueThreshold: values at least this large live in the value log.
 	ValueThreshold int64
 	// ConflictRetries is how often Update retries a transaction that lost a
@@ -124,6 +131,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		WithDetectConflicts(!opts.Pipelined).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithMetricsEnabled(false)
+	if opts.TableSize > 0 {
+		bo.BaseTableSize, bo.TableSizeMultiplier = opts.TableSize, 1
+	}
 	open := badger.Open
 	if opts.Pipelined {
 		open = badger.OpenManaged

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 )
 
@@ -227,6 +228,30 @@ func TestScanBorrowDoesNotCopy(t *testing.T) {
 	copied, borrowed := scan(ScanOptions{}), scan(ScanOptions{Borrow: true})
 	if copied < 2*n || borrowed > n/10 {
 		t.Fatalf("%d keys: %.0f allocations copying, %.0f borrowing", n, copied, borrowed)
+	}
+}
+
+// TableSize sets one size for the tables of every level; zero keeps
+// Badger's growth.
+func TestTableSize(t *testing.T) {
+	def := badger.DefaultOptions("")
+	for _, tc := range []struct {
+		name       string
+		size       int64
+		base       int64
+		multiplier int
+	}{
+		{"badger's", 0, def.BaseTableSize, def.TableSizeMultiplier},
+		{"one size", 1 << 20, 1 << 20, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions()
+			o.TableSize = tc.size
+			got := openTest(t, t.TempDir(), o).db.Opts()
+			if got.BaseTableSize != tc.base || got.TableSizeMultiplier != tc.multiplier {
+				t.Fatalf("base table %d ×%d, want %d ×%d", got.BaseTableSize, got.TableSizeMultiplier, tc.base, tc.multiplier)
+			}
+		})
 	}
 }
 
