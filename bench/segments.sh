@@ -12,6 +12,9 @@
 #   CONFIG [none]: a custody.yaml whose settings replace the defaults (the
 #   benchmark sets the Go runtime from server.gc_percent and
 #   server.memory_limit_mib, as `custody serve` does)
+#   MEMCG_MIB [none]: run the Custody side inside a memory cgroup (v1) of
+#   this size, as a container with that memory would: its RSS, mapped store
+#   pages included, cannot exceed it (PostgreSQL runs outside)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -57,5 +60,16 @@ if [[ $SKIP_PG != 1 ]]; then
 fi
 mkdir -p "$(dirname "$OUT")"
 log "running: $PEOPLE profiles x ~$EVENTS_PER events"
-"$TMP/segments" "${ARGS[@]}" | tee "$OUT"
+RUN=("$TMP/segments")
+if [[ -n ${MEMCG_MIB:-} ]]; then
+	CG=/sys/fs/cgroup/memory/custody-segbench.$$
+	mkdir "$CG" 2>/dev/null || die "MEMCG_MIB: cannot create $CG (cgroup v1 memory controller, as root)"
+	echo $((MEMCG_MIB << 20)) >"$CG/memory.limit_in_bytes"
+	[[ ! -e $CG/memory.memsw.limit_in_bytes ]] || echo $((MEMCG_MIB << 20)) >"$CG/memory.memsw.limit_in_bytes"
+	trap 'rc=$?; rmdir "$CG" 2>/dev/null; (exit $rc); cleanup' EXIT
+	RUN=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$TMP/segments")
+	echo "memcg         ${MEMCG_MIB} MiB (memory.limit_in_bytes of the cgroup the Custody side runs in)" | tee "$OUT.memcg"
+fi
+"${RUN[@]}" "${ARGS[@]}" | tee "$OUT"
+[[ -z ${MEMCG_MIB:-} ]] || { cat "$OUT.memcg" "$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT" && rm -f "$OUT.memcg"; echo "memcg         peak usage $(($(cat "$CG/memory.max_usage_in_bytes") >> 20)) MiB (memory.max_usage_in_bytes: RSS and page cache)" | tee -a "$OUT"; }
 [[ $SKIP_PG == 1 ]] || echo "postgres      $PG_INFO" | tee -a "$OUT"

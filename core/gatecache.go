@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/google/uuid"
 
@@ -64,7 +65,11 @@ type gateNode struct {
 // newGateNode makes an entry, resolving its alone view as gateView would.
 // tm holds the traits of the list (other traits too, which are not read),
 // so that a caller holding them decoded does not decode the list again.
+// The entry takes consents (its texts are made canonical in place).
 func newGateNode(traits gateTraitList, tm map[string]json.RawMessage, consents []privacy.Consent) *gateNode {
+	for i := range consents {
+		canonicalTexts(&consents[i])
+	}
 	n := &gateNode{traits: traits, consents: consents}
 	n.reachable = reachableRaw(tm["email"]) || reachableRaw(tm["phone"])
 	// One node: no records compete and the merge time plays no part, so
@@ -75,6 +80,18 @@ func newGateNode(traits gateTraitList, tm map[string]json.RawMessage, consents [
 	}
 	n.jurisdiction = jurisdictionOf(tm, n.history())
 	return n
+}
+
+// canonicalTexts replaces a record's texts by their canonical copies
+// (unique.Make): a million people's records held their purpose, status,
+// source and notice each in an allocation of its own, though a store has
+// a handful of each.
+func canonicalTexts(c *privacy.Consent) {
+	for _, s := range [...]*string{&c.Purpose, &c.Status, &c.LawfulBasis, &c.Jurisdiction, &c.Source, &c.Notice} {
+		if *s != "" {
+			*s = unique.Make(*s).Value()
+		}
+	}
 }
 
 // withConsents returns the entry of the same traits with these records.

@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/custody-cdp/custody/privacy"
 )
 
 // TestGateTraitList: the gate traits and their times read back as given,
@@ -46,6 +49,36 @@ func TestGateTraitList(t *testing.T) {
 				if !times[k].Equal(tc.times[k]) || times[k].IsZero() != tc.times[k].IsZero() {
 					t.Fatalf("time of %s read back as %v, want %v", k, times[k], tc.times[k])
 				}
+			}
+		})
+	}
+}
+
+// Entries share one copy of each consent text: records decoded apart (as
+// every commit and every read decodes them) end up pointing at the same
+// bytes, the same as before in value.
+func TestGateNodeTextsAreCanonical(t *testing.T) {
+	const rec = `{"purpose":"marketing.email","status":"granted","lawful_basis":"consent","jurisdiction":"EU","source":"checkout","notice":"n-7","collected_at":"2026-01-02T03:04:05Z","recorded_at":"2026-01-02T03:04:06Z"}`
+	decode := func() []privacy.Consent {
+		var c privacy.Consent
+		if err := json.Unmarshal([]byte(rec), &c); err != nil {
+			t.Fatal(err)
+		}
+		return []privacy.Consent{c}
+	}
+	want := decode()[0]
+	a, b := newGateNode(nil, nil, decode()), newGateNode(nil, nil, decode())
+	if !reflect.DeepEqual(a.consents[0], want) {
+		t.Fatalf("record changed: %+v, want %+v", a.consents[0], want)
+	}
+	ra, rb := a.consents[0], b.consents[0]
+	for _, tc := range []struct{ name, x, y string }{
+		{"purpose", ra.Purpose, rb.Purpose}, {"status", ra.Status, rb.Status}, {"lawful basis", ra.LawfulBasis, rb.LawfulBasis},
+		{"jurisdiction", ra.Jurisdiction, rb.Jurisdiction}, {"source", ra.Source, rb.Source}, {"notice", ra.Notice, rb.Notice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if unsafe.StringData(tc.x) != unsafe.StringData(tc.y) {
+				t.Fatalf("%q held twice", tc.x)
 			}
 		})
 	}
