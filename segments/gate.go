@@ -362,8 +362,8 @@ type runner struct {
 	memo     *passMemo     // what the population pass learnt (memo.go), or nil
 
 	cand  Candidate
-	seq   int // the current person's position in People's order
-	mrow  int // the current person's row of memo: -2 not looked up, -1 none
+	seq   int            // the current person's position in People's order
+	mrow  int            // the current person's row of memo: -2 not looked up, -1 none
 	subj  *subjectHandle // &own once set for the current person, else nil
 	own   subjectHandle
 	dec   []int8 // per purpose: 0 unknown, 1 allowed, -1 denied
