@@ -362,12 +362,11 @@ type runner struct {
 	memo     *passMemo     // what the population pass learnt (memo.go), or nil
 
 	cand  Candidate
-	seq   int            // the current person's position in People's order
-	mrow  int            // the current person's row of memo: -2 not looked up, -1 none
-	subj  *subjectHandle // &own once set for the current person, else nil
-	own   subjectHandle
-	dec   []int8 // per purpose: 0 unknown, 1 allowed, -1 denied
-	state []int8 // per definition
+	seq   int           // the current person's position in People's order
+	mrow  int           // the current person's row of memo: -2 not looked up, -1 none
+	subj  subjectHandle // the current person's, lent to the Gate
+	dec   []int8        // per purpose: 0 unknown, 1 allowed, -1 denied
+	state []int8        // per definition
 }
 
 func newRunner(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool, rs runSettings) (*runner, error) {
@@ -503,7 +502,7 @@ func (r *runner) population() error {
 
 // begin makes c, at position seq of People's order, the current person.
 func (r *runner) begin(c Candidate, seq int) {
-	r.cand, r.subj, r.seq, r.mrow = c, nil, seq, -2
+	r.cand, r.subj, r.seq, r.mrow = c, subjectHandle{ref: c.Ref, person: c.Person}, seq, -2
 	clear(r.dec)
 	clear(r.state)
 }
@@ -524,17 +523,11 @@ func (r *runner) each(f func(Candidate) error) error {
 			break
 		}
 	}
-	r.cand, r.subj = Candidate{}, nil
+	r.cand, r.subj = Candidate{}, subjectHandle{}
 	return err
 }
 
-func (r *runner) subject() *subjectHandle {
-	if r.subj == nil {
-		r.own = subjectHandle{ref: r.cand.Ref, person: r.cand.Person}
-		r.subj = &r.own
-	}
-	return r.subj
-}
+func (r *runner) subject() *subjectHandle { return &r.subj }
 
 // allowed asks the gate, once per person and purpose.
 func (r *runner) allowed(pi int) (bool, error) {

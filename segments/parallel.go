@@ -132,7 +132,7 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 					}
 					b.vals[j] = v
 				}
-				w.cand, w.subj = Candidate{}, nil
+				w.cand, w.subj = Candidate{}, subjectHandle{}
 				close(b.done)
 			}
 		}()
