@@ -33,12 +33,14 @@ TMP=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/custody-segbench.XXXXXX")
 PG_DATA=""
 PG_CTL=""
 PG_AS=()
+CG=""
 cleanup() {
 	local rc=$?
 	set +e
 	if [[ -n $PG_DATA && -f $PG_DATA/postmaster.pid ]]; then
 		"${PG_AS[@]}" "$PG_CTL" -D "$PG_DATA" -m immediate -w -t 30 stop >/dev/null 2>&1
 	fi
+	[[ -z $CG ]] || rmdir "$CG" 2>/dev/null
 	rm -rf "$TMP"
 	exit "$rc"
 }
@@ -61,15 +63,20 @@ fi
 mkdir -p "$(dirname "$OUT")"
 log "running: $PEOPLE profiles x ~$EVENTS_PER events"
 RUN=("$TMP/segments")
+MEMCG_LINE=""
 if [[ -n ${MEMCG_MIB:-} ]]; then
-	CG=/sys/fs/cgroup/memory/custody-segbench.$$
-	mkdir "$CG" 2>/dev/null || die "MEMCG_MIB: cannot create $CG (cgroup v1 memory controller, as root)"
+	[[ $MEMCG_MIB =~ ^[0-9]+$ ]] || die "MEMCG_MIB: $MEMCG_MIB is not a number of MiB"
+	mkdir "/sys/fs/cgroup/memory/custody-segbench.$$" 2>/dev/null ||
+		die "MEMCG_MIB: cannot create a memory cgroup (cgroup v1 memory controller, as root)"
+	CG=/sys/fs/cgroup/memory/custody-segbench.$$ # removed by cleanup
 	echo $((MEMCG_MIB << 20)) >"$CG/memory.limit_in_bytes"
 	[[ ! -e $CG/memory.memsw.limit_in_bytes ]] || echo $((MEMCG_MIB << 20)) >"$CG/memory.memsw.limit_in_bytes"
-	trap 'rc=$?; rmdir "$CG" 2>/dev/null; (exit $rc); cleanup' EXIT
 	RUN=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$TMP/segments")
-	echo "memcg         ${MEMCG_MIB} MiB (memory.limit_in_bytes of the cgroup the Custody side runs in)" | tee "$OUT.memcg"
+	MEMCG_LINE="memcg         ${MEMCG_MIB} MiB (memory.limit_in_bytes of the cgroup the Custody side runs in)"
 fi
-"${RUN[@]}" "${ARGS[@]}" | tee "$OUT"
-[[ -z ${MEMCG_MIB:-} ]] || { cat "$OUT.memcg" "$OUT" >"$OUT.tmp" && mv "$OUT.tmp" "$OUT" && rm -f "$OUT.memcg"; echo "memcg         peak usage $(($(cat "$CG/memory.max_usage_in_bytes") >> 20)) MiB (memory.max_usage_in_bytes: RSS and page cache)" | tee -a "$OUT"; }
+{
+	[[ -z $MEMCG_LINE ]] || echo "$MEMCG_LINE"
+	"${RUN[@]}" "${ARGS[@]}"
+} | tee "$OUT"
+[[ -z $CG ]] || echo "memcg         peak usage $(($(cat "$CG/memory.max_usage_in_bytes") >> 20)) MiB (memory.max_usage_in_bytes: RSS and page cache)" | tee -a "$OUT"
 [[ $SKIP_PG == 1 ]] || echo "postgres      $PG_INFO" | tee -a "$OUT"
