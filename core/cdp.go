@@ -380,7 +380,7 @@ store:
   memtable_mib: 64
   block_cache_mib: 256
   index_cache_mib: 128
-  table_mib: 0                # 0: Badger's table sizes; 2 bounds its builder buffers (docs/operations.md, Memory)
+  table_mib: 0                # 0: Badger's table sizes; 2 bounds its builder buffers (docs/operations.md, Sizing)
   dek_cache_size: 200000      # profile data keys kept unwrapped in memory
 
 privacy:

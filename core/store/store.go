@@ -36,7 +36,7 @@ type Options struct {
 	IndexCacheSize int64
 	VLogFileSize   int64
 	// TableSize, when set, is the size of every table compactions build,
-	// at every level. Zero keeps Badger's: 2 MiB tables doubling per level
+	// at every level below L0 (whose tables are a memtable's). Zero keeps Badger's: 2 MiB tables doubling per level
 	// below the base. Each table being built holds its blocks twice (plain
 	// and encrypted) in a pooled buffer that keeps its largest size, so on
 	// a store of millions of keys the deep levels' large tables were the
