@@ -138,14 +138,7 @@ func Restore(ctx context.Context, cfg Config, opts Options, r io.ReadSeeker, ro 
 	}
 	defer vault.Close()
 
-	so := store.DefaultOptions()
-	so.EncryptionKey = master.Subkey(keys.PurposeStoreEncryption, 32)
-	so.Logger = opts.Logger
-	so.Pipelined = true
-	so.MemTableSize = int64(cfg.Store.MemTableMiB) << 20
-	so.BlockCacheSize = int64(cfg.Store.BlockCacheMiB) << 20
-	so.IndexCacheSize = int64(cfg.Store.IndexCacheMiB) << 20
-	so.TableSize = int64(cfg.Store.TableMiB) << 20
+	so := cfg.storeOptions(master, opts.Logger)
 	dir := cfg.storeDir()
 	var current *store.Store
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err == nil {

@@ -102,6 +102,20 @@ type CDP struct {
 	consentMaps sync.Pool
 }
 
+// storeOptions are the store's options from the config: opening a data
+// directory and restoring into one open the store alike.
+func (cfg Config) storeOptions(master *keys.Master, log *slog.Logger) store.Options {
+	so := store.DefaultOptions()
+	so.EncryptionKey = master.Subkey(keys.PurposeStoreEncryption, 32)
+	so.Logger = log
+	so.Pipelined = true
+	so.MemTableSize = int64(cfg.Store.MemTableMiB) << 20
+	so.BlockCacheSize = int64(cfg.Store.BlockCacheMiB) << 20
+	so.IndexCacheSize = int64(cfg.Store.IndexCacheMiB) << 20
+	so.TableSize = int64(cfg.Store.TableMiB) << 20
+	return so
+}
+
 func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -196,15 +210,8 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		_ = vault.Close()
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
-	so := store.DefaultOptions()
-	so.EncryptionKey = master.Subkey(keys.PurposeStoreEncryption, 32)
+	so := cfg.storeOptions(master, opts.Logger)
 	so.MustExist = mustExist
-	so.Logger = opts.Logger
-	so.MemTableSize = int64(cfg.Store.MemTableMiB) << 20
-	so.BlockCacheSize = int64(cfg.Store.BlockCacheMiB) << 20
-	so.IndexCacheSize = int64(cfg.Store.IndexCacheMiB) << 20
-	so.TableSize = int64(cfg.Store.TableMiB) << 20
-	so.Pipelined = true
 	st, err := store.Open(ctx, cfg.storeDir(), so)
 	if err != nil {
 		_ = vault.Close()

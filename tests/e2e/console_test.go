@@ -76,9 +76,10 @@ func TestConsoleBrowser(t *testing.T) {
 	mustPost(t, srv.URL, "/v1/batch", keys["ingest"], batch, 200)
 	mustCustody(t, data, "consent", "set", "--email", "ada@example.com", "--purpose", "marketing.communications.email", "--status", "granted")
 
-	// The screenshots outlive the test (t.TempDir would delete them, and
-	// failure.png with them, before anyone could look): a directory of
-	// their own, logged, or $CONSOLE_SCREENSHOTS when set.
+	// The screenshots of a failed run outlive the test (t.TempDir would
+	// delete them, and failure.png with them, before anyone could look): a
+	// directory of their own, logged and removed only if the test passed,
+	// or $CONSOLE_SCREENSHOTS when set (always kept).
 	shots := os.Getenv("CONSOLE_SCREENSHOTS")
 	if shots != "" {
 		if err := os.MkdirAll(shots, 0o755); err != nil {
@@ -86,8 +87,14 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	} else if shots, err = os.MkdirTemp("", "custody-console-screenshots-"); err != nil {
 		t.Fatal(err)
+	} else {
+		t.Cleanup(func() {
+			if !t.Failed() {
+				_ = os.RemoveAll(shots)
+			}
+		})
 	}
-	t.Logf("screenshots are kept in %s", shots)
+	t.Logf("screenshots are kept in %s (if the test fails)", shots)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "console.mjs", "--base", srv.URL, "--dpo", keys["dpo"], "--marketer", keys["marketer"],
