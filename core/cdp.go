@@ -79,6 +79,10 @@ type CDP struct {
 	// evalFromEvents makes evaluation read full events only, never
 	// digests: the reference the tests compare digests against.
 	evalFromEvents bool
+	// freshViews makes every person of a scan a new view, never a
+	// released one (personView.Release): the reference tests compare
+	// reuse against.
+	freshViews bool
 	// eraseHook, set by tests only, runs between the steps of a deletion
 	// (fault injection: an error there stands for a crash).
 	eraseHook func(step string) error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -162,20 +163,29 @@ func (c *CDP) segmentSet(ctx context.Context, name string) (*segments.Set, error
 // A scan error ends the sequence and is left in *errp.
 func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *segments.Set, purpose string, errp *error) segments.People {
 	// Made once, not per person: a million method values were garbage.
-	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set)}
+	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set), recycle: !c.freshViews}
 	return func(yield func(segments.Candidate) bool) {
 		var slab []personView
 		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
-			if len(slab) == 0 {
-				// A slab is garbage once the last of its people is
-				// evaluated: one allocation for many people.
-				slab = make([]personView, 64)
+			pv := run.reused()
+			if pv == nil {
+				if len(slab) == 0 {
+					// Views come back (Release) once the run is
+					// done with them; until then, one allocation
+					// makes many.
+					slab = make([]personView, 64)
+				}
+				pv = &slab[0]
+				slab = slab[1:]
+				pv.viewRun = run
 			}
-			pv := &slab[0]
-			slab = slab[1:]
-			pv.viewRun, pv.root = run, uuid.UUID(k[len(store.PrefixCluster):])
+			pv.root = uuid.UUID(k[len(store.PrefixCluster):])
 			var err error
-			if pv.members, err = memberPIDs(v, pv.oneMember[:0]); err != nil {
+			buf := pv.oneMember[:0]
+			if cap(pv.spareMembers) > 1 {
+				buf = pv.spareMembers[:0]
+			}
+			if pv.members, err = memberPIDs(v, buf); err != nil {
 				return err
 			}
 			if !yield(segments.Candidate{Ref: pv.root.String(), Person: pv}) {
@@ -260,6 +270,10 @@ type personView struct {
 	// one node.
 	oneMember [1]uuid.UUID
 	oneDigest [1]digest
+	// spareMembers and spareDigests are a released view's arrays for a
+	// person of several nodes (Release).
+	spareMembers []uuid.UUID
+	spareDigests []digest
 }
 
 // viewRun is what the personViews of one read share.
@@ -274,6 +288,51 @@ type viewRun struct {
 	// needCtx says which events' context they read (NeedsContext).
 	needProps func(event string) bool
 	needCtx   func(event string) bool
+
+	// recycle: the views are a scan's (people), and the run hands them
+	// back through Release for the scan to reuse. A million views per
+	// segment were half of an evaluation's garbage; a run now holds only
+	// the few batches in flight.
+	recycle bool
+	mu      sync.Mutex
+	free    []*personView
+}
+
+// reused returns a released view, reset, or nil.
+func (r *viewRun) reused() *personView {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.free)
+	if n == 0 {
+		return nil
+	}
+	pv := r.free[n-1]
+	r.free[n-1] = nil
+	r.free = r.free[:n-1]
+	return pv
+}
+
+// Release implements segments.Releaser: the run is done with p, which is
+// reset and kept for the scan's next person. What p handed out stays
+// valid (its maps and values are dropped, not cleared) except its event
+// slices, whose arrays the next person reuses (segments.Releaser allows
+// it).
+func (p *personView) Release() {
+	run := p.viewRun
+	if !run.recycle {
+		return
+	}
+	keep := personView{viewRun: run, byName: p.byName[:0], spareMembers: p.spareMembers, spareDigests: p.spareDigests}
+	if cap(p.members) > 1 {
+		keep.spareMembers = p.members[:0]
+	}
+	if cap(p.digests) > 1 {
+		keep.spareDigests = p.digests[:0]
+	}
+	*p = keep
+	run.mu.Lock()
+	run.free = append(run.free, p)
+	run.mu.Unlock()
 }
 
 // newView is a personView of one person, for a caller that makes few.
@@ -405,9 +464,15 @@ func (p *personView) Events(name string) []segments.Event {
 		}
 	}
 	var evs []segments.Event
+	if len(p.byName) < cap(p.byName) {
+		// A released view's array for this slot (Release).
+		evs = p.byName[:len(p.byName)+1][len(p.byName)].events[:0]
+	}
 	if idx := slices.Index(p.names, name); idx >= 0 {
 		if n := countNamed(p.digests, uint32(idx)); n > 0 {
-			evs = make([]segments.Event, 0, n)
+			if cap(evs) < n {
+				evs = make([]segments.Event, 0, n)
+			}
 			for _, d := range p.digests {
 				for it := d.iter(); it.next(); {
 					if it.name == uint32(idx) {
@@ -586,10 +651,14 @@ func (p *personView) loadDigest() {
 	if p.digests != nil || p.err != nil {
 		return
 	}
-	if len(p.members) == 1 {
+	switch n := len(p.members); {
+	case n == 1:
 		p.digests = p.oneDigest[:]
-	} else {
-		p.digests = make([]digest, len(p.members))
+	case cap(p.spareDigests) >= n:
+		p.digests = p.spareDigests[:n]
+		clear(p.digests)
+	default:
+		p.digests = make([]digest, n)
 	}
 	if p.names = p.c.aggs.getAll(p.members, p.digests); p.names != nil {
 		return

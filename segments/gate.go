@@ -61,6 +61,25 @@ type Candidate struct {
 // people both times.
 type People = iter.Seq[Candidate]
 
+// Releaser is implemented by a Person that its People may reuse for a
+// later candidate: Run and Export call Release once for each time People
+// yielded the person (a population pass and an evaluation pass: twice),
+// when they are done with it (its result taken into the Result, its export
+// row written), and do not touch it again until People yields it anew.
+// Values the person returned (traits, fields) are still theirs; slices it
+// returned (Events) are not. A person of a run cut short by an error is
+// not released.
+type Releaser interface {
+	Release()
+}
+
+// release releases c's person if it can be.
+func release(c Candidate) {
+	if r, ok := c.Person.(Releaser); ok {
+		r.Release()
+	}
+}
+
 // Member is a member of a segment. Its only constructor is inside this
 // package, after the Gate allowed the person for the segment's purpose: a
 // Member cannot be made from a Ref. The zero Member is not a member of
@@ -361,12 +380,13 @@ type runner struct {
 	pops     []*Population // the population pass's, per purpose
 	memo     *passMemo     // what the population pass learnt (memo.go), or nil
 
-	cand  Candidate
-	seq   int           // the current person's position in People's order
-	mrow  int           // the current person's row of memo: -2 not looked up, -1 none
-	subj  subjectHandle // the current person's, lent to the Gate
-	dec   []int8        // per purpose: 0 unknown, 1 allowed, -1 denied
-	state []int8        // per definition
+	cand    Candidate
+	seq     int      // the current person's position in People's order
+	mrow    *memoRow // the current person's row of memo (nil: none), once mlooked
+	mlooked bool
+	subj    subjectHandle // the current person's, lent to the Gate
+	dec     []int8        // per purpose: 0 unknown, 1 allowed, -1 denied
+	state   []int8        // per definition
 }
 
 func newRunner(ctx context.Context, set *Set, people People, gate Gate, now time.Time, need []bool, rs runSettings) (*runner, error) {
@@ -502,7 +522,7 @@ func (r *runner) population() error {
 
 // begin makes c, at position seq of People's order, the current person.
 func (r *runner) begin(c Candidate, seq int) {
-	r.cand, r.subj, r.seq, r.mrow = c, subjectHandle{ref: c.Ref, person: c.Person}, seq, -2
+	r.cand, r.subj, r.seq, r.mrow, r.mlooked = c, subjectHandle{ref: c.Ref, person: c.Person}, seq, nil, false
 	clear(r.dec)
 	clear(r.state)
 }
@@ -522,6 +542,8 @@ func (r *runner) each(f func(Candidate) error) error {
 		if err = f(c); err != nil {
 			break
 		}
+		r.cand, r.subj = Candidate{}, subjectHandle{}
+		release(c)
 	}
 	r.cand, r.subj = Candidate{}, subjectHandle{}
 	return err

@@ -33,13 +33,22 @@ type memoRow struct {
 	vals  [memoMetrics]float64
 }
 
-// passMemo holds the population pass's rows in People's order. It is
-// written by the pass's reducer alone and only read afterwards.
+// passMemo holds the population pass's rows in People's order, in chunks
+// of memoChunk: grown by appending, a million rows left their copies
+// behind as garbage. It is written by the pass's reducer alone and only
+// read afterwards.
 type passMemo struct {
 	seed    maphash.Seed
 	metrics []Metric
-	refs    []uint64
-	rows    []memoRow
+	n       int
+	chunks  []*memoChunk
+}
+
+const memoChunkLen = 4096
+
+type memoChunk struct {
+	refs [memoChunkLen]uint64
+	rows [memoChunkLen]memoRow
 }
 
 func newPassMemo(purposes int, pops []*Population) *passMemo {
@@ -75,8 +84,25 @@ func (m *passMemo) metric(x Metric) int {
 func (m *passMemo) hash(ref string) uint64 { return maphash.String(m.seed, ref) }
 
 func (m *passMemo) add(ref string, row memoRow) {
-	m.refs = append(m.refs, m.hash(ref))
-	m.rows = append(m.rows, row)
+	i := m.n % memoChunkLen
+	if i == 0 {
+		m.chunks = append(m.chunks, new(memoChunk))
+	}
+	c := m.chunks[len(m.chunks)-1]
+	c.refs[i], c.rows[i] = m.hash(ref), row
+	m.n++
+}
+
+// row returns the row kept at position seq if it is ref's, or nil.
+func (m *passMemo) row(seq int, ref string) *memoRow {
+	if seq >= m.n {
+		return nil
+	}
+	c := m.chunks[seq/memoChunkLen]
+	if c.refs[seq%memoChunkLen] != m.hash(ref) {
+		return nil
+	}
+	return &c.rows[seq%memoChunkLen]
 }
 
 // value is the kept value of metric x in row: known false when the first
@@ -94,16 +120,10 @@ func (r *runner) memoRow() *memoRow {
 	if r.memo == nil {
 		return nil
 	}
-	if r.mrow == -2 {
-		r.mrow = -1
-		if r.seq < len(r.memo.refs) && r.memo.refs[r.seq] == r.memo.hash(r.cand.Ref) {
-			r.mrow = r.seq
-		}
+	if !r.mlooked {
+		r.mlooked, r.mrow = true, r.memo.row(r.seq, r.cand.Ref)
 	}
-	if r.mrow < 0 {
-		return nil
-	}
-	return &r.memo.rows[r.mrow]
+	return r.mrow
 }
 
 // metric is the current person's value of a metric for a top or bottom

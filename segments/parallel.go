@@ -115,7 +115,10 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				b.vals = make([]T, len(b.cands))
+				if cap(b.vals) < len(b.cands) {
+					b.vals = make([]T, len(b.cands))
+				}
+				b.vals = b.vals[:len(b.cands)]
 				for j, c := range b.cands {
 					if isStopped() {
 						break
@@ -138,8 +141,11 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 		}()
 	}
 	// The reducer takes batches in order; the channel's room bounds how
-	// far the scan runs ahead of it.
+	// far the scan runs ahead of it. A reduced batch goes back to the scan
+	// through free, its people released: a run holds a few batches' worth
+	// of candidates, not one allocation per batch.
 	order := make(chan *batch, 2*r.workers)
+	free := make(chan *batch, 2*r.workers+2)
 	reduced := make(chan struct{})
 	go func() {
 		defer close(reduced)
@@ -153,11 +159,28 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 					fail(err)
 					break
 				}
+				release(c)
+			}
+			clear(b.cands)
+			clear(b.vals)
+			b.cands, b.vals = b.cands[:0], b.vals[:0]
+			select {
+			case free <- b:
+			default:
 			}
 		}
 	}()
 	n := 0
-	cur := &batch{done: make(chan struct{})}
+	next := func() *batch {
+		select {
+		case b := <-free:
+			b.start, b.done = n, make(chan struct{})
+			return b
+		default:
+			return &batch{start: n, cands: make([]Candidate, 0, batchSize), done: make(chan struct{})}
+		}
+	}
+	cur := next()
 	send := func() bool {
 		order <- cur
 		select {
@@ -166,7 +189,7 @@ func eachParallel[T any](r *runner, visit func(w *runner, c Candidate) (T, error
 			close(cur.done) // never evaluated: the reducer skips it
 			return false
 		}
-		cur = &batch{start: n, done: make(chan struct{})}
+		cur = next()
 		return true
 	}
 	for c := range r.people {

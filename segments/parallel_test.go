@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -220,5 +222,162 @@ func TestPopulationPassMemo(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// recycledPeople yields its candidates through wrappers it reuses once
+// released, as core's store scan does: a person used after its Release
+// would read another candidate's data (and is reported).
+type recycledPeople struct {
+	t    *testing.T
+	list []Candidate
+
+	mu       sync.Mutex
+	free     []*recycled
+	yielded  int
+	released int
+}
+
+type recycled struct {
+	*fakePerson
+	owner *recycledPeople
+	live  atomic.Bool
+}
+
+func (p *recycled) check() {
+	if !p.live.Load() {
+		p.owner.t.Error("a person was used after its Release")
+	}
+}
+
+func (p *recycled) Trait(name string) (any, bool)           { p.check(); return p.fakePerson.Trait(name) }
+func (p *recycled) Computed(name string) (float64, bool)    { p.check(); return p.fakePerson.Computed(name) }
+func (p *recycled) ComputedText(name string) (string, bool) { p.check(); return p.fakePerson.ComputedText(name) }
+func (p *recycled) Events(name string) []Event              { p.check(); return p.fakePerson.Events(name) }
+func (p *recycled) Field(name string) (any, bool)           { p.check(); return p.fakePerson.Field(name) }
+
+func (p *recycled) Release() {
+	if !p.live.Swap(false) {
+		p.owner.t.Error("a person was released twice")
+	}
+	o := p.owner
+	o.mu.Lock()
+	o.released++
+	o.free = append(o.free, p)
+	o.mu.Unlock()
+}
+
+func (r *recycledPeople) people() People {
+	return func(yield func(Candidate) bool) {
+		for _, c := range r.list {
+			r.mu.Lock()
+			var p *recycled
+			if n := len(r.free); n > 0 {
+				p, r.free = r.free[n-1], r.free[:n-1]
+			} else {
+				p = &recycled{owner: r}
+			}
+			r.yielded++
+			r.mu.Unlock()
+			p.fakePerson = c.Person.(*fakePerson)
+			p.live.Store(true)
+			if !yield(Candidate{Ref: c.Ref, Person: p}) {
+				return
+			}
+		}
+	}
+}
+
+// Run and Export release every person they were given, once per time it
+// was yielded, and only when done with it: their results equal those over
+// persons that are never reused.
+func TestReleasedPeopleAreReused(t *testing.T) {
+	var defs []*Definition
+	for _, tm := range Templates() {
+		defs = append(defs, tm.Definition)
+	}
+	set, err := NewSet(KnownNames{}, defs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	people := genPeople(24*batchSize+17, 11, clock)
+	deny := map[string]bool{}
+	for i := 0; i < len(people); i += 4 {
+		deny[people[i].Ref] = true
+	}
+	dest := policies.Destination{Name: "file", Kind: "file", Fields: []string{"email", "first_name"}}
+	for _, workers := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) {
+			want, err := Run(context.Background(), set, peopleOf(people), &fakeGate{deny: deny}, clock, Workers(workers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp := &recycledPeople{t: t, list: people}
+			got, err := Run(context.Background(), set, rp.people(), &fakeGate{deny: deny}, clock, Workers(workers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatal("a run over reused persons differs from one over fresh persons")
+			}
+			if rp.released != rp.yielded || rp.yielded < 2*len(people) {
+				t.Fatalf("yielded %d persons (two passes of %d), released %d", rp.yielded, len(people), rp.released)
+			}
+			// In flight at most: the batches the workers hold, those queued
+			// for the reducer, the one being filled and those returned.
+			if made := len(rp.free); made > (3*workers+4)*batchSize {
+				t.Errorf("%d persons were made for %d candidates: they are not reused", made, len(people))
+			}
+			for _, name := range []string{"vip", "repeat_buyers"} {
+				wantX, err := Export(context.Background(), set, name, peopleOf(people), &fakeGate{deny: deny}, dest, clock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rx := &recycledPeople{t: t, list: people}
+				gotX, err := Export(context.Background(), set, name, rx.people(), &fakeGate{deny: deny}, dest, clock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(gotX, wantX) || len(wantX.Rows) == 0 {
+					t.Fatalf("%s: an export over reused persons differs (%d rows, want %d)", name, len(gotX.Rows), len(wantX.Rows))
+				}
+				if rx.released != rx.yielded {
+					t.Fatalf("%s export: yielded %d, released %d", name, rx.yielded, rx.released)
+				}
+			}
+		})
+	}
+}
+
+// The memo finds each row at its position across chunk boundaries, and
+// only for the person it was kept for.
+func TestPassMemoRows(t *testing.T) {
+	m := &passMemo{seed: maphash.MakeSeed()}
+	const n = 2*memoChunkLen + 5
+	for i := 0; i < n; i++ {
+		m.add(fmt.Sprint("p", i), memoRow{vals: [memoMetrics]float64{float64(i)}})
+	}
+	for _, tc := range []struct {
+		name string
+		seq  int
+		ref  string
+		want float64 // -1: no row
+	}{
+		{"first", 0, "p0", 0},
+		{"last of a chunk", memoChunkLen - 1, fmt.Sprint("p", memoChunkLen-1), memoChunkLen - 1},
+		{"first of the next", memoChunkLen, fmt.Sprint("p", memoChunkLen), memoChunkLen},
+		{"last", n - 1, fmt.Sprint("p", n-1), n - 1},
+		{"past the end", n, fmt.Sprint("p", n), -1},
+		{"another person there", 7, "p8", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			row := m.row(tc.seq, tc.ref)
+			switch {
+			case tc.want < 0 && row != nil:
+				t.Fatalf("row %v, want none", row.vals[0])
+			case tc.want >= 0 && (row == nil || row.vals[0] != tc.want):
+				t.Fatalf("row %v, want %v", row, tc.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,120 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/custody-cdp/custody/core/event"
+	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/segments"
+)
+
+// A scan hands released views to later people (personView.Release), with
+// their arrays for members, digests and events: every segment's members
+// and counts equal those of a scan of fresh views, over more people than
+// a run holds in flight, of one node and of several, with and without
+// consent, evaluated from digests and from full events.
+func TestReusedViewsEqualFreshViews(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := context.Background()
+	names := []string{"cart_abandoners", "repeat_buyers", "vip", "at_risk", "discount_only_buyers", "browsers_without_purchase"}
+	for _, tmpl := range names {
+		if _, err := c.ApplyTemplate(ctx, tmpl, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewSource(5))
+	const people = 3000
+	var batch []event.Message
+	add := func(body string) {
+		m, err := event.DecodeMessage([]byte(body), "", fixedNow)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if batch = append(batch, m); len(batch) == 1000 {
+			if _, err := c.Ingest(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for u := 0; u < people; u++ {
+		country, state := "US", "CA"
+		if u%3 == 0 {
+			country, state = "DE", "" // denied: no consent
+		}
+		ids := fmt.Sprintf(`"userId":"u%d"`, u)
+		add(fmt.Sprintf(`{"type":"identify","messageId":"i%d",%s,"traits":{"email":"p%d@example.com","address":{"country":%q,"state":%q}}}`, u, ids, u, country, state))
+		nodes := 1 + rng.Intn(3) // devices merged into the person
+		for e := 0; e < 1+rng.Intn(8); e++ {
+			who := ids
+			if d := rng.Intn(nodes); d > 0 {
+				who = fmt.Sprintf(`"anonymousId":"d%d-%d"`, u, d)
+				if e == 0 {
+					who += "," + ids
+				}
+			}
+			ts := fixedNow.Add(-time.Duration(rng.Intn(400*24)) * time.Hour).Format(time.RFC3339)
+			mid := fmt.Sprintf("e%d-%d", u, e)
+			switch rng.Intn(4) {
+			case 0:
+				add(fmt.Sprintf(`{"type":"track","messageId":%q,%s,"event":"Product Viewed","timestamp":%q}`, mid, who, ts))
+			case 1:
+				add(fmt.Sprintf(`{"type":"track","messageId":%q,%s,"event":"Product Added","timestamp":%q}`, mid, who, ts))
+			default:
+				coupon := []string{"", "SAVE10"}[rng.Intn(2)]
+				add(fmt.Sprintf(`{"type":"track","messageId":%q,%s,"event":"Order Completed","properties":{"order_id":%q,"total":%d,"coupon":%q},"timestamp":%q}`, mid, who, mid, 5+rng.Intn(300), coupon, ts))
+			}
+		}
+	}
+	if len(batch) > 0 {
+		if _, err := c.Ingest(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evaluate := func(name string) *segments.SegmentResult {
+		set, err := c.segmentSet(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r *segments.SegmentResult
+		if err := c.store.View(ctx, func(tx *store.Txn) error {
+			r, err = c.run(ctx, tx, set, name, fixedNow)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	refs := func(r *segments.SegmentResult) []string {
+		var out []string
+		for _, m := range r.Members {
+			out = append(out, m.Ref())
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, fromEvents := range []bool{false, true} {
+		for _, name := range names {
+			t.Run(fmt.Sprintf("%s/from events %v", name, fromEvents), func(t *testing.T) {
+				c.evalFromEvents = fromEvents
+				defer func() { c.evalFromEvents = false }()
+				c.freshViews = true
+				want := evaluate(name)
+				c.freshViews = false
+				got := evaluate(name)
+				if len(want.Members) == 0 || want.NotConsented == 0 {
+					t.Fatalf("%d members, %d not consented: the comparison would prove little", len(want.Members), want.NotConsented)
+				}
+				if !slices.Equal(refs(got), refs(want)) || got.NotConsented != want.NotConsented || got.Evaluated != want.Evaluated {
+					t.Fatalf("reused views: %d members (%d evaluated, %d not consented), fresh views: %d (%d, %d)",
+						len(got.Members), got.Evaluated, got.NotConsented, len(want.Members), want.Evaluated, want.NotConsented)
+				}
+			})
+		}
+	}
+}
