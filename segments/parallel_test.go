@@ -250,11 +250,17 @@ func (p *recycled) check() {
 	}
 }
 
-func (p *recycled) Trait(name string) (any, bool)           { p.check(); return p.fakePerson.Trait(name) }
-func (p *recycled) Computed(name string) (float64, bool)    { p.check(); return p.fakePerson.Computed(name) }
-func (p *recycled) ComputedText(name string) (string, bool) { p.check(); return p.fakePerson.ComputedText(name) }
-func (p *recycled) Events(name string) []Event              { p.check(); return p.fakePerson.Events(name) }
-func (p *recycled) Field(name string) (any, bool)           { p.check(); return p.fakePerson.Field(name) }
+func (p *recycled) Trait(name string) (any, bool) { p.check(); return p.fakePerson.Trait(name) }
+func (p *recycled) Computed(name string) (float64, bool) {
+	p.check()
+	return p.fakePerson.Computed(name)
+}
+func (p *recycled) ComputedText(name string) (string, bool) {
+	p.check()
+	return p.fakePerson.ComputedText(name)
+}
+func (p *recycled) Events(name string) []Event    { p.check(); return p.fakePerson.Events(name) }
+func (p *recycled) Field(name string) (any, bool) { p.check(); return p.fakePerson.Field(name) }
 
 func (p *recycled) Release() {
 	if !p.live.Swap(false) {
