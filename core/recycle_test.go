@@ -11,6 +11,7 @@ import (
 	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/segments"
+	"github.com/google/uuid"
 )
 
 // A scan hands released views to later people (personView.Release), with
@@ -116,5 +117,17 @@ func TestReusedViewsEqualFreshViews(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestEncodeUUID(t *testing.T) {
+	for _, u := range []uuid.UUID{uuid.Nil, uuid.Max, uuid.MustParse("0194f3a2-7b1c-7def-8a12-3456789abcde"), uuid.Must(uuid.NewV7())} {
+		t.Run(u.String(), func(t *testing.T) {
+			var b [36]byte
+			encodeUUID(&b, u)
+			if got := string(b[:]); got != u.String() {
+				t.Fatalf("%s, want %s", got, u)
+			}
+		})
 	}
 }

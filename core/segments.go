@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/google/uuid"
 
@@ -188,7 +190,11 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 			if pv.members, err = memberPIDs(v, buf); err != nil {
 				return err
 			}
-			if !yield(segments.Candidate{Ref: pv.root.String(), Person: pv}) {
+			// The reference lives in the view (segments.Candidate allows
+			// it: Run and Export copy the references they keep), not in
+			// an allocation per person.
+			encodeUUID(&pv.ref, pv.root)
+			if !yield(segments.Candidate{Ref: unsafe.String(&pv.ref[0], len(pv.ref)), Person: pv}) {
 				return store.ErrStopScan
 			}
 			return nil
@@ -274,6 +280,17 @@ type personView struct {
 	// person of several nodes (Release).
 	spareMembers []uuid.UUID
 	spareDigests []digest
+	ref          [36]byte // root's text, backing the candidate's Ref (people)
+}
+
+// encodeUUID writes u's text form (uuid.UUID.String) into dst.
+func encodeUUID(dst *[36]byte, u uuid.UUID) {
+	hex.Encode(dst[0:8], u[0:4])
+	hex.Encode(dst[9:13], u[4:6])
+	hex.Encode(dst[14:18], u[6:8])
+	hex.Encode(dst[19:23], u[8:10])
+	hex.Encode(dst[24:], u[10:])
+	dst[8], dst[13], dst[18], dst[23] = '-', '-', '-', '-'
 }
 
 // viewRun is what the personViews of one read share.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/custody-cdp/custody/policies"
@@ -50,7 +51,10 @@ func (s *subjectHandle) subject()       {}
 // Candidate is a person offered to Run or Export.
 type Candidate struct {
 	// Ref is an opaque reference only the caller can map to a person (a
-	// profile id, a keyed hash); segments never interprets it.
+	// profile id, a keyed hash); segments never interprets it. When the
+	// person is a Releaser, Ref may share its memory and is valid only
+	// until Release: Run and Export copy the references they keep
+	// (members, rows).
 	Ref string
 	// Person is the person's data.
 	Person Person
@@ -235,7 +239,7 @@ func run(ctx context.Context, set *Set, people People, gate Gate, now time.Time,
 				sr.NotConsented++
 			case stateMember:
 				sr.Evaluated++
-				sr.Members = append(sr.Members, Member{ref: c.Ref})
+				sr.Members = append(sr.Members, Member{ref: strings.Clone(c.Ref)})
 			default:
 				sr.Evaluated++
 			}
@@ -339,7 +343,7 @@ func Export(ctx context.Context, set *Set, segment string, people People, gate G
 			if !ok {
 				return ErrNoFieldSource
 			}
-			row := Row{ref: cand.Ref}
+			row := Row{ref: strings.Clone(cand.Ref)}
 			for _, f := range d.Fields {
 				if !declared[f] || slices.ContainsFunc(row.fields, func(x Field) bool { return x.Name == f }) {
 					continue

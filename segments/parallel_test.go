@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/custody-cdp/custody/policies"
 )
@@ -242,6 +243,7 @@ type recycled struct {
 	*fakePerson
 	owner *recycledPeople
 	live  atomic.Bool
+	ref   [16]byte // backs the candidate's Ref, as core's views do
 }
 
 func (p *recycled) check() {
@@ -287,7 +289,8 @@ func (r *recycledPeople) people() People {
 			r.mu.Unlock()
 			p.fakePerson = c.Person.(*fakePerson)
 			p.live.Store(true)
-			if !yield(Candidate{Ref: c.Ref, Person: p}) {
+			n := copy(p.ref[:], c.Ref)
+			if !yield(Candidate{Ref: unsafe.String(&p.ref[0], n), Person: p}) {
 				return
 			}
 		}
