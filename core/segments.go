@@ -486,15 +486,13 @@ func (p *personView) Events(name string) []segments.Event {
 		evs = p.byName[:len(p.byName)+1][len(p.byName)].events[:0]
 	}
 	if idx := slices.Index(p.names, name); idx >= 0 {
-		if n := countNamed(p.digests, uint32(idx)); n > 0 {
-			if cap(evs) < n {
-				evs = make([]segments.Event, 0, n)
-			}
-			for _, d := range p.digests {
-				for it := d.iter(); it.next(); {
-					if it.name == uint32(idx) {
-						evs = append(evs, segments.Event{Time: time.Unix(0, it.at).UTC()})
-					}
+		// Appended without counting first: the array is mostly a released
+		// view's, already large enough, and a second walk of the digests
+		// cost more than the growth it saved.
+		for _, d := range p.digests {
+			for it := d.iter(); it.next(); {
+				if it.name == uint32(idx) {
+					evs = append(evs, segments.Event{Time: time.Unix(0, it.at).UTC()})
 				}
 			}
 		}
@@ -610,9 +608,6 @@ func (p *personView) quickValues() *quickNums {
 	orders := buf[:0]
 	var first time.Time
 	ordered := uint32(slices.Index(p.names, orderCompleted)) // -1: no order among the names
-	if n := countNamed(p.digests, ordered); n > len(buf) {
-		orders = make([]order, 0, n)
-	}
 	for _, d := range p.digests {
 		for it := d.iter(); it.next(); {
 			at := time.Unix(0, it.at).UTC()
@@ -637,21 +632,6 @@ func (p *personView) ComputedText(name string) (string, bool) {
 	}
 	s, ok := v.text[name]
 	return s, ok
-}
-
-// countNamed counts the events of name index name in ds, so that a slice
-// of them is made once at its size instead of grown event by event
-// (iterating costs no allocation).
-func countNamed(ds []digest, name uint32) int {
-	n := 0
-	for _, d := range ds {
-		for it := d.iter(); it.next(); {
-			if it.name == name {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // namedEvents are a person's events of one name, from the digests.
