@@ -49,7 +49,9 @@ demo: build
 # bench/ingest.sh compares
 # HTTP ingestion with PostgreSQL 15 doing the same inserts (installed from
 # Debian if missing); the Go benchmarks print msgs/s, people/s and
-# decisions/s with their baselines in the same run.
+# decisions/s with their baselines in the same run. bench/segments.sh and
+# bench/privacy.sh run at a million profiles, each with PostgreSQL in the
+# same run (~12 minutes each on 2 cores); bench/personalize.sh last.
 bench: build
 	mkdir -p bench/out
 	$(GO) test -run=XXX -bench=BenchmarkIngest -benchtime=200000x ./core/ | tee bench/out/core.txt
