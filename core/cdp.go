@@ -83,6 +83,8 @@ type CDP struct {
 	// released one (personView.Release): the reference tests compare
 	// reuse against.
 	freshViews bool
+	// viewSlabs counts the slabs of views scans allocated (tests).
+	viewSlabs atomic.Int64
 	// eraseHook, set by tests only, runs between the steps of a deletion
 	// (fault injection: an error there stands for a crash).
 	eraseHook func(step string) error

@@ -119,6 +119,15 @@ func TestPIDPoolTakeWaitsForBatchInTheMaking(t *testing.T) {
 // pooled id is handed out, in order.
 func TestPIDPoolSkipsNothingUnderLoad(t *testing.T) {
 	p := newPIDPool()
+	slowCommit := func(context.Context, []uuid.UUID) error {
+		time.Sleep(time.Millisecond) // a vault commit
+		return nil
+	}
+	// The first batch lands before the stream starts: on one CPU the
+	// refill goroutine would otherwise not run until the stream ends.
+	if err := p.fill(context.Background(), slowCommit); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -129,10 +138,7 @@ func TestPIDPoolSkipsNothingUnderLoad(t *testing.T) {
 				return
 			case <-p.refill:
 			}
-			if err := p.fill(context.Background(), func(context.Context, []uuid.UUID) error {
-				time.Sleep(time.Millisecond) // a vault commit
-				return nil
-			}); err != nil {
+			if err := p.fill(context.Background(), slowCommit); err != nil {
 				t.Error(err)
 			}
 		}

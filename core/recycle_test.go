@@ -107,7 +107,12 @@ func TestReusedViewsEqualFreshViews(t *testing.T) {
 				c.freshViews = true
 				want := evaluate(name)
 				c.freshViews = false
+				before := c.viewSlabs.Load()
 				got := evaluate(name)
+				// Without reuse, every person takes a view of their own.
+				if slabs := c.viewSlabs.Load() - before; slabs*64 >= people {
+					t.Fatalf("%d slabs of 64 views for %d people: views are not reused", slabs, people)
+				}
 				if len(want.Members) == 0 || want.NotConsented == 0 {
 					t.Fatalf("%d members, %d not consented: the comparison would prove little", len(want.Members), want.NotConsented)
 				}

@@ -176,6 +176,7 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 					// done with them; until then, one allocation
 					// makes many.
 					slab = make([]personView, 64)
+					c.viewSlabs.Add(1)
 				}
 				pv = &slab[0]
 				slab = slab[1:]

@@ -32,7 +32,9 @@ type Gate interface {
 // caller's Gate maps it back with Ref, or type-asserts Person to its own
 // type.
 type Subject interface {
-	// Ref is the candidate's opaque reference (Candidate.Ref).
+	// Ref is the candidate's opaque reference (Candidate.Ref): like the
+	// Subject itself, valid only during Allow (a gate that keeps it
+	// copies it).
 	Ref() string
 	// Person is the candidate's data (Candidate.Person).
 	Person() Person
