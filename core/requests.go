@@ -83,6 +83,22 @@ func (r *PrivacyRequest) CanVerify() bool { return r.Status == StatusReceived }
 func (r *PrivacyRequest) CanReject() bool { return r.CanVerify() || r.Status == StatusVerified }
 func (r *PrivacyRequest) CanExtend() bool { return r.open() && !r.extended() }
 
+// extension is how far the one extension a regulation allows moves the due
+// date, and its name for people: GDPR Art. 12(3) two further months, CCPA
+// 45 further days.
+func (r *PrivacyRequest) extension() (months, days int, text string) {
+	if r.Regulation == "ccpa" {
+		return 0, 45, "45 days (CCPA)"
+	}
+	return 2, 0, "two months (GDPR)"
+}
+
+// ExtensionPeriod says how far an extension moves the due date.
+func (r *PrivacyRequest) ExtensionPeriod() string {
+	_, _, text := r.extension()
+	return text
+}
+
 func (r *PrivacyRequest) extended() bool {
 	for _, h := range r.History {
 		if h.Status == "extended" {
@@ -389,11 +405,8 @@ func (c *CDP) ExtendRequest(ctx context.Context, id, reason string) (*PrivacyReq
 	if r.extended() {
 		return nil, fmt.Errorf("%w: request %s was extended already", ErrInvalidInput, id)
 	}
-	if r.Regulation == "ccpa" {
-		r.DueAt = r.DueAt.AddDate(0, 0, 45)
-	} else {
-		r.DueAt = r.DueAt.AddDate(0, 2, 0)
-	}
+	months, days, _ := r.extension()
+	r.DueAt = r.DueAt.AddDate(0, months, days)
 	r.History = append(r.History, RequestStep{At: c.now().UTC(), Status: "extended", Note: reason})
 	if err := c.putRequest(ctx, r); err != nil {
 		return nil, err

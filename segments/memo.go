@@ -34,7 +34,7 @@ type memoRow struct {
 }
 
 // passMemo holds the population pass's rows in People's order, in chunks
-// of memoChunk: grown by appending, a million rows left their copies
+// of memoChunkLen: grown by appending, a million rows left their copies
 // behind as garbage. It is written by the pass's reducer alone and only
 // read afterwards.
 type passMemo struct {

@@ -195,11 +195,8 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, s *session
 }
 
 func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, s *session, code int, req *core.PrivacyRequest, msg string) {
-	d := requestData{Req: req, Overdue: req.Overdue(c.now()), ExtendBy: "two months (GDPR)", Erases: core.ErasesPerson(req.Type),
+	d := requestData{Req: req, Overdue: req.Overdue(c.now()), ExtendBy: req.ExtensionPeriod(), Erases: core.ErasesPerson(req.Type),
 		CanVerify: req.CanVerify(), CanReject: req.CanReject(), CanExtend: req.CanExtend()}
-	if req.Regulation == "ccpa" {
-		d.ExtendBy = "45 days (CCPA)"
-	}
 	c.mu.Lock()
 	d.Report = s.reports[req.ID]
 	c.mu.Unlock()
