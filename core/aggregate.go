@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,12 +48,12 @@ type orderEvent struct {
 	x    *eventExtra
 }
 
-// aggregates holds the digests. Safe for concurrent use.
+// aggregates holds the digests, in the node table (nodetable.go), and the
+// event names they index, under the table's lock. Safe for concurrent use.
 type aggregates struct {
-	mu       sync.RWMutex // read-locked by lookups: evaluation runs on several workers
+	t        *nodeTable
 	names    map[string]uint32
 	list     []string
-	nodes    map[uuid.UUID]digest
 	building builds
 }
 
@@ -95,8 +94,8 @@ func (bs builds) end(pid uuid.UUID) bool {
 	return clean
 }
 
-func newAggregates() *aggregates {
-	return &aggregates{names: map[string]uint32{}, nodes: map[uuid.UUID]digest{}, building: builds{}}
+func newAggregates(t *nodeTable) *aggregates {
+	return &aggregates{t: t, names: map[string]uint32{}, building: builds{}}
 }
 
 func (a *aggregates) intern(name string) uint32 {
@@ -115,32 +114,32 @@ func (a *aggregates) apply(evs []nodeEvent, created []uuid.UUID) {
 	if len(evs) == 0 && len(created) == 0 {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
 	// A node the group created has no event but the group's: its digest
 	// is known without a read.
 	for _, p := range created {
-		if _, ok := a.nodes[p]; !ok {
-			a.nodes[p] = digest{}
+		if a.t.m[p].dig == nil {
+			a.t.setDigest(p, digest{})
 		}
 	}
 	for _, e := range evs {
 		a.building.touch(e.pid)
-		d, ok := a.nodes[e.pid]
-		if !ok {
+		d := a.t.m[e.pid].dig
+		if d == nil {
 			continue
 		}
-		a.nodes[e.pid] = appendDigest(d, a.intern(e.ev.name), &e.ev)
+		a.t.setDigest(e.pid, appendDigest(d, a.intern(e.ev.name), &e.ev))
 	}
 }
 
 // drop forgets nodes (erasure): nothing of a deleted person stays behind,
 // in memory either.
 func (a *aggregates) drop(pids ...uuid.UUID) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
 	for _, p := range pids {
-		delete(a.nodes, p)
+		a.t.dropDigest(p)
 		a.building.touch(p)
 	}
 }
@@ -148,40 +147,23 @@ func (a *aggregates) drop(pids ...uuid.UUID) {
 // get returns a node's cached digest and the event names its name ids
 // index (an append-only list: the returned prefix stays valid).
 func (a *aggregates) get(pid uuid.UUID) (digest, []string, bool) {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	d, ok := a.nodes[pid]
-	return d, a.list, ok
-}
-
-// getAll fills out[i] with the cached digest of pids[i] where there is one,
-// under one acquisition of the lock, and returns the names list if all
-// were there (else nil).
-func (a *aggregates) getAll(pids []uuid.UUID, out []digest) []string {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	all := true
-	for i, p := range pids {
-		out[i] = a.nodes[p]
-		all = all && out[i] != nil
-	}
-	if !all {
-		return nil
-	}
-	return a.list
+	a.t.mu.RLock()
+	defer a.t.mu.RUnlock()
+	d := a.t.m[pid].dig
+	return d, a.list, d != nil
 }
 
 func (a *aggregates) begin(pid uuid.UUID) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
 	a.building.begin(pid)
 }
 
 // end caches a finished build (ok) unless a commit touched the node
 // meanwhile.
 func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) (digest, []string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
 	var out digest
 	for i := range evs {
 		out = appendDigest(out, a.intern(evs[i].name), &evs[i])
@@ -193,8 +175,8 @@ func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) (digest, []st
 		out = slices.Clone(out) // kept for long: without the growth slack
 	}
 	if clean := a.building.end(pid); ok && clean {
-		if _, ok := a.nodes[pid]; !ok {
-			a.nodes[pid] = out
+		if a.t.m[pid].dig == nil {
+			a.t.setDigest(pid, out)
 		}
 	}
 	return out, a.list

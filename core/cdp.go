@@ -60,6 +60,9 @@ type CDP struct {
 	// suppressed holds the identifier index keys of deleted people.
 	suppressed map[string]bool
 	pids       *pidPool
+	// nodes is the in-memory table of nodes' gate inputs and event
+	// digests (nodetable.go) that aggs and gates keep.
+	nodes *nodeTable
 	// aggs are the in-memory event digests segment evaluation reads
 	// (aggregate.go); the committer feeds them after each commit.
 	aggs *aggregates
@@ -226,6 +229,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		}
 		return nil, err
 	}
+	nodes := newNodeTable()
 	c := &CDP{
 		cfg:       cfg,
 		log:       opts.Logger,
@@ -239,8 +243,9 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		ids:       newIDCache(cfg.Ingest.IdentifierCacheSize),
-		aggs:      newAggregates(),
-		gates:     newGateCache(),
+		nodes:     nodes,
+		aggs:      newAggregates(nodes),
+		gates:     newGateCache(nodes),
 		live:      newLiveQueue(),
 		consented: newPIDSet(),
 		obs:       newObsCache(cfg.Ingest.IdentifierCacheSize),

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 	"unique"
 
@@ -176,15 +175,15 @@ func (l gateTraitList) maps() (map[string]json.RawMessage, map[string]time.Time)
 	return traits, times
 }
 
-// gateCache holds the gate inputs of nodes. Safe for concurrent use.
+// gateCache holds the gate inputs of nodes, in the node table
+// (nodetable.go), under its lock. Safe for concurrent use.
 type gateCache struct {
-	mu       sync.RWMutex // read-locked by lookups: evaluation runs on several workers
-	nodes    map[uuid.UUID]*gateNode
-	building builds
+	t        *nodeTable
+	building builds // guarded by t.mu
 }
 
-func newGateCache() *gateCache {
-	return &gateCache{nodes: map[uuid.UUID]*gateNode{}, building: builds{}}
+func newGateCache(t *nodeTable) *gateCache {
+	return &gateCache{t: t, building: builds{}}
 }
 
 // invalidate forgets nodes whose record or consent changed (or that were
@@ -193,10 +192,10 @@ func (g *gateCache) invalidate(pids ...uuid.UUID) {
 	if len(pids) == 0 {
 		return
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.t.mu.Lock()
+	defer g.t.mu.Unlock()
 	for _, p := range pids {
-		delete(g.nodes, p)
+		g.t.dropGate(p)
 		g.building.touch(p)
 	}
 }
@@ -204,48 +203,35 @@ func (g *gateCache) invalidate(pids ...uuid.UUID) {
 // put caches entries a commit produced, and marks builds in progress for
 // their nodes as stale.
 func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.t.mu.Lock()
+	defer g.t.mu.Unlock()
 	for p, n := range entries {
-		g.nodes[p] = n
+		g.t.setGate(p, n)
 		g.building.touch(p)
 	}
 }
 
-// getAll fills out[i] with the entry of pids[i] where there is one, under
-// one acquisition of the lock, and says whether all were there.
-func (g *gateCache) getAll(pids []uuid.UUID, out []*gateNode) bool {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	all := true
-	for i, p := range pids {
-		out[i] = g.nodes[p]
-		all = all && out[i] != nil
-	}
-	return all
-}
-
 func (g *gateCache) get(pid uuid.UUID) (*gateNode, bool) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	n, ok := g.nodes[pid]
-	return n, ok
+	g.t.mu.RLock()
+	defer g.t.mu.RUnlock()
+	n := g.t.m[pid].gate
+	return n, n != nil
 }
 
 func (g *gateCache) begin(pid uuid.UUID) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.t.mu.Lock()
+	defer g.t.mu.Unlock()
 	g.building.begin(pid)
 }
 
 // end caches a finished build (n != nil) unless the node was invalidated
 // meanwhile.
 func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.t.mu.Lock()
+	defer g.t.mu.Unlock()
 	if clean := g.building.end(pid); n != nil && clean {
-		if _, ok := g.nodes[pid]; !ok {
-			g.nodes[pid] = n
+		if g.t.m[pid].gate == nil {
+			g.t.setGate(pid, n)
 		}
 	}
 }
@@ -384,25 +370,19 @@ func (g personGate) subject(m map[string]policies.Consent) policies.Subject {
 // gateView resolves a person's gate inputs (root and members) from the
 // nodes' entries: what consentOf computes from the records themselves,
 // for the traits jurisdictionOf reads, and whether the merged traits
-// (merged as traitsOf merges them) make the person reachable.
-func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID) (personGate, error) {
-	var buf [4]*gateNode // most people's nodes: no allocation
-	nodes := buf[:0]
-	if len(members) > len(buf) {
-		nodes = make([]*gateNode, 0, len(members))
-	}
-	nodes = nodes[:len(members)]
-	if !c.gates.getAll(members, nodes) {
-		for i, m := range members {
-			if nodes[i] != nil {
-				continue
-			}
-			n, err := c.gateNodeOf(ctx, m)
-			if err != nil {
-				return personGate{}, fmt.Errorf("profile %s: %w", m, err)
-			}
-			nodes[i] = n
+// (merged as traitsOf merges them) make the person reachable. nodes[i] is
+// members[i]'s entry as fetched from memory, or nil: it is read then (and
+// nodes[i] set).
+func (c *CDP) gateView(ctx context.Context, tx *store.Txn, root uuid.UUID, members []uuid.UUID, nodes []*gateNode) (personGate, error) {
+	for i, m := range members {
+		if nodes[i] != nil {
+			continue
 		}
+		n, err := c.gateNodeOf(ctx, m)
+		if err != nil {
+			return personGate{}, fmt.Errorf("profile %s: %w", m, err)
+		}
+		nodes[i] = n
 	}
 	// Most people have their traits and consent on one node (the userId's)
 	// and none on the others (an email's, a device's): their view is that

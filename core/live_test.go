@@ -499,7 +499,7 @@ func checkGatePaths(t *testing.T, c *CDP) {
 				if err != nil {
 					return err
 				}
-				g, err := c.gateView(ctx, tx, root, members)
+				g, err := c.newView(ctx, tx, root, members, fixedNow).gateInputs()
 				if err != nil {
 					return err
 				}
@@ -522,9 +522,7 @@ func checkGatePaths(t *testing.T, c *CDP) {
 		if people == 0 {
 			t.Fatal("no person to compare")
 		}
-		c.gates.mu.Lock()
-		c.gates.nodes = map[uuid.UUID]*gateNode{}
-		c.gates.mu.Unlock()
+		dropNodeEntries(c, true, false)
 	}
 }
 

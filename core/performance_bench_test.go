@@ -95,7 +95,7 @@ func BenchmarkSegmentReport(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if mode == "cold" {
 					b.StopTimer()
-					c.aggs = newAggregates()
+					dropNodeEntries(c, false, true)
 					b.StartTimer()
 				}
 				if rep, err = c.SegmentReport(ctx, "winback", since, fixedNow); err != nil {

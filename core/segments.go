@@ -168,6 +168,19 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set), recycle: !c.freshViews}
 	return func(yield func(segments.Candidate) bool) {
 		var slab []personView
+		// Views are yielded in batches, each fetched from memory under one
+		// lock (nodeTable.fetchViews).
+		batch := make([]*personView, 0, fetchBatch)
+		stopped := false
+		flush := func() {
+			c.nodes.fetchViews(batch, c.aggs)
+			for _, pv := range batch {
+				if !stopped && !yield(segments.Candidate{Ref: unsafe.String(&pv.ref[0], len(pv.ref)), Person: pv}) {
+					stopped = true
+				}
+			}
+			batch = batch[:0]
+		}
 		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
 			pv := run.reused()
 			if pv == nil {
@@ -195,13 +208,23 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 			// it: Run and Export copy the references they keep), not in
 			// an allocation per person.
 			encodeUUID(&pv.ref, pv.root)
-			if !yield(segments.Candidate{Ref: unsafe.String(&pv.ref[0], len(pv.ref)), Person: pv}) {
+			if batch = append(batch, pv); len(batch) == cap(batch) {
+				flush()
+			}
+			if stopped {
 				return store.ErrStopScan
 			}
 			return nil
 		})
+		if len(batch) > 0 && *errp == nil {
+			flush()
+		}
 	}
 }
+
+// fetchBatch is how many people a scan looks up in memory at once: enough
+// for their lookups to overlap, few enough that the read lock is brief.
+const fetchBatch = 64
 
 // run evaluates the named segment of set over every person, through the
 // gate, in tx.
@@ -269,17 +292,26 @@ type personView struct {
 	events  map[string][]segments.Event
 	derived *traitValues
 	quick   quickNums // quickValues, when only those were asked
-	digests []digest  // the members' event digests, from memory
-	names   []string  // what the digests' name indexes index
-	byName  []namedEvents
-	err     error
-	// oneMember and oneDigest back members and digests for a person of
-	// one node.
+	// fetched: gnodes and digests hold what memory has of the members'
+	// gate inputs and event digests (nil where it has nothing yet), and
+	// names the digests' name list (nodeTable.fetchViews). digestsDone:
+	// the missing digests are built too (loadDigest).
+	fetched     bool
+	digestsDone bool
+	gnodes      []*gateNode
+	digests     []digest
+	names       []string // what the digests' name indexes index
+	byName      []namedEvents
+	err         error
+	// oneMember, oneGate and oneDigest back members, gnodes and digests
+	// for a person of one node.
 	oneMember [1]uuid.UUID
+	oneGate   [1]*gateNode
 	oneDigest [1]digest
-	// spareMembers and spareDigests are a released view's arrays for a
-	// person of several nodes (Release).
+	// spareMembers, spareGates and spareDigests are a released view's
+	// arrays for a person of several nodes (Release).
 	spareMembers []uuid.UUID
+	spareGates   []*gateNode
 	spareDigests []digest
 	ref          [36]byte // root's text, backing the candidate's Ref (people)
 }
@@ -340,9 +372,12 @@ func (p *personView) Release() {
 	if !run.recycle {
 		return
 	}
-	keep := personView{viewRun: run, byName: p.byName[:0], spareMembers: p.spareMembers, spareDigests: p.spareDigests}
+	keep := personView{viewRun: run, byName: p.byName[:0], spareMembers: p.spareMembers, spareGates: p.spareGates, spareDigests: p.spareDigests}
 	if cap(p.members) > 1 {
 		keep.spareMembers = p.members[:0]
+	}
+	if cap(p.gnodes) > 1 {
+		keep.spareGates = p.gnodes[:0]
 	}
 	if cap(p.digests) > 1 {
 		keep.spareDigests = p.digests[:0]
@@ -394,7 +429,8 @@ func (p *personView) consent() (ConsentView, error) {
 // gateInputs reads the person's gate inputs from memory (gatecache.go).
 func (p *personView) gateInputs() (*personGate, error) {
 	if !p.hasGate {
-		g, err := p.c.gateView(p.ctx, p.tx, p.root, p.members)
+		p.fetch()
+		g, err := p.c.gateView(p.ctx, p.tx, p.root, p.members, p.gnodes)
 		if err != nil {
 			return nil, err
 		}
@@ -646,21 +682,10 @@ type namedEvents struct {
 // the digests are cached. Events and traitValues read only what they need
 // of them.
 func (p *personView) loadDigest() {
-	if p.digests != nil || p.err != nil {
+	if p.digestsDone || p.err != nil {
 		return
 	}
-	switch n := len(p.members); {
-	case n == 1:
-		p.digests = p.oneDigest[:]
-	case cap(p.spareDigests) >= n:
-		p.digests = p.spareDigests[:n]
-		clear(p.digests)
-	default:
-		p.digests = make([]digest, n)
-	}
-	if p.names = p.c.aggs.getAll(p.members, p.digests); p.names != nil {
-		return
-	}
+	p.fetch()
 	for i, n := range p.members {
 		if p.digests[i] != nil {
 			continue
@@ -675,6 +700,46 @@ func (p *personView) loadDigest() {
 			p.names = names
 		}
 	}
+	p.digestsDone = true
+}
+
+// fetch fills gnodes and digests from memory, unless a scan did it for a
+// batch of views (people).
+func (p *personView) fetch() {
+	if p.fetched {
+		return
+	}
+	t := p.c.nodes
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	p.fetchLocked(t, p.c.aggs.list)
+}
+
+// fetchLocked is fetch with t.mu held; names is the digests' name list.
+func (p *personView) fetchLocked(t *nodeTable, names []string) {
+	switch n := len(p.members); {
+	case n == 1:
+		p.gnodes, p.digests = p.oneGate[:], p.oneDigest[:]
+	default:
+		p.gnodes = fitSlice(p.spareGates, n)
+		p.digests = fitSlice(p.spareDigests, n)
+	}
+	for i, m := range p.members {
+		e := t.m[m]
+		p.gnodes[i], p.digests[i] = e.gate, e.dig
+	}
+	p.names, p.fetched = names, true
+}
+
+// fitSlice returns n cleared elements, in spare's array if it is large
+// enough.
+func fitSlice[T any](spare []T, n int) []T {
+	if cap(spare) < n {
+		return make([]T, n)
+	}
+	s := spare[:n]
+	clear(s)
+	return s
 }
 
 func num(v any) (float64, bool) {

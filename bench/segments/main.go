@@ -70,7 +70,7 @@ func main() {
 		dir       = flag.String("dir", "", "data directory (default: a temporary one, removed)")
 		seed      = flag.Uint64("seed", 1, "generator seed")
 		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
-		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the evaluations (a) to this file")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of each evaluation (a) to FILE.NAME (the segment's name)")
 		memprof   = flag.String("memprofile", "", "write heap profiles, taken after the load (FILE.load) and after the evaluations (a), to FILE")
 		config    = flag.String("config", "", "a custody.yaml whose settings replace the defaults (store sizes, caches, server runtime)")
 	)
@@ -137,28 +137,20 @@ func main() {
 		fmt.Printf("postgres load %.1fs (COPY + indexes + ANALYZE, not compared)\n", time.Since(start).Seconds())
 	}
 
-	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
 	fmt.Println("\n(a) brand-new segment, full evaluation through the gate (members / not consented; seconds)")
 	fmt.Printf("%-18s %10s %10s %9s   %10s %9s %7s\n", "segment", "members", "denied", "custody", "pg members", "pg", "ratio")
 	for i, name := range []string{"cart_abandoners", "vip", "at_risk"} {
 		if _, err := c.ApplyTemplate(ctx, name, nil); err != nil {
 			log.Fatal(err)
 		}
+		stopProfile := startCPUProfile(*cpuprof, name)
 		t0 := time.Now()
 		r, err := c.EvaluateSegment(ctx, name, now)
 		if err != nil {
 			log.Fatal(err)
 		}
 		cs := time.Since(t0).Seconds()
+		stopProfile()
 		label := name
 		if i == 0 {
 			label += " (cold)"
@@ -431,4 +423,26 @@ func load(ctx context.Context, c *core.CDP, pop population) int {
 	close(work)
 	wg.Wait()
 	return total
+}
+
+// startCPUProfile profiles one evaluation into file.name (nothing if file
+// is empty), so that the cold first evaluation is seen apart from the
+// others; the returned func stops it.
+func startCPUProfile(file, name string) func() {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file + "." + name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
