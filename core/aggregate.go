@@ -119,17 +119,15 @@ func (a *aggregates) apply(evs []nodeEvent, created []uuid.UUID) {
 	// A node the group created has no event but the group's: its digest
 	// is known without a read.
 	for _, p := range created {
-		if a.t.m[p].dig == nil {
+		if a.t.get(p).dig == nil {
 			a.t.setDigest(p, digest{})
 		}
 	}
 	for _, e := range evs {
 		a.building.touch(e.pid)
-		d := a.t.m[e.pid].dig
-		if d == nil {
-			continue
+		if s := a.t.lookup(e.pid); s != nil && s.dig != nil {
+			s.dig = appendDigest(s.dig, a.intern(e.ev.name), &e.ev)
 		}
-		a.t.setDigest(e.pid, appendDigest(d, a.intern(e.ev.name), &e.ev))
 	}
 }
 
@@ -149,7 +147,7 @@ func (a *aggregates) drop(pids ...uuid.UUID) {
 func (a *aggregates) get(pid uuid.UUID) (digest, []string, bool) {
 	a.t.mu.RLock()
 	defer a.t.mu.RUnlock()
-	d := a.t.m[pid].dig
+	d := a.t.get(pid).dig
 	return d, a.list, d != nil
 }
 
@@ -175,7 +173,7 @@ func (a *aggregates) end(pid uuid.UUID, evs []orderEvent, ok bool) (digest, []st
 		out = slices.Clone(out) // kept for long: without the growth slack
 	}
 	if clean := a.building.end(pid); ok && clean {
-		if a.t.m[pid].dig == nil {
+		if a.t.get(pid).dig == nil {
 			a.t.setDigest(pid, out)
 		}
 	}

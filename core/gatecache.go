@@ -214,7 +214,7 @@ func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
 func (g *gateCache) get(pid uuid.UUID) (*gateNode, bool) {
 	g.t.mu.RLock()
 	defer g.t.mu.RUnlock()
-	n := g.t.m[pid].gate
+	n := g.t.get(pid).gate
 	return n, n != nil
 }
 
@@ -230,7 +230,7 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 	g.t.mu.Lock()
 	defer g.t.mu.Unlock()
 	if clean := g.building.end(pid); n != nil && clean {
-		if g.t.m[pid].gate == nil {
+		if g.t.get(pid).gate == nil {
 			g.t.setGate(pid, n)
 		}
 	}

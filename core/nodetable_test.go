@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"testing"
 
 	"github.com/google/uuid"
@@ -17,7 +18,7 @@ import (
 func dropNodeEntries(c *CDP, gates, digests bool) {
 	c.nodes.mu.Lock()
 	defer c.nodes.mu.Unlock()
-	for p := range c.nodes.m {
+	for _, p := range c.nodes.ids() {
 		if gates {
 			c.nodes.dropGate(p)
 		}
@@ -51,8 +52,9 @@ func TestNodeTableKeepsKindsApart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tab := newNodeTable()
 			tc.do(tab)
-			e, ok := tab.m[p]
-			if ok != tc.wantEntry || (e.gate != nil) != tc.wantGate || (e.dig != nil) != tc.wantDig {
+			e := tab.get(p)
+			ok := tab.lookup(p) != nil
+			if ok != tc.wantEntry || tab.len() != map[bool]int{true: 1}[ok] || (e.gate != nil) != tc.wantGate || (e.dig != nil) != tc.wantDig {
 				t.Fatalf("entry %v (in map %v), want gate %v digest %v in map %v", e, ok, tc.wantGate, tc.wantDig, tc.wantEntry)
 			}
 		})
@@ -119,6 +121,94 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 				if want := min(stopAt, people); len(seen) != want {
 					t.Fatalf("stopping at %d: %d people yielded, want %d", stopAt, len(seen), want)
 				}
+			}
+		})
+	}
+}
+
+// The table against a Go map, over random sets and drops of both kinds:
+// every node's entries are found, dropped ones are not, through growth,
+// shrinking and deletions that move later slots back, with ids of every
+// kind (time-ordered version 7, random, and nearly identical ones whose
+// home slots collide).
+func TestNodeTableMatchesAMap(t *testing.T) {
+	kinds := []struct {
+		name string
+		id   func(i int) uuid.UUID
+	}{
+		{"v7", func(int) uuid.UUID { return uuid.Must(uuid.NewV7()) }},
+		{"v4", func(int) uuid.UUID { return uuid.New() }},
+		{"sequential", func(i int) uuid.UUID {
+			var u uuid.UUID
+			u[15], u[14] = byte(i), byte(i>>8)
+			u[0] = 1 // never the nil id
+			return u
+		}},
+	}
+	for _, kind := range kinds {
+		t.Run(kind.name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(7))
+			tab := newNodeTable()
+			want := map[uuid.UUID]nodeEntry{}
+			var pool []uuid.UUID
+			for i := range 20000 {
+				pool = append(pool, kind.id(i))
+			}
+			gates := []*gateNode{newGateNode(nil, nil, nil), newGateNode(nil, nil, nil)}
+			grown := false
+			check := func(step int) {
+				for _, s := range tab.shards {
+					grown = grown || len(s.slots) >= 8*minShardSlots
+				}
+				if tab.len() != len(want) {
+					t.Fatalf("step %d: %d entries, want %d", step, tab.len(), len(want))
+				}
+				for _, p := range pool {
+					got, w := tab.get(p), want[p]
+					if got.gate != w.gate || len(got.dig) != len(w.dig) || (got.dig == nil) != (w.dig == nil) {
+						t.Fatalf("step %d: %s has %v, want %v", step, p, got, w)
+					}
+				}
+			}
+			for step := range 80000 {
+				// Grow to most of the pool, then drop to a few, twice.
+				phase := step / 20000
+				grow := phase%2 == 0
+				p := pool[rng.Intn(len(pool))]
+				e := want[p]
+				switch op := rng.Intn(4); {
+				case grow && op == 0:
+					g := gates[rng.Intn(2)]
+					tab.setGate(p, g)
+					e.gate = g
+				case grow && op == 1:
+					d := make(digest, rng.Intn(3))
+					tab.setDigest(p, d)
+					e.dig = d
+				case op%2 == 0:
+					tab.dropGate(p)
+					e.gate = nil
+				default:
+					tab.dropDigest(p)
+					e.dig = nil
+				}
+				if e.gate == nil && e.dig == nil {
+					delete(want, p)
+				} else {
+					want[p] = e
+				}
+				if step%997 == 0 || step%20000 == 19999 {
+					check(step)
+				}
+			}
+			check(-1)
+			for i, s := range tab.shards {
+				if len(s.slots) > minShardSlots && s.n*8 < len(s.slots) {
+					t.Fatalf("shard %d: %d entries in %d slots: not shrunk", i, s.n, len(s.slots))
+				}
+			}
+			if !grown {
+				t.Fatal("no shard grew: the test does not reach resizing")
 			}
 		})
 	}

@@ -173,7 +173,7 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 		batch := make([]*personView, 0, fetchBatch)
 		stopped := false
 		flush := func() {
-			c.nodes.fetchViews(batch, c.aggs)
+			run.touched += c.nodes.fetchViews(batch, c.aggs)
 			for _, pv := range batch {
 				if !stopped && !yield(segments.Candidate{Ref: unsafe.String(&pv.ref[0], len(pv.ref)), Person: pv}) {
 					stopped = true
@@ -346,6 +346,10 @@ type viewRun struct {
 	recycle bool
 	mu      sync.Mutex
 	free    []*personView
+	// touched is what the scan's fetches read to bring entries into the
+	// cache (nodeTable.fetchViews), kept so that the reads are not
+	// optimised away; written by the scan only.
+	touched uint64
 }
 
 // reused returns a released view, reset, or nil.
@@ -725,7 +729,7 @@ func (p *personView) fetchLocked(t *nodeTable, names []string) {
 		p.digests = fitSlice(p.spareDigests, n)
 	}
 	for i, m := range p.members {
-		e := t.m[m]
+		e := t.get(m)
 		p.gnodes[i], p.digests[i] = e.gate, e.dig
 	}
 	p.names, p.fetched = names, true
