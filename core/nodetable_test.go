@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/segments"
 )
@@ -70,21 +69,15 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 		t.Run(fmt.Sprint(people), func(t *testing.T) {
 			c := openTest(t, testConfig(t))
 			ctx := context.Background()
-			var msgs []event.Message
+			var bodies []string
 			for u := range people {
 				body := fmt.Sprintf(`{"type":"identify","messageId":"i%d","userId":"u%d","traits":{"email":"p%d@example.com"}}`, u, u, u)
 				if u%4 == 0 { // a device merged into the person: two nodes
 					body = fmt.Sprintf(`{"type":"track","messageId":"t%d","userId":"u%d","anonymousId":"d%d","event":"Product Viewed"}`, u, u, u)
 				}
-				m, err := event.DecodeMessage([]byte(body), "", fixedNow)
-				if err != nil {
-					t.Fatal(err)
-				}
-				msgs = append(msgs, m)
+				bodies = append(bodies, body)
 			}
-			if _, err := c.Ingest(ctx, msgs); err != nil {
-				t.Fatal(err)
-			}
+			ingestAll(t, c, bodies...)
 			set, err := segments.NewSet(c.known())
 			if err != nil {
 				t.Fatal(err)
