@@ -101,8 +101,11 @@ func (s *nodeShard) find(id uuid.UUID, h uint64) (int, bool) {
 }
 
 // lookup returns id's slot, or nil; valid until the table is next written
-// (t.mu held).
+// (t.mu held). The nil id, which marks empty slots, is never in the table.
 func (t *nodeTable) lookup(id uuid.UUID) *nodeSlot {
+	if id == uuid.Nil {
+		return nil
+	}
 	h := nodeHash(id)
 	s := t.shard(h)
 	if i, ok := s.find(id, h); ok {
@@ -166,9 +169,13 @@ func (s *nodeShard) resize(n int) {
 }
 
 // The setters and droppers run with t.mu held for writing. A node with
-// neither entry leaves the table.
+// neither entry leaves the table; the nil id is never stored (it marks
+// empty slots, and no node has it).
 
 func (t *nodeTable) setGate(pid uuid.UUID, n *gateNode) {
+	if pid == uuid.Nil {
+		return
+	}
 	if n == nil {
 		t.dropGate(pid)
 		return
@@ -177,6 +184,9 @@ func (t *nodeTable) setGate(pid uuid.UUID, n *gateNode) {
 }
 
 func (t *nodeTable) setDigest(pid uuid.UUID, d digest) {
+	if pid == uuid.Nil {
+		return
+	}
 	if d == nil {
 		t.dropDigest(pid)
 		return
@@ -195,6 +205,9 @@ func (t *nodeTable) dropDigest(pid uuid.UUID) {
 // drop clears one kind of pid's entries with clear, and empties its slot
 // once it holds neither.
 func (t *nodeTable) drop(pid uuid.UUID, clear func(*nodeSlot)) {
+	if pid == uuid.Nil {
+		return
+	}
 	h := nodeHash(pid)
 	s := t.shard(h)
 	i, ok := s.find(pid, h)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
@@ -47,6 +48,17 @@ func TestNodeTableKeepsKindsApart(t *testing.T) {
 		{"drop of nothing", func(t *nodeTable) { t.dropGate(p); t.dropDigest(p) }, false, false, false},
 		{"empty digest is an entry", func(t *nodeTable) { t.setDigest(p, digest{}) }, false, true, true},
 	}
+	t.Run("nil id is never stored", func(t *testing.T) {
+		tab := newNodeTable()
+		tab.setGate(uuid.Nil, n)
+		tab.setDigest(uuid.Nil, d)
+		tab.dropGate(uuid.Nil)
+		tab.dropDigest(uuid.Nil)
+		tab.setGate(p, n)
+		if e := tab.get(uuid.Nil); e.gate != nil || e.dig != nil || tab.len() != 1 || tab.get(p).gate != n {
+			t.Fatalf("nil id: %v, %d entries, p's gate %p", e, tab.len(), tab.get(p).gate)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tab := newNodeTable()
@@ -63,7 +75,8 @@ func TestNodeTableKeepsKindsApart(t *testing.T) {
 // A scan fetches its people in batches (people, nodeTable.fetchViews):
 // every person is yielded once, whatever the store's size against the
 // batch, a consumer that stops early gets no one after, and each view
-// holds exactly its members' entries in memory.
+// holds exactly its members' entries in memory; with nothing in memory,
+// the views build their entries.
 func TestScanFetchesPeopleInBatches(t *testing.T) {
 	for _, people := range []int{1, fetchBatch - 1, fetchBatch, fetchBatch + 1, 3*fetchBatch + 5} {
 		t.Run(fmt.Sprint(people), func(t *testing.T) {
@@ -115,15 +128,48 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 					t.Fatalf("stopping at %d: %d people yielded, want %d", stopAt, len(seen), want)
 				}
 			}
+			// Memory holds nothing (as for people ingested before Open):
+			// the views build what they need, and their name list covers
+			// every digest they read.
+			dropNodeEntries(c, true, true)
+			err = c.store.View(ctx, func(tx *store.Txn) error {
+				var scanErr error
+				for cand := range c.people(ctx, tx, fixedNow, set, "marketing", &scanErr) {
+					pv := cand.Person.(*personView)
+					if _, err := pv.gateInputs(); err != nil {
+						return err
+					}
+					if pv.loadDigest(); pv.err != nil {
+						return pv.err
+					}
+					for i, m := range pv.members {
+						d, _, ok := c.aggs.get(m)
+						if pv.gnodes[i] == nil || !ok || !bytes.Equal(pv.digests[i], d) {
+							t.Fatalf("%s: member %d not built (gate %v, digest %v)", cand.Ref, i, pv.gnodes[i] != nil, ok)
+						}
+						for it := d.iter(); it.next(); {
+							if int(it.name) >= len(pv.names) {
+								t.Fatalf("%s: name %d outside the view's %d names", cand.Ref, it.name, len(pv.names))
+							}
+						}
+					}
+				}
+				return scanErr
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
 
 // The table against a Go map, over random sets and drops of both kinds:
-// every node's entries are found, dropped ones are not, through growth,
-// shrinking and deletions that move later slots back, with ids of every
-// kind (time-ordered version 7, random, and nearly identical ones whose
-// home slots collide).
+// every node's entries are found (its own: each gate entry is a distinct
+// pointer, each digest holds its node's id), dropped ones are not,
+// through growth, deletions that move later slots back (long runs: v4 and
+// v7 ids), and shrinking once all but a few are dropped, with ids of
+// every kind (time-ordered version 7, random, and nearly identical
+// counters).
 func TestNodeTableMatchesAMap(t *testing.T) {
 	kinds := []struct {
 		name string
@@ -131,7 +177,7 @@ func TestNodeTableMatchesAMap(t *testing.T) {
 	}{
 		{"v7", func(int) uuid.UUID { return uuid.Must(uuid.NewV7()) }},
 		{"v4", func(int) uuid.UUID { return uuid.New() }},
-		{"sequential", func(i int) uuid.UUID {
+		{"counter", func(i int) uuid.UUID {
 			var u uuid.UUID
 			u[15], u[14] = byte(i), byte(i>>8)
 			u[0] = 1 // never the nil id
@@ -147,7 +193,6 @@ func TestNodeTableMatchesAMap(t *testing.T) {
 			for i := range 20000 {
 				pool = append(pool, kind.id(i))
 			}
-			gates := []*gateNode{newGateNode(nil, nil, nil), newGateNode(nil, nil, nil)}
 			grown := false
 			check := func(step int) {
 				for _, s := range tab.shards {
@@ -158,7 +203,7 @@ func TestNodeTableMatchesAMap(t *testing.T) {
 				}
 				for _, p := range pool {
 					got, w := tab.get(p), want[p]
-					if got.gate != w.gate || len(got.dig) != len(w.dig) || (got.dig == nil) != (w.dig == nil) {
+					if got.gate != w.gate || !bytes.Equal(got.dig, w.dig) || (got.dig == nil) != (w.dig == nil) {
 						t.Fatalf("step %d: %s has %v, want %v", step, p, got, w)
 					}
 				}
@@ -171,11 +216,11 @@ func TestNodeTableMatchesAMap(t *testing.T) {
 				e := want[p]
 				switch op := rng.Intn(4); {
 				case grow && op == 0:
-					g := gates[rng.Intn(2)]
+					g := newGateNode(nil, nil, nil)
 					tab.setGate(p, g)
 					e.gate = g
 				case grow && op == 1:
-					d := make(digest, rng.Intn(3))
+					d := append(digest(p[:]), make(digest, rng.Intn(3))...)
 					tab.setDigest(p, d)
 					e.dig = d
 				case op%2 == 0:
@@ -195,6 +240,13 @@ func TestNodeTableMatchesAMap(t *testing.T) {
 				}
 			}
 			check(-1)
+			// Drop all but ten: every shard shrinks back.
+			for _, p := range pool[10:] {
+				tab.dropGate(p)
+				tab.dropDigest(p)
+				delete(want, p)
+			}
+			check(-2)
 			for i, s := range tab.shards {
 				if len(s.slots) > minShardSlots && s.n*8 < len(s.slots) {
 					t.Fatalf("shard %d: %d entries in %d slots: not shrunk", i, s.n, len(s.slots))

@@ -515,7 +515,9 @@ func (p *personView) Events(name string) []segments.Event {
 		p.loadEvents()
 		return p.events[name]
 	}
-	p.loadDigest()
+	if p.loadDigest(); p.err != nil {
+		return nil // the digests may be partly fetched: none is read
+	}
 	for _, n := range p.byName {
 		if n.name == name {
 			return n.events
