@@ -80,12 +80,13 @@ type CDP struct {
 	// writer's read and its write: where an erasure can come in.
 	afterMemberRead func()
 	// evalFromEvents makes evaluation read full events only, never
-	// digests: the reference the tests compare digests against.
-	evalFromEvents bool
+	// digests: the reference the tests compare digests against. Atomic:
+	// tests switch it while the live updater may be reading it.
+	evalFromEvents atomic.Bool
 	// freshViews makes every person of a scan a new view, never a
 	// released one (personView.Release): the reference tests compare
 	// reuse against.
-	freshViews bool
+	freshViews atomic.Bool
 	// viewSlabs counts the slabs of views scans allocated (tests).
 	viewSlabs atomic.Int64
 	// eraseHook, set by tests only, runs between the steps of a deletion

@@ -209,8 +209,8 @@ func fullMembers(t *testing.T, c *CDP, name string, now time.Time) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.evalFromEvents = true
-	defer func() { c.evalFromEvents = false }()
+	c.evalFromEvents.Store(true)
+	defer func() { c.evalFromEvents.Store(false) }()
 	var r *segments.SegmentResult
 	err = c.store.View(context.Background(), func(tx *store.Txn) error {
 		r, err = c.run(context.Background(), tx, set, name, now)
@@ -543,9 +543,9 @@ func checkTraitPaths(t *testing.T, c *CDP, now time.Time) {
 		return out
 	}
 	digests := read()
-	c.evalFromEvents = true
+	c.evalFromEvents.Store(true)
 	events := read()
-	c.evalFromEvents = false
+	c.evalFromEvents.Store(false)
 	if len(digests) == 0 || len(digests) != len(events) {
 		t.Fatalf("%d people from digests, %d from events", len(digests), len(events))
 	}

@@ -20,7 +20,11 @@ import (
 // a run holds in flight, of one node and of several, with and without
 // consent, evaluated from digests and from full events.
 func TestReusedViewsEqualFreshViews(t *testing.T) {
-	c := openTest(t, testConfig(t))
+	cfg := testConfig(t)
+	// No live updater: the test switches the CDP's evaluation paths
+	// (evalFromEvents, freshViews), which the updater reads.
+	cfg.Segments.LiveDelay = 0
+	c := openTest(t, cfg)
 	ctx := context.Background()
 	names := []string{"cart_abandoners", "repeat_buyers", "vip", "at_risk", "discount_only_buyers", "browsers_without_purchase"}
 	for _, tmpl := range names {
@@ -102,11 +106,11 @@ func TestReusedViewsEqualFreshViews(t *testing.T) {
 	for _, fromEvents := range []bool{false, true} {
 		for _, name := range names {
 			t.Run(fmt.Sprintf("%s/from events %v", name, fromEvents), func(t *testing.T) {
-				c.evalFromEvents = fromEvents
-				defer func() { c.evalFromEvents = false }()
-				c.freshViews = true
+				c.evalFromEvents.Store(fromEvents)
+				defer func() { c.evalFromEvents.Store(false) }()
+				c.freshViews.Store(true)
 				want := evaluate(name)
-				c.freshViews = false
+				c.freshViews.Store(false)
 				before := c.viewSlabs.Load()
 				got := evaluate(name)
 				// Without reuse, every person takes a view of their own.

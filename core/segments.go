@@ -165,7 +165,7 @@ func (c *CDP) segmentSet(ctx context.Context, name string) (*segments.Set, error
 // A scan error ends the sequence and is left in *errp.
 func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *segments.Set, purpose string, errp *error) segments.People {
 	// Made once, not per person: a million method values were garbage.
-	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set), recycle: !c.freshViews}
+	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set), recycle: !c.freshViews.Load()}
 	return func(yield func(segments.Candidate) bool) {
 		var slab []personView
 		// Views are yielded in batches, each fetched from memory under one
@@ -407,7 +407,7 @@ func (p *personView) loadTraits() map[string]json.RawMessage {
 
 func (p *personView) consent() (ConsentView, error) {
 	if p.cv == nil {
-		if p.c.evalFromEvents {
+		if p.c.evalFromEvents.Load() {
 			// The reference path: every record read and decrypted now.
 			traits := p.loadTraits()
 			if p.err != nil {
@@ -446,7 +446,7 @@ func (p *personView) gateInputs() (*personGate, error) {
 // subject is the person's policy subject: from the gate inputs without
 // making a ConsentView, except on the reference path.
 func (p *personView) subject(m map[string]policies.Consent) (policies.Subject, error) {
-	if p.c.evalFromEvents {
+	if p.c.evalFromEvents.Load() {
 		cv, err := p.consent()
 		return subjectOf(cv), err
 	}
@@ -496,7 +496,7 @@ func (p *personView) loadEvents() {
 			if len(m.Properties) > 0 {
 				_ = json.Unmarshal(m.Properties, &props)
 			}
-			if len(m.Context) > 0 && (p.c.evalFromEvents || p.needCtx == nil || p.needCtx(name)) {
+			if len(m.Context) > 0 && (p.c.evalFromEvents.Load() || p.needCtx == nil || p.needCtx(name)) {
 				_ = json.Unmarshal(m.Context, &mctx)
 			}
 			p.events[name] = append(p.events[name], segments.Event{Time: m.Timestamp, Properties: props, Context: mctx})
@@ -549,7 +549,7 @@ func (p *personView) Events(name string) []segments.Event {
 
 // needProps says which events' properties evaluation must decrypt.
 func (c *CDP) needProps(set *segments.Set) func(string) bool {
-	if c.evalFromEvents {
+	if c.evalFromEvents.Load() {
 		return func(string) bool { return true }
 	}
 	return set.NeedsProperties
@@ -557,7 +557,7 @@ func (c *CDP) needProps(set *segments.Set) func(string) bool {
 
 // needCtx says which events' context evaluation must decode.
 func (c *CDP) needCtx(set *segments.Set) func(string) bool {
-	if c.evalFromEvents {
+	if c.evalFromEvents.Load() {
 		return func(string) bool { return true }
 	}
 	return set.NeedsContext
@@ -572,7 +572,7 @@ func (p *personView) traitValues() (*traitValues, error) {
 		return p.derived, p.err
 	}
 	var in traitInput
-	if p.c.evalFromEvents {
+	if p.c.evalFromEvents.Load() {
 		p.loadEvents()
 		for name, evs := range p.events {
 			for _, e := range evs {
@@ -590,7 +590,7 @@ func (p *personView) traitValues() (*traitValues, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	if p.c.evalFromEvents {
+	if p.c.evalFromEvents.Load() {
 		in.reachable = reachableTrait(p.Trait("email")) || reachableTrait(p.Trait("phone"))
 	} else {
 		// From the gate inputs in memory: decrypting every profile record
@@ -613,7 +613,7 @@ func (p *personView) traitValues() (*traitValues, error) {
 
 // Computed returns a computed number (segments.ComputedTraits).
 func (p *personView) Computed(name string) (float64, bool) {
-	if p.derived == nil && !p.c.evalFromEvents && isQuick(name) {
+	if p.derived == nil && !p.c.evalFromEvents.Load() && isQuick(name) {
 		v := p.quickValues()
 		x, ok := v.get(name)
 		return x, ok && !math.IsNaN(x)

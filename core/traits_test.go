@@ -27,9 +27,9 @@ func traitsChecked(t *testing.T, c *CDP, id identity.Identifier, now time.Time) 
 	if err != nil {
 		t.Fatalf("computed traits of %s: %v", id.Type, err)
 	}
-	c.evalFromEvents = true
+	c.evalFromEvents.Store(true)
 	ref, err := c.ComputedTraitsAt(ctx, id, now)
-	c.evalFromEvents = false
+	c.evalFromEvents.Store(false)
 	if err != nil {
 		t.Fatal(err)
 	}
