@@ -55,12 +55,6 @@ type nodeSlot struct {
 	dig  digest
 }
 
-// nodeEntry is what a lookup returns of a slot.
-type nodeEntry struct {
-	gate *gateNode
-	dig  digest
-}
-
 func newNodeTable() *nodeTable {
 	t := &nodeTable{}
 	for i := range t.shards {
@@ -114,12 +108,12 @@ func (t *nodeTable) lookup(id uuid.UUID) *nodeSlot {
 	return nil
 }
 
-// get returns id's entries (t.mu held).
-func (t *nodeTable) get(id uuid.UUID) nodeEntry {
+// get returns a copy of id's slot, empty if it has none (t.mu held).
+func (t *nodeTable) get(id uuid.UUID) nodeSlot {
 	if s := t.lookup(id); s != nil {
-		return nodeEntry{gate: s.gate, dig: s.dig}
+		return *s
 	}
-	return nodeEntry{}
+	return nodeSlot{}
 }
 
 // len is how many nodes have an entry (t.mu held).
@@ -241,9 +235,9 @@ func (s *nodeShard) remove(i int) {
 }
 
 // fetchViews fills the gate inputs and digests of a batch of a scan's
-// views from memory, under one read lock (see above); what is not in
-// memory stays nil, for the view to build on first use. names is the
-// digests' name list (aggregates.list), read under the same lock.
+// views from memory, and their name list from a (aggregates.list), under
+// one read lock (see above); what is not in memory stays nil, for the
+// view to build on first use.
 //
 // It first touches every member's home slot, and then, looking them up,
 // every entry's gate input and digest: loads that depend on nothing

@@ -188,7 +188,7 @@ func TestNodeTableMatchesAMap(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			rng := rand.New(rand.NewSource(7))
 			tab := newNodeTable()
-			want := map[uuid.UUID]nodeEntry{}
+			want := map[uuid.UUID]nodeSlot{}
 			var pool []uuid.UUID
 			for i := range 20000 {
 				pool = append(pool, kind.id(i))

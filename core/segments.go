@@ -723,10 +723,9 @@ func (p *personView) fetch() {
 
 // fetchLocked is fetch with t.mu held; names is the digests' name list.
 func (p *personView) fetchLocked(t *nodeTable, names []string) {
-	switch n := len(p.members); {
-	case n == 1:
+	if n := len(p.members); n == 1 {
 		p.gnodes, p.digests = p.oneGate[:], p.oneDigest[:]
-	default:
+	} else {
 		p.gnodes = fitSlice(p.spareGates, n)
 		p.digests = fitSlice(p.spareDigests, n)
 	}
