@@ -59,6 +59,9 @@ type gateNode struct {
 	jurisdiction string
 	gpc          bool // a record came from Global Privacy Control
 	reachable    bool // a non-empty email or phone (lifecycle: subscriber)
+	// class is the node's gate class (gateclass.go), given when the entry
+	// enters the table; noClass until then, or when it has none.
+	class uint32
 }
 
 // newGateNode makes an entry, resolving its alone view as gateView would.
@@ -179,11 +182,12 @@ func (l gateTraitList) maps() (map[string]json.RawMessage, map[string]time.Time)
 // (nodetable.go), under its lock. Safe for concurrent use.
 type gateCache struct {
 	t        *nodeTable
+	classes  *gateClasses
 	building builds // guarded by t.mu
 }
 
-func newGateCache(t *nodeTable) *gateCache {
-	return &gateCache{t: t, building: builds{}}
+func newGateCache(t *nodeTable, classes *gateClasses) *gateCache {
+	return &gateCache{t: t, classes: classes, building: builds{}}
 }
 
 // invalidate forgets nodes whose record or consent changed (or that were
@@ -206,6 +210,7 @@ func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
 	g.t.mu.Lock()
 	defer g.t.mu.Unlock()
 	for p, n := range entries {
+		g.classes.classify(n)
 		g.t.setGate(p, n)
 		g.building.touch(p)
 	}
@@ -231,6 +236,7 @@ func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
 	defer g.t.mu.Unlock()
 	if clean := g.building.end(pid); n != nil && clean {
 		if g.t.get(pid).gate == nil {
+			g.classes.classify(n)
 			g.t.setGate(pid, n)
 		}
 	}
@@ -305,8 +311,13 @@ func gateNodeFrom(traits map[string]json.RawMessage, times map[string]time.Time)
 }
 
 // noGateTraits is the entry of a node without any of the gateTraits or
-// consent records (most anonymous visitors). Never modified.
-var noGateTraits = newGateNode(nil, nil, nil)
+// consent records (most anonymous visitors). Never modified: its class,
+// the first of every CDP's, is set here, not when it enters a table.
+var noGateTraits = func() *gateNode {
+	n := newGateNode(nil, nil, nil)
+	n.class = noInputsClass
+	return n
+}()
 
 // gateNodeOf returns a node's gate input, reading it from the store if it
 // is not cached (in a read transaction of its own, begun after the build is

@@ -43,6 +43,7 @@ type Engine struct {
 
 	reload sync.Mutex // serialises Reload
 	cur    atomic.Pointer[loaded]
+	loads  uint64 // bundles loaded so far; guarded by reload (and New)
 }
 
 // loaded is a compiled bundle with its own decision cache, swapped whole on
@@ -50,6 +51,7 @@ type Engine struct {
 type loaded struct {
 	*compiled
 	cache *decisionCache // nil when disabled
+	rev   uint64         // which load of the engine this is, from 1
 }
 
 // New compiles the bundle of opts.Dir (or the embedded one) once and
@@ -85,7 +87,8 @@ func (e *Engine) load(ctx context.Context) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loaded{compiled: c}
+	e.loads++
+	l := &loaded{compiled: c, rev: e.loads}
 	if e.cacheSize > 0 {
 		l.cache = newDecisionCache(e.cacheSize)
 	}
@@ -112,6 +115,21 @@ func (e *Engine) Reload(ctx context.Context) error {
 // lines "<hex SHA-256 of file>  <path>\n" of the bundle's policy files
 // (*_test.rego excluded), sorted by path. It goes into audit records.
 func (e *Engine) BundleHash() string { return e.cur.Load().hash }
+
+// Revision identifies the loaded bundle among this engine's loads (every
+// Reload that succeeds makes a new one), for caches of decisions kept
+// outside the engine: a decision cached under one revision is valid while
+// Revision returns it, on the terms of the decision cache (cache.go: it
+// depends on the policy-relevant part of the input alone). It is 0 when
+// decision caching is off (Options.CacheSize < 0): every decision is then
+// to be evaluated.
+func (e *Engine) Revision() uint64 {
+	l := e.cur.Load()
+	if l.cache == nil {
+		return 0
+	}
+	return l.rev
+}
 
 // Purposes returns the purpose taxonomy of the loaded bundle
 // (data.custody.purposes.taxonomy), sorted by key; the built-in taxonomy

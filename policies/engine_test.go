@@ -410,6 +410,9 @@ func TestReload(t *testing.T) {
 	e := newEngine(t, Options{Dir: dir})
 	ctx := context.Background()
 	before := e.BundleHash()
+	if r := e.Revision(); r != 1 {
+		t.Fatalf("revision %d after New, want 1", r)
+	}
 	for range 3 {
 		if d, err := e.Decide(ctx, baseInput()); err != nil || !d.Allow {
 			t.Fatalf("decision %+v, %v", d, err)
@@ -427,6 +430,9 @@ func TestReload(t *testing.T) {
 	if e.BundleHash() == before {
 		t.Fatal("bundle hash unchanged by a new policy")
 	}
+	if r := e.Revision(); r != 2 {
+		t.Fatalf("revision %d after a reload, want 2", r)
+	}
 	if st := e.CacheStats(); st.Entries != 0 || st.Hits != 0 {
 		t.Fatalf("cache not dropped on reload: %+v", st)
 	}
@@ -441,8 +447,12 @@ func TestReload(t *testing.T) {
 	if err := e.Reload(ctx); !errors.Is(err, ErrPolicyCompile) {
 		t.Fatalf("Reload of a broken bundle: %v", err)
 	}
-	if e.BundleHash() != hash {
-		t.Fatal("a failed reload changed the bundle")
+	if e.BundleHash() != hash || e.Revision() != 2 {
+		t.Fatalf("a failed reload changed the bundle (revision %d)", e.Revision())
+	}
+	// Without a decision cache, no one outside may keep decisions either.
+	if r := newEngine(t, Options{Dir: writePolicies(t, map[string]string{"gate.rego": allowAll}), CacheSize: -1}).Revision(); r != 0 {
+		t.Fatalf("revision %d with caching off, want 0", r)
 	}
 	if d, err := e.Decide(ctx, baseInput()); err != nil || d.Allow {
 		t.Fatalf("after failed reload: decision %+v, %v; want deny all", d, err)
