@@ -171,30 +171,12 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	var changes []change
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		// The people touched, by root, and the former roots among their
-		// members (a merge moves memberships to the new root).
-		roots := map[uuid.UUID][]uuid.UUID{}
-		var order []uuid.UUID
-		for _, n := range nodes {
-			m, err := c.getMember(tx, n)
-			if errors.Is(err, store.ErrNotFound) {
-				continue // erased meanwhile
-			}
-			if err != nil {
-				return err
-			}
-			if _, ok := roots[m.root]; ok {
-				continue
-			}
-			ms, err := c.getMembers(tx, m.root)
-			if err != nil {
-				return err
-			}
-			pids := make([]uuid.UUID, 0, len(ms))
-			for _, x := range ms {
-				pids = append(pids, x.pid)
-			}
-			roots[m.root] = pids
-			order = append(order, m.root)
+		// members (a merge moves memberships to the new root). The reads
+		// are independent point reads, most of them missing every cache:
+		// they run on every core (readRoots, readMemberships).
+		roots, order, err := c.readRoots(tx, nodes)
+		if err != nil {
+			return err
 		}
 		rep.People = len(order)
 		run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, needProps: c.needProps(set), needCtx: c.needCtx(set)}
@@ -210,6 +192,24 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		if err != nil {
 			return err
 		}
+		// Every record the changes depend on, read at once: per segment,
+		// each root's and each former root's.
+		var keys [][]byte
+		for _, sr := range res.Segments {
+			for _, r := range order {
+				for _, p := range roots[r] {
+					if p != r {
+						keys = append(keys, store.MembershipKey(sr.Name, p))
+					}
+				}
+				keys = append(keys, store.MembershipKey(sr.Name, r))
+			}
+		}
+		recs, err := c.readMemberships(tx, keys)
+		if err != nil {
+			return err
+		}
+		next := 0
 		for _, sr := range res.Segments {
 			in := map[uuid.UUID]bool{}
 			for _, m := range sr.Members {
@@ -230,25 +230,19 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 					if p == r {
 						continue
 					}
-					key := store.MembershipKey(sr.Name, p)
-					old, found, err := getMembership(tx, key)
-					if err != nil {
-						return err
-					}
-					if found && old.ExitedAt == nil {
+					key, old := keys[next], recs[next]
+					next++
+					if old.found && old.rec.ExitedAt == nil {
 						t := now
-						old.ExitedAt = &t
-						changes = append(changes, change{r, sr.Name, key, old, flowChange{count: !in[r]}})
+						old.rec.ExitedAt = &t
+						changes = append(changes, change{r, sr.Name, key, old.rec, flowChange{count: !in[r]}})
 						rep.Exited++
 						moved = true
 					}
 				}
-				key := store.MembershipKey(sr.Name, r)
-				old, found, err := getMembership(tx, key)
-				if err != nil {
-					return err
-				}
-				active := found && old.ExitedAt == nil
+				key, old := keys[next], recs[next]
+				next++
+				active := old.found && old.rec.ExitedAt == nil
 				switch {
 				case in[r] && !active:
 					f := flowChange{count: !moved, entered: true}
@@ -262,12 +256,12 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 							return err
 						}
 					}
-					changes = append(changes, change{r, sr.Name, key, reentered(old, found, now), f})
+					changes = append(changes, change{r, sr.Name, key, reentered(old.rec, old.found, now), f})
 					rep.Entered++
 				case !in[r] && active:
 					t := now
-					old.ExitedAt = &t
-					changes = append(changes, change{r, sr.Name, key, old, flowChange{count: true}})
+					old.rec.ExitedAt = &t
+					changes = append(changes, change{r, sr.Name, key, old.rec, flowChange{count: true}})
 					rep.Exited++
 				}
 			}
@@ -310,6 +304,72 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	c.personal.touch(touched...)
 	c.metrics.liveChanges.Add(float64(rep.Entered + rep.Exited))
 	return rep, nil
+}
+
+// readRoots returns the roots of nodes (each once, in the order of their
+// first node) with the members of each; nodes erased meanwhile are left
+// out. The point reads run on every core.
+func (c *CDP) readRoots(tx *store.Txn, nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []uuid.UUID, error) {
+	type found struct {
+		root uuid.UUID
+		ok   bool
+	}
+	of := make([]found, len(nodes))
+	err := c.parallel(len(nodes), func(i int) error {
+		m, err := c.getMember(tx, nodes[i])
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // erased meanwhile
+		}
+		of[i] = found{m.root, true}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	roots := map[uuid.UUID][]uuid.UUID{}
+	var order []uuid.UUID
+	for _, f := range of {
+		if _, seen := roots[f.root]; f.ok && !seen {
+			roots[f.root] = nil
+			order = append(order, f.root)
+		}
+	}
+	members := make([][]uuid.UUID, len(order))
+	err = c.parallel(len(order), func(i int) error {
+		ms, err := c.getMembers(tx, order[i])
+		if err != nil {
+			return err
+		}
+		members[i] = make([]uuid.UUID, 0, len(ms))
+		for _, x := range ms {
+			members[i] = append(members[i], x.pid)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, r := range order {
+		roots[r] = members[i]
+	}
+	return roots, order, nil
+}
+
+// readMembership is a membership record as read, found or not.
+type readMembership struct {
+	rec   membershipRecord
+	found bool
+}
+
+// readMemberships reads the membership records of keys, on every core.
+func (c *CDP) readMemberships(tx *store.Txn, keys [][]byte) ([]readMembership, error) {
+	out := make([]readMembership, len(keys))
+	err := c.parallel(len(keys), func(i int) error {
+		rec, found, err := getMembership(tx, keys[i])
+		out[i] = readMembership{rec, found}
+		return err
+	})
+	return out, err
 }
 
 // erasedSince says whether the person of root was erased after a

@@ -233,7 +233,13 @@ func fullMembers(t *testing.T, c *CDP, name string, now time.Time) []string {
 // The population-relative VIP template is not updated live (its members
 // move when anyone's revenue moves) and must match after the sweep.
 func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
-	for _, seed := range []int64{1, 2, 3} {
+	// Seed 4's rounds are long enough that a live update touches more
+	// than 64 nodes, and reads them on every core (readRoots).
+	for _, tc := range []struct {
+		seed     int64
+		messages int
+	}{{1, 40}, {2, 40}, {3, 40}, {4, 300}} {
+		seed := tc.seed
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Segments.LiveDelay = Duration(time.Hour) // driven by hand below
@@ -251,7 +257,7 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 			}
 			rng := rand.New(rand.NewSource(seed))
 			now := fixedNow
-			local, unmerges := 0, 0
+			local, unmerges, maxTouched := 0, 0, 0
 			seen := map[string]int{}
 			for round := 0; round < 12; round++ {
 				if round%4 == 3 {
@@ -265,7 +271,7 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				if round%4 == 1 {
 					opts = append(opts, WithGPC(true)) // Sec-GPC: opt-out records on whoever is seen
 				}
-				if _, err := c.Ingest(ctx, randomStream(rng, round, 1+rng.Intn(40), now), opts...); err != nil {
+				if _, err := c.Ingest(ctx, randomStream(rng, round, 1+rng.Intn(tc.messages), now), opts...); err != nil {
 					t.Fatal(err)
 				}
 				if round%5 == 2 {
@@ -283,7 +289,9 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 						}
 					}
 				}
-				if _, err := c.UpdateMemberships(ctx, c.live.take(), now); err != nil {
+				touched := c.live.take()
+				maxTouched = max(maxTouched, len(touched))
+				if _, err := c.UpdateMemberships(ctx, touched, now); err != nil {
 					t.Fatal(err)
 				}
 				set, err := c.segmentSet(ctx, "vip")
@@ -309,6 +317,9 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 			}
 			if local == 0 {
 				t.Fatal("no member in any round: the stream does not exercise the segments")
+			}
+			if tc.messages > 40 && maxTouched < 64 {
+				t.Fatalf("at most %d nodes touched in a round: the reads on every core are not exercised", maxTouched)
 			}
 			t.Logf("%d local memberships checked, %d unmerges; by segment %v", local, unmerges, seen)
 			for _, name := range liveSegments()[len(liveTemplates)-2:] {
