@@ -70,8 +70,9 @@ func main() {
 		dir       = flag.String("dir", "", "data directory (default: a temporary one, removed)")
 		seed      = flag.Uint64("seed", 1, "generator seed")
 		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
-		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of each evaluation (a) to FILE.NAME (the segment's name)")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of each evaluation (a) to FILE.NAME (the segment's name), and of the stream (c) to FILE.live")
 		memprof   = flag.String("memprofile", "", "write heap profiles, taken after the load (FILE.load) and after the evaluations (a), to FILE")
+		settle    = flag.Duration("settle", 0, "without PostgreSQL: wait this long after the load, as PostgreSQL's load would (the store's compactions go on after a load)")
 		config    = flag.String("config", "", "a custody.yaml whose settings replace the defaults (store sizes, caches, server runtime)")
 	)
 	flag.Parse()
@@ -135,6 +136,8 @@ func main() {
 			log.Fatal(err)
 		}
 		fmt.Printf("postgres load %.1fs (COPY + indexes + ANALYZE, not compared)\n", time.Since(start).Seconds())
+	} else if *settle > 0 {
+		time.Sleep(*settle)
 	}
 
 	fmt.Println("\n(a) brand-new segment, full evaluation through the gate (members / not consented; seconds)")
@@ -181,6 +184,7 @@ func main() {
 	var rep core.LiveReport
 	var streamed []streamedEvent
 	sent := 0
+	stopProfile := startCPUProfile(*cpuprof, "live") // ingest too: focus on UpdateMemberships
 	for sent < *stream {
 		var msgs []event.Message
 		for range 500 {
@@ -214,6 +218,7 @@ func main() {
 		rep.Entered += r.Entered
 		rep.Exited += r.Exited
 	}
+	stopProfile()
 	if _, err := c.RefreshSegment(ctx, "vip", now); err != nil { // the sweep
 		log.Fatal(err)
 	}
