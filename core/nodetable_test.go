@@ -72,11 +72,13 @@ func TestNodeTableKeepsKindsApart(t *testing.T) {
 	}
 }
 
-// A scan fetches its people in batches (people, nodeTable.fetchViews):
+// A scan fetches its people in groups (people, nodeTable.fetchViews):
 // every person is yielded once, whatever the store's size against the
-// batch, a consumer that stops early gets no one after, and each view
-// holds exactly its members' entries in memory; with nothing in memory,
-// the views build their entries.
+// batch, a consumer that stops early gets no one after, the first fetch
+// of a group fetches all of it, a group whose first view was released
+// unfetched leaves the others to fetch alone, and each view holds exactly
+// its members' entries in memory; with nothing in memory, the views build
+// their entries.
 func TestScanFetchesPeopleInBatches(t *testing.T) {
 	for _, people := range []int{1, fetchBatch - 1, fetchBatch, fetchBatch + 1, 3*fetchBatch + 5} {
 		t.Run(fmt.Sprint(people), func(t *testing.T) {
@@ -95,7 +97,14 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, stopAt := range []int{1, fetchBatch, people + 1} {
+			// release: the first view of each group is released before
+			// anyone fetched it, which closes the group: the others fetch
+			// alone.
+			for _, tc := range []struct {
+				stopAt  int
+				release bool
+			}{{1, false}, {fetchBatch, false}, {people + 1, false}, {people + 1, true}} {
+				stopAt := tc.stopAt
 				seen := map[string]bool{}
 				err := c.store.View(ctx, func(tx *store.Txn) error {
 					var scanErr error
@@ -105,6 +114,17 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 						}
 						seen[cand.Ref] = true
 						pv := cand.Person.(*personView)
+						first := (len(seen)-1)%fetchBatch == 0
+						switch {
+						case pv.fetched && (first || tc.release):
+							t.Fatalf("%s: fetched before a worker asked", cand.Ref)
+						case !pv.fetched && !first && !tc.release:
+							t.Fatalf("%s: not fetched with the first of its group", cand.Ref)
+						case first && tc.release:
+							pv.Release()
+							continue
+						}
+						pv.fetch()
 						if !pv.fetched || len(pv.gnodes) != len(pv.members) || len(pv.digests) != len(pv.members) {
 							t.Fatalf("%s: fetched %v, %d gate entries and %d digests for %d members", cand.Ref, pv.fetched, len(pv.gnodes), len(pv.digests), len(pv.members))
 						}

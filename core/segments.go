@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -168,12 +169,18 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set), recycle: !c.freshViews.Load()}
 	return func(yield func(segments.Candidate) bool) {
 		var slab []personView
-		// Views are yielded in batches, each fetched from memory under one
-		// lock (nodeTable.fetchViews).
+		// Views are yielded in groups, each fetched from memory under one
+		// lock (nodeTable.fetchViews) by the first worker that needs one
+		// of them (personView.fetch), not by this scan: its one goroutine
+		// is what the workers wait for.
 		batch := make([]*personView, 0, fetchBatch)
 		stopped := false
 		flush := func() {
-			run.touched += c.nodes.fetchViews(batch, c.aggs)
+			g := &fetchGroup{n: len(batch)}
+			copy(g.views[:], batch)
+			for _, pv := range batch {
+				pv.group = g
+			}
 			for _, pv := range batch {
 				if !stopped && !yield(segments.Candidate{Ref: unsafe.String(&pv.ref[0], len(pv.ref)), Person: pv}) {
 					stopped = true
@@ -224,7 +231,25 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 
 // fetchBatch is how many people a scan looks up in memory at once: enough
 // for their lookups to overlap, few enough that the read lock is brief.
+// Runs hand workers batches of twice as many (segments' batchSize), so a
+// group is fetched by the worker that evaluates it.
 const fetchBatch = 64
+
+// fetchGroup is views a scan yielded together, to be fetched together.
+// Once done, it writes into none of them: a view released before its
+// group was fetched closes the group (Release), and its fellows fetch
+// alone.
+type fetchGroup struct {
+	once  sync.Once
+	n     int
+	views [fetchBatch]*personView
+}
+
+// fetch fetches the group's views, with c's table.
+func (g *fetchGroup) fetch(run *viewRun) {
+	run.touched.Add(run.c.nodes.fetchViews(g.views[:g.n], run.c.aggs))
+	g.views = [fetchBatch]*personView{}
+}
 
 // run evaluates the named segment of set over every person, through the
 // gate, in tx.
@@ -316,6 +341,7 @@ type personView struct {
 	// names the digests' name list (nodeTable.fetchViews). digestsDone:
 	// the missing digests are built too (loadDigest).
 	fetched     bool
+	group       *fetchGroup // the scan's group of p, until p is fetched
 	digestsDone bool
 	gnodes      []*gateNode
 	digests     []digest
@@ -365,10 +391,10 @@ type viewRun struct {
 	recycle bool
 	mu      sync.Mutex
 	free    []*personView
-	// touched is what the scan's fetches read to bring entries into the
+	// touched is what the groups' fetches read to bring entries into the
 	// cache (nodeTable.fetchViews), kept so that the reads are not
-	// optimised away; written by the scan only.
-	touched uint64
+	// optimised away.
+	touched atomic.Uint64
 }
 
 // reused returns a released view, reset, or nil.
@@ -394,6 +420,9 @@ func (p *personView) Release() {
 	run := p.viewRun
 	if !run.recycle {
 		return
+	}
+	if g := p.group; g != nil {
+		g.once.Do(func() {}) // p is reused: no fetch may write into it now
 	}
 	keep := personView{viewRun: run, byName: p.byName[:0], spareMembers: p.spareMembers, spareGates: p.spareGates, spareDigests: p.spareDigests}
 	if cap(p.members) > 1 {
@@ -728,9 +757,13 @@ func (p *personView) loadDigest() {
 	p.digestsDone = true
 }
 
-// fetch fills gnodes and digests from memory, unless a scan did it for a
-// batch of views (people).
+// fetch fills gnodes and digests from memory: with the view's group
+// (people), unless the group was closed first, else alone.
 func (p *personView) fetch() {
+	if g := p.group; g != nil {
+		p.group = nil
+		g.once.Do(func() { g.fetch(p.viewRun) })
+	}
 	if p.fetched {
 		return
 	}
