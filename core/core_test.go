@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/custody-cdp/custody/core/event"
 	"github.com/custody-cdp/custody/core/keys"
+	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/identity"
+	"github.com/custody-cdp/custody/segments"
 )
 
 var fixedNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -43,6 +46,35 @@ func openTest(t *testing.T, cfg Config) *CDP {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// evaluateAt evaluates the applied segment name over everyone at now, in
+// one read.
+func evaluateAt(t *testing.T, c *CDP, name string, now time.Time) *segments.SegmentResult {
+	t.Helper()
+	ctx := context.Background()
+	set, err := c.segmentSet(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *segments.SegmentResult
+	if err := c.store.View(ctx, func(tx *store.Txn) error {
+		r, err = c.run(ctx, tx, set, name, now)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// memberRefs returns the references of r's members, sorted.
+func memberRefs(r *segments.SegmentResult) []string {
+	out := []string{}
+	for _, m := range r.Members {
+		out = append(out, m.Ref())
+	}
+	slices.Sort(out)
+	return out
 }
 
 func msg(t *testing.T, typ event.Type, body string) event.Message {

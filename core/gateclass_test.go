@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/custody-cdp/custody/core/event"
-	"github.com/custody-cdp/custody/core/store"
 	"github.com/custody-cdp/custody/identity"
 	"github.com/custody-cdp/custody/policies"
 	"github.com/custody-cdp/custody/privacy"
-	"github.com/custody-cdp/custody/segments"
 )
 
 // classPopulation ingests n people of varied gate inputs: jurisdictions,
@@ -99,41 +97,19 @@ func TestGateClassesDecideAsTheEngine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	evaluate := func(name string) *segments.SegmentResult {
-		set, err := c.segmentSet(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r *segments.SegmentResult
-		if err := c.store.View(ctx, func(tx *store.Txn) error {
-			r, err = c.run(ctx, tx, set, name, fixedNow)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	members := func(r *segments.SegmentResult) []string {
-		out := []string{}
-		for _, m := range r.Members {
-			out = append(out, m.Ref())
-		}
-		slices.Sort(out)
-		return out
-	}
 	for i, p := range purposes {
 		name := fmt.Sprintf("everyone_%d", i)
 		t.Run(p, func(t *testing.T) {
 			// The reference: every person's view made from their records,
 			// decided one by one.
 			c.evalFromEvents.Store(true)
-			want := evaluate(name)
+			want := evaluateAt(t, c, name, fixedNow)
 			c.evalFromEvents.Store(false)
-			got := evaluate(name)
+			got := evaluateAt(t, c, name, fixedNow)
 			if want.Evaluated+want.NotConsented < people || len(want.Members) == 0 || want.NotConsented == 0 {
 				t.Fatalf("%d evaluated, %d members, %d not consented: the comparison would prove little", want.Evaluated, len(want.Members), want.NotConsented)
 			}
-			if !slices.Equal(members(got), members(want)) || got.NotConsented != want.NotConsented {
+			if !slices.Equal(memberRefs(got), memberRefs(want)) || got.NotConsented != want.NotConsented {
 				t.Fatalf("by class: %d members, %d not consented; one by one: %d, %d", len(got.Members), got.NotConsented, len(want.Members), want.NotConsented)
 			}
 			// Once every class has its answer, the engine is asked only
@@ -141,7 +117,7 @@ func TestGateClassesDecideAsTheEngine(t *testing.T) {
 			// each class once per worker at most: two workers may miss
 			// the same class at once.)
 			before := c.engine.CacheStats()
-			evaluate(name)
+			evaluateAt(t, c, name, fixedNow)
 			after := c.engine.CacheStats()
 			asked := (after.Hits + after.Misses) - (before.Hits + before.Misses)
 			if others := unclassed(t, c); asked > uint64(others) || others > people/2 {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/custody-cdp/custody/core/event"
-	"github.com/custody-cdp/custody/core/store"
-	"github.com/custody-cdp/custody/segments"
 	"github.com/google/uuid"
 )
 
@@ -81,38 +79,16 @@ func TestReusedViewsEqualFreshViews(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	evaluate := func(name string) *segments.SegmentResult {
-		set, err := c.segmentSet(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r *segments.SegmentResult
-		if err := c.store.View(ctx, func(tx *store.Txn) error {
-			r, err = c.run(ctx, tx, set, name, fixedNow)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	refs := func(r *segments.SegmentResult) []string {
-		var out []string
-		for _, m := range r.Members {
-			out = append(out, m.Ref())
-		}
-		slices.Sort(out)
-		return out
-	}
 	for _, fromEvents := range []bool{false, true} {
 		for _, name := range names {
 			t.Run(fmt.Sprintf("%s/from events %v", name, fromEvents), func(t *testing.T) {
 				c.evalFromEvents.Store(fromEvents)
 				defer func() { c.evalFromEvents.Store(false) }()
 				c.freshViews.Store(true)
-				want := evaluate(name)
+				want := evaluateAt(t, c, name, fixedNow)
 				c.freshViews.Store(false)
 				before := c.viewSlabs.Load()
-				got := evaluate(name)
+				got := evaluateAt(t, c, name, fixedNow)
 				// Without reuse, every person takes a view of their own.
 				if slabs := c.viewSlabs.Load() - before; slabs*64 >= people {
 					t.Fatalf("%d slabs of 64 views for %d people: views are not reused", slabs, people)
@@ -120,7 +96,7 @@ func TestReusedViewsEqualFreshViews(t *testing.T) {
 				if len(want.Members) == 0 || want.NotConsented == 0 {
 					t.Fatalf("%d members, %d not consented: the comparison would prove little", len(want.Members), want.NotConsented)
 				}
-				if !slices.Equal(refs(got), refs(want)) || got.NotConsented != want.NotConsented || got.Evaluated != want.Evaluated {
+				if !slices.Equal(memberRefs(got), memberRefs(want)) || got.NotConsented != want.NotConsented || got.Evaluated != want.Evaluated {
 					t.Fatalf("reused views: %d members (%d evaluated, %d not consented), fresh views: %d (%d, %d)",
 						len(got.Members), got.Evaluated, got.NotConsented, len(want.Members), want.Evaluated, want.NotConsented)
 				}
