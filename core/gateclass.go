@@ -1,6 +1,8 @@
 package core
 
 import (
+	"cmp"
+	"encoding/binary"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -94,15 +96,7 @@ func classKey(b []byte, n *gateNode) ([]byte, bool) {
 	var order [maxClassStates]int
 	states := order[:len(n.states)]
 	copy(states, n.states)
-	slices.SortFunc(states, func(i, j int) int {
-		switch a, b := n.consents[i].Purpose, n.consents[j].Purpose; {
-		case a < b:
-			return -1
-		case a > b:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(states, func(i, j int) int { return cmp.Compare(n.consents[i].Purpose, n.consents[j].Purpose) })
 	b = appendClassString(b, n.jurisdiction)
 	b = append(b, boolByte(n.gpc))
 	for _, i := range states {
@@ -120,7 +114,7 @@ func classKey(b []byte, n *gateNode) ([]byte, bool) {
 // appendClassString appends s length-prefixed, so that no two different
 // sequences of strings encode alike.
 func appendClassString(b []byte, s string) []byte {
-	b = append(b, byte(len(s)>>8), byte(len(s)))
+	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
@@ -150,9 +144,9 @@ func (g *gateClasses) intern(key []byte) uint32 {
 	return id
 }
 
-// classify gives n its class, unless it has one (t.mu held for writing,
-// before n is published in the table: readers see n.class only through
-// the table).
+// classify gives n its class, unless it has one. It is called before n
+// is published in the table (under its write lock): readers see n.class
+// only through the table.
 func (g *gateClasses) classify(n *gateNode) {
 	if n.class != noClass {
 		return

@@ -125,16 +125,28 @@ func TestGateClassesDecideAsTheEngine(t *testing.T) {
 			}
 		})
 	}
-	// People with a record that expires have no class: they are decided
-	// one by one, so a record that lapses takes effect at once.
+	// A node has no class exactly when a latest record of it expires: its
+	// people are decided one by one, so a record that lapses takes effect
+	// at once.
 	expiring := 0
 	for _, id := range c.nodes.ids() {
-		if n, ok := c.gates.get(id); ok && n.class == noClass {
+		n, ok := c.gates.get(id)
+		if !ok {
+			continue
+		}
+		expires := false
+		for _, i := range n.states {
+			expires = expires || n.consents[i].ExpiresAt != nil
+		}
+		if expires {
 			expiring++
+		}
+		if (n.class == noClass) != expires {
+			t.Fatalf("node of %d records, one expiring %v, has class %d", len(n.consents), expires, n.class)
 		}
 	}
 	if expiring == 0 {
-		t.Fatal("no node without a class: the expiry rule is not exercised")
+		t.Fatal("no node with a record that expires: the rule is not exercised")
 	}
 }
 

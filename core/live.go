@@ -266,6 +266,9 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 				}
 			}
 		}
+		if next != len(keys) {
+			return fmt.Errorf("%d membership records read, %d used", len(keys), next)
+		}
 		return nil
 	})
 	if err != nil {

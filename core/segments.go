@@ -269,6 +269,8 @@ type gate struct {
 	role string
 }
 
+// Allow decides for the person of s. The decision's Reasons and Fields
+// may be shared with other people's (a class's answer): read only.
 func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose string, dest policies.Destination) (policies.Decision, error) {
 	pv, ok := asPersonView(s.Person())
 	if !ok {
@@ -276,7 +278,9 @@ func (g gate) Allow(ctx context.Context, s segments.Subject, action, purpose str
 	}
 	// A person whose inputs are all on one node of a class is decided as
 	// the class (gateclass.go); the revision is read before the engine is
-	// asked, so that an answer is never filed under a newer bundle.
+	// asked, so that an answer is never filed under a newer bundle. A
+	// revision of 0 (no decision cache: Config.Validate refuses it today)
+	// keeps no answer.
 	rev, class := g.c.engine.Revision(), uint32(noClass)
 	if rev != 0 && dest.Kind == "" && dest.Region == "" && len(dest.Fields) == 0 && !g.c.evalFromEvents.Load() {
 		if gi, err := pv.gateInputs(); err == nil && gi.only != nil {

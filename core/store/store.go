@@ -390,7 +390,10 @@ func (s *Store) finish(ts uint64, err error) {
 }
 
 // Txn is a transaction. Values returned by Get and passed to Scan callbacks
-// are copies the caller may keep.
+// are copies the caller may keep. A read transaction (View) may serve Get,
+// Has and Scan from several goroutines at once (Badger records no reads
+// for it); a write transaction (Update) may not: it tracks its reads and,
+// pipelined, its overlay.
 type Txn struct {
 	txn   *badger.Txn
 	ctx   context.Context
