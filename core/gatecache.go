@@ -207,10 +207,12 @@ func (g *gateCache) invalidate(pids ...uuid.UUID) {
 // put caches entries a commit produced, and marks builds in progress for
 // their nodes as stale.
 func (g *gateCache) put(entries map[uuid.UUID]*gateNode) {
+	for _, n := range entries {
+		g.classes.classify(n) // before n is published, outside the lock
+	}
 	g.t.mu.Lock()
 	defer g.t.mu.Unlock()
 	for p, n := range entries {
-		g.classes.classify(n)
 		g.t.setGate(p, n)
 		g.building.touch(p)
 	}
@@ -232,11 +234,13 @@ func (g *gateCache) begin(pid uuid.UUID) {
 // end caches a finished build (n != nil) unless the node was invalidated
 // meanwhile.
 func (g *gateCache) end(pid uuid.UUID, n *gateNode) {
+	if n != nil {
+		g.classes.classify(n) // before n is published, outside the lock
+	}
 	g.t.mu.Lock()
 	defer g.t.mu.Unlock()
 	if clean := g.building.end(pid); n != nil && clean {
 		if g.t.get(pid).gate == nil {
-			g.classes.classify(n)
 			g.t.setGate(pid, n)
 		}
 	}

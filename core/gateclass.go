@@ -145,8 +145,8 @@ func (g *gateClasses) intern(key []byte) uint32 {
 }
 
 // classify gives n its class, unless it has one. It is called before n
-// is published in the table (under its write lock): readers see n.class
-// only through the table.
+// is published in the table: readers see n.class only through the table,
+// whose lock orders the write before their reads.
 func (g *gateClasses) classify(n *gateNode) {
 	if n.class != noClass {
 		return

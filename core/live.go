@@ -339,15 +339,12 @@ func (c *CDP) readRoots(tx *store.Txn, nodes []uuid.UUID) (map[uuid.UUID][]uuid.
 	}
 	members := make([][]uuid.UUID, len(order))
 	err = c.parallel(len(order), func(i int) error {
-		ms, err := c.getMembers(tx, order[i])
+		v, err := tx.Get(store.ClusterKey(order[i]))
 		if err != nil {
-			return err
+			return fmt.Errorf("cluster %s: %w", order[i], err)
 		}
-		members[i] = make([]uuid.UUID, 0, len(ms))
-		for _, x := range ms {
-			members[i] = append(members[i], x.pid)
-		}
-		return nil
+		members[i], err = memberPIDs(v, nil) // the ids alone, as the scan reads them
+		return err
 	})
 	if err != nil {
 		return nil, nil, err

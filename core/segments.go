@@ -245,7 +245,8 @@ type fetchGroup struct {
 	views [fetchBatch]*personView
 }
 
-// fetch fetches the group's views, with c's table.
+// fetch fetches the group's views from run's node table, and lets go of
+// them.
 func (g *fetchGroup) fetch(run *viewRun) {
 	run.touched.Add(run.c.nodes.fetchViews(g.views[:g.n], run.c.aggs))
 	g.views = [fetchBatch]*personView{}
