@@ -239,7 +239,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		vault:     vault,
 		store:     st,
 		hasher:    identity.NewHasher(master.Subkey(keys.PurposeIdentifierHMAC, 32)),
-		metrics:   newMetrics(opts.Registry),
+		metrics:   newMetrics(opts.Registry, st),
 		jobs:      make(chan *job),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
@@ -355,6 +355,9 @@ func (c *CDP) Config() Config { return c.cfg }
 
 // Registry returns the metrics registry.
 func (c *CDP) Registry() *prometheus.Registry { return c.metrics.reg }
+
+// StoreStats is the store's shape and cache counters (store.Stats).
+func (c *CDP) StoreStats() store.Stats { return c.store.Stats() }
 
 // RotateKeys starts a new KEK epoch, re-wraps every live data key under it
 // and destroys the older KEKs.

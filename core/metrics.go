@@ -1,6 +1,10 @@
 package core
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/custody-cdp/custody/core/store"
+)
 
 // metrics carry counts and timings only: no label ever holds personal data.
 type metrics struct {
@@ -15,7 +19,7 @@ type metrics struct {
 	liveChanges     prometheus.Counter
 }
 
-func newMetrics(reg *prometheus.Registry) *metrics {
+func newMetrics(reg *prometheus.Registry, st *store.Store) *metrics {
 	m := &metrics{
 		reg: reg,
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -46,6 +50,36 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.liveChanges = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "custody_segment_live_changes_total", Help: "Segment memberships entered or exited by live updates after ingestion.",
 	})
-	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays, m.liveChanges)
+	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays, m.liveChanges, storeCollector{st})
 	return m
+}
+
+// storeCollector reports the store's shape and cache counters at each
+// scrape (store.Stats): what an operator sizes the caches by.
+type storeCollector struct{ st *store.Store }
+
+var (
+	storeTablesDesc = prometheus.NewDesc("custody_store_tables", "Tables in the store's LSM tree.", nil, nil)
+	storeIndexDesc  = prometheus.NewDesc("custody_store_index_bytes",
+		"Bytes of every table's index, bloom filters included. Above the index cache's size, point reads re-read and decrypt indexes.", nil, nil)
+	storeCacheDesc = prometheus.NewDesc("custody_store_cache_requests_total",
+		"Reads of the store's block and index caches, by cache and result (hit, miss).", []string{"cache", "result"}, nil)
+)
+
+func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- storeTablesDesc
+	ch <- storeIndexDesc
+	ch <- storeCacheDesc
+}
+
+func (s storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := s.st.Stats()
+	ch <- prometheus.MustNewConstMetric(storeTablesDesc, prometheus.GaugeValue, float64(st.Tables))
+	ch <- prometheus.MustNewConstMetric(storeIndexDesc, prometheus.GaugeValue, float64(st.IndexBytes))
+	for _, c := range []struct {
+		cache, result string
+		n             uint64
+	}{{"block", "hit", st.BlockHits}, {"block", "miss", st.BlockMisses}, {"index", "hit", st.IndexHits}, {"index", "miss", st.IndexMisses}} {
+		ch <- prometheus.MustNewConstMetric(storeCacheDesc, prometheus.CounterValue, float64(c.n), c.cache, c.result)
+	}
 }

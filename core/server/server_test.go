@@ -257,15 +257,21 @@ func TestAdminProfileRoles(t *testing.T) {
 func TestMetricsAndHealth(t *testing.T) {
 	e := newEnv(t)
 	e.post(t, "/v1/track", e.keys[core.RoleIngest], []byte(`{"userId":"m","event":"E"}`), nil)
-	for path, want := range map[string]string{"/healthz": `"ok"`, "/metrics": "custody_ingest_messages_total"} {
+	for path, wants := range map[string][]string{
+		"/healthz": {`"ok"`},
+		"/metrics": {"custody_ingest_messages_total", "custody_store_tables ", "custody_store_index_bytes ",
+			`custody_store_cache_requests_total{cache="block",result="hit"}`, `custody_store_cache_requests_total{cache="index",result="miss"}`},
+	} {
 		resp, err := http.Get(e.srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		for _, want := range wants {
+			if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+				t.Fatalf("%s: %d, no %s in %s", path, resp.StatusCode, want, b)
+			}
 		}
 	}
 }

@@ -20,6 +20,11 @@
 //     decrypts it and a Loader bulk-writes it into a fresh store (format in
 //     backup.go). Badger's at-rest encryption does not cover a stream, so
 //     the stream is encrypted with a key the caller derives.
+//   - Stats reports the tree's shape (tables, index and bloom bytes,
+//     levels waiting for compaction) and the block and index caches' hits
+//     and misses, counts only. With encryption at rest a table's index lives
+//     only in the index cache, so the index bytes are what that cache is
+//     sized by (core exports them on /metrics).
 //
 // # Keyspace (schema version 2)
 //

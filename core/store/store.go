@@ -607,3 +607,50 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Debugf(f string, a ...any) {}
+
+// Stats is the shape of the LSM tree and how its two caches serve reads:
+// what an operator sizes block_cache_mib and index_cache_mib by. With
+// encryption at rest, a table's index (block offsets and bloom filter)
+// lives only in the index cache: a read that misses it reads and decrypts
+// the whole index again, so IndexBytes above the index cache's size turns
+// point reads into allocations of tens of KiB each.
+type Stats struct {
+	Tables      int    `json:"tables"`
+	Keys        uint64 `json:"keys"`        // in tables, every version
+	TableBytes  uint64 `json:"table_bytes"` // on disk
+	IndexBytes  uint64 `json:"index_bytes"` // every table's index, bloom filters included
+	BloomBytes  uint64 `json:"bloom_bytes"`
+	BlockHits   uint64 `json:"block_cache_hits"`
+	BlockMisses uint64 `json:"block_cache_misses"`
+	IndexHits   uint64 `json:"index_cache_hits"`
+	IndexMisses uint64 `json:"index_cache_misses"`
+	// Backlog is how many levels are over their target size (L0: over its
+	// table count) and wait for compaction; 0 once compactions caught up.
+	// After a bulk load it stays above 0 for minutes, and the compactions
+	// take CPU and allocate while it does.
+	Backlog int `json:"compaction_backlog"`
+}
+
+// Stats reads the tree's shape and the caches' counters since Open.
+func (s *Store) Stats() Stats {
+	var st Stats
+	for _, t := range s.db.Tables() {
+		st.Tables++
+		st.Keys += uint64(t.KeyCount)
+		st.TableBytes += uint64(t.OnDiskSize)
+		st.IndexBytes += uint64(t.IndexSz)
+		st.BloomBytes += uint64(t.BloomFilterSize)
+	}
+	for _, l := range s.db.Levels() {
+		if l.Score >= 1 {
+			st.Backlog++
+		}
+	}
+	if m := s.db.BlockCacheMetrics(); m != nil {
+		st.BlockHits, st.BlockMisses = m.Hits(), m.Misses()
+	}
+	if m := s.db.IndexCacheMetrics(); m != nil {
+		st.IndexHits, st.IndexMisses = m.Hits(), m.Misses()
+	}
+	return st
+}

@@ -321,3 +321,48 @@ func TestPrefixesAreDistinct(t *testing.T) {
 		}
 	}
 }
+
+// TestStats: the tree's shape counts the tables written, and reads through
+// them are counted by both caches (encryption at rest puts every index
+// in the index cache).
+func TestStats(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, dir, testOptions())
+	if st := s.Stats(); st.Tables != 0 || st.Keys != 0 {
+		t.Fatalf("empty store: %+v", st)
+	}
+	const n = 3000
+	key := func(i int) []byte { return []byte(fmt.Sprintf("x/%06d", i)) }
+	if err := s.Update(ctx, func(tx *Txn) error {
+		for i := range n {
+			if err := tx.Set(key(i), bytes.Repeat([]byte{byte(i)}, 100)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close() // the memtable becomes a table
+	s = openTest(t, dir, testOptions())
+	st := s.Stats()
+	if st.Tables == 0 || st.Keys < n || st.TableBytes == 0 || st.IndexBytes == 0 || st.BloomBytes == 0 || st.BloomBytes > st.IndexBytes {
+		t.Fatalf("after %d keys: %+v", n, st)
+	}
+	before := st.BlockHits + st.BlockMisses + st.IndexHits + st.IndexMisses
+	if err := s.View(ctx, func(tx *Txn) error {
+		for i := range n {
+			if _, err := tx.Get(key(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st = s.Stats()
+	if st.BlockHits+st.BlockMisses == 0 || st.IndexHits+st.IndexMisses == 0 || st.BlockHits+st.BlockMisses+st.IndexHits+st.IndexMisses < before+n {
+		t.Fatalf("after %d reads: %+v", n, st)
+	}
+}
