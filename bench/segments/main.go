@@ -71,7 +71,8 @@ func main() {
 		seed      = flag.Uint64("seed", 1, "generator seed")
 		stream    = flag.Int("stream", 20000, "events ingested for (c), with live updates")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of each evaluation (a) to FILE.NAME (the segment's name), and of the stream (c) to FILE.live")
-		memprof   = flag.String("memprofile", "", "write heap profiles, taken after the load (FILE.load) and after the evaluations (a), to FILE")
+		memprof   = flag.String("memprofile", "", "write heap profiles, taken after the load (FILE.load), after the evaluations (a) (FILE), and before and after the stream (c) (FILE.prelive, FILE.live)")
+		quiesce   = flag.Duration("quiesce", 0, "before (c): wait up to this long for the store's compactions to catch up (store.Stats.Backlog 0), and say how long it took")
 		settle    = flag.Duration("settle", 0, "without PostgreSQL: wait this long after the load, as PostgreSQL's load would (the store's compactions go on after a load)")
 		config    = flag.String("config", "", "a custody.yaml whose settings replace the defaults (store sizes, caches, server runtime)")
 	)
@@ -182,6 +183,18 @@ func main() {
 	rng := rand.New(rand.NewPCG(*seed, 99))
 	var liveTime time.Duration
 	var rep core.LiveReport
+	var ingestCost, liveCost gcCost
+	if *quiesce > 0 {
+		t0 := time.Now()
+		for c.StoreStats().Backlog > 0 && time.Since(t0) < *quiesce {
+			time.Sleep(time.Second)
+		}
+		fmt.Printf("quiesce       waited %.0fs for compactions before (c); backlog now %d levels\n", time.Since(t0).Seconds(), c.StoreStats().Backlog)
+	}
+	st0 := c.StoreStats()
+	if *memprof != "" {
+		writeHeap(*memprof + ".prelive")
+	}
 	var streamed []streamedEvent
 	sent := 0
 	stopProfile := startCPUProfile(*cpuprof, "live") // ingest too: focus on UpdateMemberships
@@ -204,21 +217,30 @@ func main() {
 			}
 			sent++
 		}
+		g0 := readGCCost()
 		if _, err := c.Ingest(ctx, msgs); err != nil {
 			log.Fatal(err)
 		}
+		g1 := readGCCost()
 		t0 := time.Now()
 		r, err := c.FlushLive(ctx, now)
 		if err != nil {
 			log.Fatal(err)
 		}
 		liveTime += time.Since(t0)
+		g2 := readGCCost()
+		ingestCost.add(g1.sub(g0))
+		liveCost.add(g2.sub(g1))
 		rep.People += r.People
 		rep.Segments = r.Segments
 		rep.Entered += r.Entered
 		rep.Exited += r.Exited
 	}
 	stopProfile()
+	st1 := c.StoreStats()
+	if *memprof != "" {
+		writeHeap(*memprof + ".live") // alloc_space -diff_base FILE.prelive: what (c) allocated
+	}
 	if _, err := c.RefreshSegment(ctx, "vip", now); err != nil { // the sweep
 		log.Fatal(err)
 	}
@@ -249,6 +271,11 @@ func main() {
 	fmt.Printf("\n(c) live membership update: %d events, %d people re-evaluated against %d local segments, %d entered, %d exited\n",
 		sent, rep.People, rep.Segments, rep.Entered, rep.Exited)
 	fmt.Printf("    %.1f µs per ingested event (update time only; target < 50 µs)\n", float64(liveTime.Microseconds())/float64(sent))
+	fmt.Printf("    allocated per event: %.1f KiB by ingestion, %.1f KiB by the update; collections begun: %d during ingestion, %d during the update\n",
+		float64(ingestCost.bytes)/1024/float64(sent), float64(liveCost.bytes)/1024/float64(sent), ingestCost.cycles, liveCost.cycles)
+	fmt.Printf("    store: %d tables, indexes %d MiB (blooms %d MiB), compaction backlog %d levels at the start, %d at the end; during (c) the block cache missed %d of %d reads, the index cache %d of %d\n",
+		st1.Tables, st1.IndexBytes>>20, st1.BloomBytes>>20, st0.Backlog, st1.Backlog, st1.BlockMisses-st0.BlockMisses, st1.BlockMisses+st1.BlockHits-st0.BlockMisses-st0.BlockHits,
+		st1.IndexMisses-st0.IndexMisses, st1.IndexMisses+st1.IndexHits-st0.IndexMisses-st0.IndexHits)
 	fmt.Printf("\npeak RSS      %d MiB (VmHWM of this process, with the pages of the store's memory-mapped files)\n", procStatus("VmHWM")>>10)
 	fmt.Printf("peak anon RSS %d MiB during the load, %d MiB during (a)-(c) (the process's own memory: heap with the store's caches, digests, gate inputs; sampled every 50 ms)\n",
 		loadAnon>>10, anonPeak.Load()>>10)
@@ -265,6 +292,22 @@ func writeHeap(path string) {
 		log.Fatal(err)
 	}
 }
+
+// gcCost is what the runtime counted between two readings: bytes
+// allocated and collections begun. (c) reads it around ingestion and the
+// update, because at a million profiles a collection marks a heap of more
+// than a GiB and takes the update's cores while it runs.
+type gcCost struct{ bytes, cycles uint64 }
+
+func readGCCost() gcCost {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return gcCost{s[0].Value.Uint64(), s[1].Value.Uint64()}
+}
+
+func (g gcCost) sub(o gcCost) gcCost { return gcCost{g.bytes - o.bytes, g.cycles - o.cycles} }
+
+func (g *gcCost) add(o gcCost) { g.bytes += o.bytes; g.cycles += o.cycles }
 
 // memLine is the Go heap (live after the last collection, and what the
 // runtime holds from the OS) and the process's peak RSS so far, with the
