@@ -80,7 +80,12 @@ func newGateNode(traits gateTraitList, tm map[string]json.RawMessage, consents [
 	for _, c := range consents {
 		n.gpc = n.gpc || c.Source == privacy.SourceGPC
 	}
-	n.jurisdiction = jurisdictionOf(tm, n.history())
+	// Canonical, as the records' texts are: a store has a few dozen
+	// jurisdictions, and a million nodes held one string each ("US-CA" is
+	// built by concatenation; a decoded trait is a fresh string).
+	if j := jurisdictionOf(tm, n.history()); j != "" {
+		n.jurisdiction = unique.Make(j).Value()
+	}
 	return n
 }
 

@@ -83,3 +83,30 @@ func TestGateNodeTextsAreCanonical(t *testing.T) {
 		})
 	}
 }
+
+// A node's jurisdiction is canonical too, whether built by concatenation
+// (US states) or decoded from a trait.
+func TestGateNodeJurisdictionIsCanonical(t *testing.T) {
+	for _, tc := range []struct{ name, traits, want string }{
+		{"US state from an address", `{"address":{"country":"US","state":"ca"}}`, "US-CA"},
+		{"explicit trait", `{"jurisdiction":"uk"}`, "UK"},
+		{"country and state traits", `{"country":"United States","state":"NY"}`, "US-NY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := func() *gateNode {
+				var tm map[string]json.RawMessage
+				if err := json.Unmarshal([]byte(tc.traits), &tm); err != nil {
+					t.Fatal(err)
+				}
+				return gateNodeFrom(tm, nil)
+			}
+			a, b := node(), node()
+			if a.jurisdiction != tc.want {
+				t.Fatalf("jurisdiction %q, want %q", a.jurisdiction, tc.want)
+			}
+			if unsafe.StringData(a.jurisdiction) != unsafe.StringData(b.jurisdiction) {
+				t.Fatalf("%q held twice", a.jurisdiction)
+			}
+		})
+	}
+}
