@@ -50,36 +50,42 @@ func newMetrics(reg *prometheus.Registry, st *store.Store) *metrics {
 	m.liveChanges = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "custody_segment_live_changes_total", Help: "Segment memberships entered or exited by live updates after ingestion.",
 	})
-	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays, m.liveChanges, storeCollector{st})
+	reg.MustRegister(m.messages, m.profilesCreated, m.groupSeconds, m.buildSeconds, m.groupMessages, m.merges, m.replays, m.liveChanges, newStoreCollector(st))
 	return m
 }
 
 // storeCollector reports the store's shape and cache counters at each
 // scrape (store.Stats): what an operator sizes the caches by.
-type storeCollector struct{ st *store.Store }
+type storeCollector struct {
+	st                 *store.Store
+	tables, index, hit *prometheus.Desc
+}
 
-var (
-	storeTablesDesc = prometheus.NewDesc("custody_store_tables", "Tables in the store's LSM tree.", nil, nil)
-	storeIndexDesc  = prometheus.NewDesc("custody_store_index_bytes",
-		"Bytes of every table's index, bloom filters included. Above the index cache's size, point reads re-read and decrypt indexes.", nil, nil)
-	storeCacheDesc = prometheus.NewDesc("custody_store_cache_requests_total",
-		"Reads of the store's block and index caches, by cache and result (hit, miss).", []string{"cache", "result"}, nil)
-)
+func newStoreCollector(st *store.Store) storeCollector {
+	return storeCollector{
+		st:     st,
+		tables: prometheus.NewDesc("custody_store_tables", "Tables in the store's LSM tree.", nil, nil),
+		index: prometheus.NewDesc("custody_store_index_bytes",
+			"Bytes of every table's index, bloom filters included. Above the index cache's size, point reads re-read and decrypt indexes.", nil, nil),
+		hit: prometheus.NewDesc("custody_store_cache_requests_total",
+			"Reads of the store's block and index caches, by cache and result (hit, miss).", []string{"cache", "result"}, nil),
+	}
+}
 
-func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- storeTablesDesc
-	ch <- storeIndexDesc
-	ch <- storeCacheDesc
+func (s storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.tables
+	ch <- s.index
+	ch <- s.hit
 }
 
 func (s storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st := s.st.Stats()
-	ch <- prometheus.MustNewConstMetric(storeTablesDesc, prometheus.GaugeValue, float64(st.Tables))
-	ch <- prometheus.MustNewConstMetric(storeIndexDesc, prometheus.GaugeValue, float64(st.IndexBytes))
+	ch <- prometheus.MustNewConstMetric(s.tables, prometheus.GaugeValue, float64(st.Tables))
+	ch <- prometheus.MustNewConstMetric(s.index, prometheus.GaugeValue, float64(st.IndexBytes))
 	for _, c := range []struct {
 		cache, result string
 		n             uint64
 	}{{"block", "hit", st.BlockHits}, {"block", "miss", st.BlockMisses}, {"index", "hit", st.IndexHits}, {"index", "miss", st.IndexMisses}} {
-		ch <- prometheus.MustNewConstMetric(storeCacheDesc, prometheus.CounterValue, float64(c.n), c.cache, c.result)
+		ch <- prometheus.MustNewConstMetric(s.hit, prometheus.CounterValue, float64(c.n), c.cache, c.result)
 	}
 }
