@@ -25,6 +25,11 @@
 //     and misses, counts only. With encryption at rest a table's index lives
 //     only in the index cache, so the index bytes are what that cache is
 //     sized by (core exports them on /metrics).
+//   - Watch: a pipelined store tells Options.OnCommit the final values of
+//     the watched keys each commit wrote, in commit order and before the
+//     commit is visible, so that a cache of those keys kept by the caller
+//     is never older than what a reader can see (core keeps every node's
+//     cluster, m/ and n/, in memory this way).
 //
 // # Keyspace (schema version 2)
 //

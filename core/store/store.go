@@ -54,7 +54,23 @@ type Options struct {
 	// no conflict detection: every key family must have a single writer.
 	// Readers always see a prefix of commits (a watermark), never a gap.
 	Pipelined bool
-	Logger    *slog.Logger
+	// Watch and OnCommit keep a cache of some key families exact (a
+	// pipelined store only): after every commit that wrote keys under a
+	// Watch prefix, OnCommit gets their final values (Change.Deleted: the
+	// key was deleted) and the commit's timestamp, in commit order, and
+	// before the commit becomes visible: a reader whose ReadTS is at least
+	// ts finds the cache already changed. It runs under the store's commit
+	// lock, so it must be quick and must not call the store.
+	Watch    []Prefix
+	OnCommit func(ts uint64, changes []Change)
+	Logger   *slog.Logger
+}
+
+// Change is the final state of one watched key after a commit.
+type Change struct {
+	Key     []byte
+	Value   []byte // nil when Deleted
+	Deleted bool
 }
 
 // DefaultOptions are sized for one node with 2 cores and ~24 GiB of memory:
@@ -86,6 +102,9 @@ type Store struct {
 	committed atomic.Uint64   // every commit <= this is durable and visible
 	done      map[uint64]bool // finished commits above committed
 	failed    error           // first failed commit: the store refuses writes
+	// changes are the watched keys of finished commits above committed,
+	// handed to OnCommit as committed passes them.
+	changes map[uint64][]Change
 }
 
 // Open opens (or, unless opts.MustExist, creates) the store in dir.
@@ -101,6 +120,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if opts.ConflictRetries <= 0 {
 		opts.ConflictRetries = 1
+	}
+	if len(opts.Watch) > 0 && (!opts.Pipelined || opts.OnCommit == nil) {
+		return nil, errors.New("open store: Watch needs a pipelined store and OnCommit")
 	}
 	exists := dirHasStore(dir)
 	if opts.MustExist && !exists {
@@ -142,7 +164,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, translateOpen(err))
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, done: map[uint64]bool{}}
+	s := &Store{db: db, opts: opts, log: opts.Logger, done: map[uint64]bool{}, changes: map[uint64][]Change{}}
 	if opts.Pipelined {
 		s.next = db.MaxVersion()
 		s.committed.Store(s.next)
@@ -364,13 +386,59 @@ func (t *Txn) CommitAsync(cb func(error)) error {
 	}
 	s.next++
 	ts := s.next
+	changes := t.watchedChanges()
 	return translate(t.txn.CommitAt(ts, func(err error) {
-		s.finish(ts, err)
+		s.finishWith(ts, err, changes)
 		cb(translate(err))
 	}))
 }
 
-func (s *Store) finish(ts uint64, err error) {
+// watchedChanges returns the final state of the watched keys the
+// transaction wrote, each once, in the order first written.
+func (t *Txn) watchedChanges() []Change {
+	if len(t.watched) == 0 {
+		return nil
+	}
+	out := make([]Change, 0, len(t.watched))
+	for _, k := range t.watched {
+		v := t.writes[k]
+		if isTombstone(v) {
+			out = append(out, Change{Key: []byte(k), Deleted: true})
+		} else {
+			out = append(out, Change{Key: []byte(k), Value: v})
+		}
+	}
+	return out
+}
+
+// watch notes that the transaction is writing key, if it is watched
+// (before the write enters t.writes).
+func (t *Txn) watch(key []byte) {
+	if t.isWatched(key) {
+		if _, seen := t.writes[string(key)]; !seen {
+			t.watched = append(t.watched, string(key))
+		}
+	}
+}
+
+func (t *Txn) isWatched(key []byte) bool {
+	if t.store == nil || t.writes == nil {
+		return false
+	}
+	for _, p := range t.store.opts.Watch {
+		if len(key) >= len(p) && string(key[:len(p)]) == string(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) finish(ts uint64, err error) { s.finishWith(ts, err, nil) }
+
+// finishWith records that commit ts finished, with its watched changes,
+// and moves the watermark past every commit finished without a gap,
+// handing their changes to OnCommit first, in order.
+func (s *Store) finishWith(ts uint64, err error, changes []Change) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil && s.failed == nil {
@@ -378,10 +446,17 @@ func (s *Store) finish(ts uint64, err error) {
 		s.log.Error("store commit failed; refusing writes until restart", "err", err)
 	}
 	s.done[ts] = true
+	if err == nil && len(changes) > 0 {
+		s.changes[ts] = changes
+	}
 	c := s.committed.Load()
 	for s.done[c+1] {
 		delete(s.done, c+1)
 		c++
+		if ch, ok := s.changes[c]; ok {
+			delete(s.changes, c)
+			s.opts.OnCommit(c, ch)
+		}
 	}
 	s.committed.Store(c)
 	// Older versions may be dropped by compaction: with NumVersionsToKeep 1
@@ -401,6 +476,7 @@ type Txn struct {
 	// Pipelined write transactions: what they read through, what they wrote.
 	overlay Overlay
 	writes  Overlay
+	watched []string // keys under Options.Watch written, in first-write order
 }
 
 // Get returns the value of key, or ErrNotFound.
@@ -452,6 +528,7 @@ func (t *Txn) Set(key, val []byte) error {
 		return ErrEmptyKey
 	}
 	if t.writes != nil {
+		t.watch(key)
 		t.writes[string(key)] = val
 	}
 	return translate(t.txn.Set(key, val))
@@ -464,6 +541,9 @@ func (t *Txn) SetUnread(key, val []byte) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
+	if t.isWatched(key) {
+		return t.Set(key, val) // a watcher needs it
+	}
 	return translate(t.txn.Set(key, val))
 }
 
@@ -473,6 +553,7 @@ func (t *Txn) SetWithTTL(key, val []byte, ttl time.Duration) error {
 		return ErrEmptyKey
 	}
 	if t.writes != nil {
+		t.watch(key)
 		t.writes[string(key)] = val
 	}
 	return translate(t.txn.SetEntry(badger.NewEntry(key, val).WithTTL(ttl)))
@@ -481,6 +562,7 @@ func (t *Txn) SetWithTTL(key, val []byte, ttl time.Duration) error {
 // Delete removes key.
 func (t *Txn) Delete(key []byte) error {
 	if t.writes != nil {
+		t.watch(key)
 		t.writes[string(key)] = tombstone
 	}
 	return translate(t.txn.Delete(key))
