@@ -60,14 +60,17 @@ type CDP struct {
 	// suppressed holds the identifier index keys of deleted people.
 	suppressed map[string]bool
 	pids       *pidPool
-	// nodes is the in-memory table of nodes' gate inputs and event
-	// digests (nodetable.go) that aggs and gates keep.
+	// nodes is the in-memory table of nodes' gate inputs, event digests
+	// and clusters (nodetable.go) that aggs, gates and clusters keep.
 	nodes *nodeTable
 	// aggs are the in-memory event digests segment evaluation reads
 	// (aggregate.go); the committer feeds them after each commit.
 	aggs *aggregates
 	// gates are the in-memory gate inputs of nodes (gatecache.go).
 	gates *gateCache
+	// clusters are the clusters' members, and so the nodes' roots, in
+	// memory (clustercache.go); the store reports every change to them.
+	clusters *clusterCache
 	// live queues the nodes touched by ingestion for the live membership
 	// updater (live.go); memberMu serialises membership writers.
 	live *liveQueue
@@ -222,6 +225,9 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	}
 	so := cfg.storeOptions(master, opts.Logger)
 	so.MustExist = mustExist
+	nodes := newNodeTable()
+	clusters := newClusterCache(nodes)
+	so.Watch, so.OnCommit = clusterPrefixes, clusters.committed
 	st, err := store.Open(ctx, cfg.storeDir(), so)
 	if err != nil {
 		_ = vault.Close()
@@ -230,7 +236,6 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		}
 		return nil, err
 	}
-	nodes := newNodeTable()
 	c := &CDP{
 		cfg:       cfg,
 		log:       opts.Logger,
@@ -247,6 +252,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		nodes:     nodes,
 		aggs:      newAggregates(nodes),
 		gates:     newGateCache(nodes, newGateClasses()),
+		clusters:  clusters,
 		live:      newLiveQueue(),
 		consented: newPIDSet(),
 		obs:       newObsCache(cfg.Ingest.IdentifierCacheSize),
@@ -294,8 +300,14 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	c.wg.Add(1)
 	go c.commitLoop()
 	if cfg.Segments.LiveDelay > 0 {
-		c.wg.Add(1)
+		c.wg.Add(2)
 		go c.liveLoop()
+		go func() {
+			defer c.wg.Done()
+			if err := c.warmClusters(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+				c.log.Error("load clusters into memory", "err", err)
+			}
+		}()
 	}
 	if w := cfg.Privacy.RotationWindow.D(); w > 0 {
 		c.wg.Add(1)

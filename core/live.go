@@ -311,8 +311,15 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 
 // readRoots returns the roots of nodes (each once, in the order of their
 // first node) with the members of each; nodes erased meanwhile are left
-// out. The point reads run on every core.
+// out. They come from memory (clustercache.go) when every node's cluster
+// is there. Else all are read from the transaction's snapshot, with point
+// reads on every core, and cached: people from the memory (newer) and
+// from the snapshot (older) in one update could be the same person under
+// two roots, before and after a merge.
 func (c *CDP) readRoots(tx *store.Txn, nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []uuid.UUID, error) {
+	if roots, order, ok := c.clusters.people(nodes); ok {
+		return roots, order, nil
+	}
 	type found struct {
 		root uuid.UUID
 		ok   bool
@@ -352,6 +359,7 @@ func (c *CDP) readRoots(tx *store.Txn, nodes []uuid.UUID) (map[uuid.UUID][]uuid.
 	for i, r := range order {
 		roots[r] = members[i]
 	}
+	c.clusters.fill(tx.ReadTS(), roots)
 	return roots, order, nil
 }
 
@@ -374,12 +382,19 @@ func (c *CDP) readMemberships(tx *store.Txn, keys [][]byte) ([]readMembership, e
 
 // erasedSince says whether the person of root was erased after a
 // membership writer read them: erasure deletes their s/ records, and a
-// write from the older read must not bring one back. The read of m/ puts
-// the key in the transaction's read set, so an erasure committing
-// meanwhile makes the write conflict and retry. gone caches answers.
+// write from the older read must not bring one back. A root in memory
+// (clustercache.go) is as new as the transaction's snapshot or newer:
+// erasure deletes it before the erasure is visible. Else m/ is read. An
+// erasure committing after the check and before the write is not seen
+// (the pipelined store detects no conflicts): that window is open, as it
+// was with the read. gone caches answers.
 func (c *CDP) erasedSince(tx *store.Txn, root uuid.UUID, gone map[uuid.UUID]bool) (bool, error) {
 	if g, ok := gone[root]; ok {
 		return g, nil
+	}
+	if c.clusters.isRoot(root) {
+		gone[root] = false
+		return false, nil
 	}
 	_, err := c.getMember(tx, root)
 	if errors.Is(err, store.ErrNotFound) {

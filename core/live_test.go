@@ -300,6 +300,7 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				}
 				checkTraitPaths(t, c, now)
 				checkGatePaths(t, c)
+				checkClusterCache(t, c, true)
 				for _, name := range liveSegments() {
 					if name == "vip" {
 						if set.Local(name) {

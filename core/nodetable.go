@@ -9,18 +9,19 @@ import (
 )
 
 // The node table: what evaluation keeps in memory of each node, its gate
-// inputs (gatecache.go) and its event digest (aggregate.go), in one table
-// under one lock. They were two maps under two locks: a person's node cost
-// two lookups in maps of a million entries and more, each a cache miss,
-// and two read locks whose shared counters the workers bounced between
-// cores; together that was a fifth of a million-profile evaluation. Now a
-// node costs one lookup, and a scan looks up a batch of people under one
-// read lock (fetchViews), where the lookups, independent of each other,
-// overlap their misses.
+// inputs (gatecache.go), its event digest (aggregate.go) and its cluster
+// (clustercache.go), in one table under one lock. The first two were two
+// maps under two locks: a person's node cost two lookups in maps of a
+// million entries and more, each a cache miss, and two read locks whose
+// shared counters the workers bounced between cores; together that was a
+// fifth of a million-profile evaluation. Now a node costs one lookup, and a
+// scan looks up a batch of people under one read lock (fetchViews), where
+// the lookups, independent of each other, overlap their misses. A slot is
+// 64 bytes, one cache line.
 //
-// The two kinds of entry keep their own rules (which commit writes them
-// through, which build may be cached, what drops them): gateCache and
-// aggregates own them, each with its own builds, and both take this lock.
+// The kinds of entry keep their own rules (which commit writes them
+// through, which build may be cached, what drops them): gateCache,
+// aggregates and clusterCache own them, and all take this lock.
 //
 // The table is open addressing with linear probing over slots that hold
 // the entries themselves, not a Go map: a lookup is one cache miss, not a
@@ -53,6 +54,14 @@ type nodeSlot struct {
 	id   uuid.UUID
 	gate *gateNode
 	dig  digest
+	// link is the next member of the node's cluster ring, tagged when it
+	// is the root (clustercache.go); uuid.Nil when not in memory.
+	link uuid.UUID
+}
+
+// empty: the slot holds no entry of any kind.
+func (sl *nodeSlot) empty() bool {
+	return sl.gate == nil && sl.dig == nil && sl.link == uuid.Nil
 }
 
 func newNodeTable() *nodeTable {
@@ -163,7 +172,7 @@ func (s *nodeShard) resize(n int) {
 }
 
 // The setters and droppers run with t.mu held for writing. A node with
-// neither entry leaves the table; the nil id is never stored (it marks
+// no entry left leaves the table; the nil id is never stored (it marks
 // empty slots, and no node has it).
 
 func (t *nodeTable) setGate(pid uuid.UUID, n *gateNode) {
@@ -197,7 +206,7 @@ func (t *nodeTable) dropDigest(pid uuid.UUID) {
 }
 
 // drop clears one kind of pid's entries with clear, and empties its slot
-// once it holds neither.
+// once it holds none.
 func (t *nodeTable) drop(pid uuid.UUID, clear func(*nodeSlot)) {
 	if pid == uuid.Nil {
 		return
@@ -208,7 +217,7 @@ func (t *nodeTable) drop(pid uuid.UUID, clear func(*nodeSlot)) {
 	if !ok {
 		return
 	}
-	if clear(&s.slots[i]); s.slots[i].gate == nil && s.slots[i].dig == nil {
+	if clear(&s.slots[i]); s.slots[i].empty() {
 		s.remove(i)
 		t.n--
 	}
