@@ -71,6 +71,9 @@ type CDP struct {
 	// clusters are the clusters' members, and so the nodes' roots, in
 	// memory (clustercache.go); the store reports every change to them.
 	clusters *clusterCache
+	// active are the active memberships of the segments the live updater
+	// evaluates, in memory (activeset.go); the store reports every change.
+	active *activeSets
 	// live queues the nodes touched by ingestion for the live membership
 	// updater (live.go); memberMu serialises membership writers.
 	live *liveQueue
@@ -226,8 +229,12 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	so := cfg.storeOptions(master, opts.Logger)
 	so.MustExist = mustExist
 	nodes := newNodeTable()
-	clusters := newClusterCache(nodes)
-	so.Watch, so.OnCommit = clusterPrefixes, clusters.committed
+	clusters, active := newClusterCache(nodes), newActiveSets()
+	so.Watch = []store.Prefix{store.PrefixCluster, store.PrefixMembership}
+	so.OnCommit = func(ts uint64, changes []store.Change) {
+		clusters.committed(ts, changes)
+		active.committed(ts, changes)
+	}
 	st, err := store.Open(ctx, cfg.storeDir(), so)
 	if err != nil {
 		_ = vault.Close()
@@ -253,6 +260,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 		aggs:      newAggregates(nodes),
 		gates:     newGateCache(nodes, newGateClasses()),
 		clusters:  clusters,
+		active:    active,
 		live:      newLiveQueue(),
 		consented: newPIDSet(),
 		obs:       newObsCache(cfg.Ingest.IdentifierCacheSize),

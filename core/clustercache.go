@@ -51,9 +51,6 @@ type clusterCache struct {
 
 func newClusterCache(t *nodeTable) *clusterCache { return &clusterCache{t: t} }
 
-// clusterPrefixes are the key families the store reports to the cache.
-var clusterPrefixes = []store.Prefix{store.PrefixCluster}
-
 // committed applies a commit's changes to n/ (store.Options.OnCommit).
 // The old rings of every cluster written go first, then the new ones are
 // linked: a commit that merges two clusters deletes one list and rewrites

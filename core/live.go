@@ -160,6 +160,7 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	rep.Segments = len(local)
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
+	c.active.prepare(local) // before the snapshot (activeset.go)
 
 	type change struct {
 		root uuid.UUID // the person the record is about now
@@ -171,9 +172,10 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	var changes []change
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		// The people touched, by root, and the former roots among their
-		// members (a merge moves memberships to the new root). The reads
-		// are independent point reads, most of them missing every cache:
-		// they run on every core (readRoots, readMemberships).
+		// members (a merge moves memberships to the new root), from memory
+		// (readRoots). What is read from the store are independent point
+		// reads, most of them missing every cache: they run on every core
+		// (readRoots, readNeeded).
 		roots, order, err := c.readRoots(tx, nodes)
 		if err != nil {
 			return err
@@ -192,33 +194,58 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		if err != nil {
 			return err
 		}
-		// Every record the changes depend on, read at once: per segment,
-		// each root's and each former root's.
+		// Every record the changes depend on: per segment, each root's and
+		// each former root's. Whether each is active is in memory
+		// (activeset.go); a record is read only where it changes.
 		var keys [][]byte
-		for _, sr := range res.Segments {
-			for _, r := range order {
-				for _, p := range roots[r] {
-					if p != r {
-						keys = append(keys, store.MembershipKey(sr.Name, p))
-					}
-				}
-				keys = append(keys, store.MembershipKey(sr.Name, r))
-			}
-		}
-		recs, err := c.readMemberships(tx, keys)
-		if err != nil {
-			return err
-		}
-		next := 0
-		for _, sr := range res.Segments {
-			in := map[uuid.UUID]bool{}
+		var pids []uuid.UUID
+		var former []bool
+		ins := make([]map[uuid.UUID]bool, len(res.Segments))
+		for s, sr := range res.Segments {
+			ins[s] = make(map[uuid.UUID]bool, len(sr.Members))
 			for _, m := range sr.Members {
 				r, err := uuid.Parse(m.Ref())
 				if err != nil {
 					return err
 				}
-				in[r] = true
+				ins[s][r] = true
 			}
+			for _, r := range order {
+				for _, p := range roots[r] {
+					if p != r {
+						keys, pids, former = append(keys, store.MembershipKey(sr.Name, p)), append(pids, p), append(former, true)
+					}
+				}
+				keys, pids, former = append(keys, store.MembershipKey(sr.Name, r)), append(pids, r), append(former, false)
+			}
+		}
+		act := make([]bool, len(keys))
+		need := make([]bool, len(keys))
+		per := len(keys) / max(len(res.Segments), 1)
+		for s, sr := range res.Segments {
+			lo, hi := s*per, (s+1)*per
+			if err := c.active.load(tx, sr.Name); err != nil {
+				return err
+			}
+			known := c.active.isActive(sr.Name, pids[lo:hi], act[lo:hi])
+			for i := lo; i < hi; i++ {
+				switch {
+				case !known:
+					need[i] = true
+				case former[i]:
+					need[i] = act[i] // a former root: its record ends
+				default:
+					need[i] = act[i] != ins[s][pids[i]] // the root: enters or leaves
+				}
+			}
+		}
+		recs, err := c.readNeeded(tx, keys, need)
+		if err != nil {
+			return err
+		}
+		next := 0
+		for s, sr := range res.Segments {
+			in := ins[s]
 			var others []string
 			for _, r := range order {
 				// Members that were roots before a merge leave; when the
@@ -240,9 +267,14 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 						moved = true
 					}
 				}
-				key, old := keys[next], recs[next]
+				key, old, read := keys[next], recs[next], need[next]
+				active := act[next]
 				next++
-				active := old.found && old.rec.ExitedAt == nil
+				if read {
+					// Read: the record decides (a set in memory is never
+					// older than the snapshot, but the record is exact).
+					active = old.found && old.rec.ExitedAt == nil
+				}
 				switch {
 				case in[r] && !active:
 					f := flowChange{count: !moved, entered: true}
@@ -363,21 +395,28 @@ func (c *CDP) readRoots(tx *store.Txn, nodes []uuid.UUID) (map[uuid.UUID][]uuid.
 	return roots, order, nil
 }
 
+// readNeeded reads the membership records of keys where need says so, on
+// every core; the others are left not found.
+func (c *CDP) readNeeded(tx *store.Txn, keys [][]byte, need []bool) ([]readMembership, error) {
+	var idx []int
+	for i, n := range need {
+		if n {
+			idx = append(idx, i)
+		}
+	}
+	out := make([]readMembership, len(keys))
+	err := c.parallel(len(idx), func(j int) error {
+		rec, found, err := getMembership(tx, keys[idx[j]])
+		out[idx[j]] = readMembership{rec, found}
+		return err
+	})
+	return out, err
+}
+
 // readMembership is a membership record as read, found or not.
 type readMembership struct {
 	rec   membershipRecord
 	found bool
-}
-
-// readMemberships reads the membership records of keys, on every core.
-func (c *CDP) readMemberships(tx *store.Txn, keys [][]byte) ([]readMembership, error) {
-	out := make([]readMembership, len(keys))
-	err := c.parallel(len(keys), func(i int) error {
-		rec, found, err := getMembership(tx, keys[i])
-		out[i] = readMembership{rec, found}
-		return err
-	})
-	return out, err
 }
 
 // erasedSince says whether the person of root was erased after a

@@ -301,6 +301,7 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				checkTraitPaths(t, c, now)
 				checkGatePaths(t, c)
 				checkClusterCache(t, c, true)
+				checkActiveSets(t, c)
 				for _, name := range liveSegments() {
 					if name == "vip" {
 						if set.Local(name) {
