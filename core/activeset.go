@@ -2,8 +2,8 @@ package core
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -47,6 +47,9 @@ type activeChange struct {
 	active bool
 }
 
+// maxPending bounds the changes kept for a set that is not loaded yet.
+const maxPending = 1 << 16
+
 func newActiveSets() *activeSets { return &activeSets{sets: map[string]*activeSet{}} }
 
 // committed applies a commit's changes to s/ (store.Options.OnCommit).
@@ -64,6 +67,10 @@ func (a *activeSets) committed(ts uint64, changes []store.Change) {
 		}
 		c := activeChange{ts: ts, root: root, active: !ch.Deleted && recordActive(ch.Value)}
 		if !s.ready {
+			if len(s.pending) >= maxPending {
+				delete(a.sets, seg) // prepared and never loaded: the next update starts again
+				continue
+			}
 			s.pending = append(s.pending, c)
 			continue
 		}
@@ -79,16 +86,11 @@ func (s *activeSet) apply(c activeChange) {
 	}
 }
 
-// recordActive says whether a membership record has not ended; one that
-// does not decode counts as active, so that the update reads it (and
-// reports what is wrong with it).
-func recordActive(v []byte) bool {
-	var m membershipRecord
-	if err := json.Unmarshal(v, &m); err != nil {
-		return true
-	}
-	return m.ExitedAt == nil
-}
+// recordActive says whether a membership record has not ended: its
+// exited_at is left out until it does (omitempty). Checked on the bytes,
+// not decoded: it runs for every record a sweep writes, under the store's
+// commit lock.
+func recordActive(v []byte) bool { return !bytes.Contains(v, []byte(`"exited_at":`)) }
 
 // membershipKeyParts splits s/<segment>/<root>.
 func membershipKeyParts(key []byte) (string, uuid.UUID, bool) {
@@ -102,9 +104,15 @@ func membershipKeyParts(key []byte) (string, uuid.UUID, bool) {
 // prepare registers the sets of segments that are not loaded, so that
 // the changes reported from now on are kept for them: the caller then
 // opens the snapshot load scans (a change reported before that is in it).
+// The sets of other segments (deleted, or no longer local) are dropped.
 func (a *activeSets) prepare(segments []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for seg := range a.sets {
+		if !slices.Contains(segments, seg) {
+			delete(a.sets, seg)
+		}
+	}
 	for _, seg := range segments {
 		if a.sets[seg] == nil {
 			a.sets[seg] = &activeSet{}

@@ -34,7 +34,11 @@ func checkActiveSets(t *testing.T, c *CDP) {
 					return nil // a segment whose name starts with seg + "/"
 				}
 				r := uuid.UUID(k[len(prefix):])
-				want[r] = recordActive(v)
+				var m membershipRecord
+				if err := json.Unmarshal(v, &m); err != nil {
+					return err
+				}
+				want[r] = m.ExitedAt == nil
 				all = append(all, r)
 				return nil
 			})

@@ -26,9 +26,12 @@ import (
 // meets a newer cluster than its snapshot, never an older one. Readers
 // fill what is missing from their own snapshot (clusters written before
 // Open). A fill never replaces a cluster in memory (which is at least as
-// new), and is refused when a cluster was deleted after its snapshot
-// (dropped): a deleted cluster is absent, like one never filled, and the
-// fill would bring it back.
+// new), and is refused when a cluster was erased after its snapshot
+// (dropped): an erased cluster is absent, like one never filled, and the
+// fill would bring it back. The memory may be newer than a reader's
+// snapshot: the live update looks its people up first, then takes its
+// snapshot after store.Settle, so that every node of a cluster it found
+// in memory is in the snapshot.
 //
 // A cluster is a ring through its members' slots (slot.link, in the order
 // of the list): no allocation per cluster and no pointer for the collector
@@ -46,7 +49,7 @@ import (
 // for concurrent use.
 type clusterCache struct {
 	t       *nodeTable
-	dropped uint64 // guarded by t.mu: the last commit that deleted a cluster
+	dropped uint64 // guarded by t.mu: the last commit that erased a cluster (or wrote one that could not be linked)
 }
 
 func newClusterCache(t *nodeTable) *clusterCache { return &clusterCache{t: t} }
@@ -54,23 +57,34 @@ func newClusterCache(t *nodeTable) *clusterCache { return &clusterCache{t: t} }
 // committed applies a commit's changes to n/ (store.Options.OnCommit).
 // The old rings of every cluster written go first, then the new ones are
 // linked: a commit that merges two clusters deletes one list and rewrites
-// the other, in any order.
+// the other, in any order. A deleted cluster whose members are in no ring
+// afterwards (an erasure), or a list that cannot be linked, moves dropped:
+// a fill from before would bring it back. A cluster merged away needs no
+// mark: its members are in the new ring, which a fill never overwrites.
 func (cc *clusterCache) committed(ts uint64, changes []store.Change) {
+	if !slices.ContainsFunc(changes, func(ch store.Change) bool { _, ok := clusterKeyPID(ch.Key); return ok }) {
+		return
+	}
 	t := cc.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, ch := range changes {
 		if root, ok := clusterKeyPID(ch.Key); ok {
 			t.unlinkRing(root)
-			if ch.Deleted {
-				cc.dropped = max(cc.dropped, ts)
-			}
 		}
 	}
 	for _, ch := range changes {
 		if root, ok := clusterKeyPID(ch.Key); ok && !ch.Deleted {
-			if ms, err := memberPIDs(ch.Value, nil); err == nil {
-				t.linkRing(root, ms) // a corrupt list stays out: readers read it, and fail
+			ms, err := memberPIDs(ch.Value, nil)
+			if err != nil || !t.linkRing(root, ms) {
+				cc.dropped = max(cc.dropped, ts) // readers read it, and fail
+			}
+		}
+	}
+	for _, ch := range changes {
+		if root, ok := clusterKeyPID(ch.Key); ok && ch.Deleted {
+			if sl := t.lookup(root); sl == nil || sl.link == uuid.Nil {
+				cc.dropped = max(cc.dropped, ts)
 			}
 		}
 	}
@@ -92,36 +106,30 @@ func clusterKeyPID(key []byte) (uuid.UUID, bool) {
 func (cc *clusterCache) people(nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []uuid.UUID, bool) {
 	roots := make(map[uuid.UUID][]uuid.UUID, len(nodes))
 	order := make([]uuid.UUID, 0, len(nodes))
+	// The nodes of the rings found, so that a cluster is walked once
+	// however many of its nodes were touched.
+	of := make(map[uuid.UUID]uuid.UUID, len(nodes))
 	cc.t.mu.RLock()
 	defer cc.t.mu.RUnlock()
 	for _, n := range nodes {
+		if _, seen := of[n]; seen {
+			continue
+		}
 		r := cc.t.rootOf(n)
 		if r == uuid.Nil {
 			return nil, nil, false
-		}
-		if _, seen := roots[r]; seen {
-			continue
 		}
 		ms := cc.t.ring(r)
 		if ms == nil {
 			return nil, nil, false
 		}
+		for _, m := range ms {
+			of[m] = r
+		}
 		roots[r] = ms
 		order = append(order, r)
 	}
 	return roots, order, true
-}
-
-// roots looks up the roots of nodes: roots[i] is nodes[i]'s, or uuid.Nil
-// when its cluster is not in memory.
-func (cc *clusterCache) roots(nodes []uuid.UUID) []uuid.UUID {
-	out := make([]uuid.UUID, len(nodes))
-	cc.t.mu.RLock()
-	defer cc.t.mu.RUnlock()
-	for i, n := range nodes {
-		out[i] = cc.t.rootOf(n)
-	}
-	return out
 }
 
 // isRoot says whether root's cluster is in memory with root as its root.
@@ -131,36 +139,27 @@ func (cc *clusterCache) isRoot(root uuid.UUID) bool {
 	return cc.t.rootOf(root) == root
 }
 
-// members looks up the member lists of roots: members[i] is roots[i]'s,
-// as the store lists them (sorted by pid), or nil when not in memory.
-func (cc *clusterCache) members(roots []uuid.UUID) [][]uuid.UUID {
-	out := make([][]uuid.UUID, len(roots))
-	cc.t.mu.RLock()
-	defer cc.t.mu.RUnlock()
-	for i, r := range roots {
-		out[i] = cc.t.ring(r)
-	}
-	return out
-}
-
 // fill caches the clusters (root: members) a reader read at snapshot ts
 // (see above for when that is refused). A cluster is absent when none of
 // its members is in a ring: a member in one is in a newer cluster.
-func (cc *clusterCache) fill(ts uint64, clusters map[uuid.UUID][]uuid.UUID) {
+// It returns how many clusters it linked.
+func (cc *clusterCache) fill(ts uint64, clusters map[uuid.UUID][]uuid.UUID) int {
 	t := cc.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ts < cc.dropped {
-		return
+		return 0
 	}
+	n := 0
 	for root, ms := range clusters {
 		if !slices.ContainsFunc(ms, func(m uuid.UUID) bool {
 			sl := t.lookup(m)
 			return sl != nil && sl.link != uuid.Nil
-		}) {
-			t.linkRing(root, ms)
+		}) && t.linkRing(root, ms) {
+			n++
 		}
 	}
+	return n
 }
 
 // Ring links. The ring operations run with t.mu held (for writing, but
@@ -235,20 +234,21 @@ func (t *nodeTable) ring(root uuid.UUID) []uuid.UUID {
 // linkRing links root's members ms into one ring, unlinking first any
 // ring a member is in (none, when the cache is consistent). A list
 // without its root, or with an id that is not an RFC 4122 UUID (the tag
-// would be ambiguous), is not linked.
-func (t *nodeTable) linkRing(root uuid.UUID, ms []uuid.UUID) {
+// would be ambiguous), is not linked (false).
+func (t *nodeTable) linkRing(root uuid.UUID, ms []uuid.UUID) bool {
 	for _, m := range ms {
 		if sl := t.lookup(m); sl != nil && sl.link != uuid.Nil {
 			t.unlinkRing(m)
 		}
 	}
 	if !slices.Contains(ms, root) || slices.ContainsFunc(ms, func(m uuid.UUID) bool { return m[8]&variantMask != variantRFC }) {
-		return
+		return false
 	}
 	for i, m := range ms {
 		next := ms[(i+1)%len(ms)]
 		t.slot(m).link = linkOf(next, next == root)
 	}
+	return true
 }
 
 // unlinkRing clears the ring through pid, if any.
@@ -274,7 +274,7 @@ func (t *nodeTable) unlinkRing(pid uuid.UUID) {
 func (c *CDP) warmClusters(ctx context.Context) error {
 	const batch = 4096
 	start := time.Now()
-	n := 0
+	n, filled := 0, 0
 	err := c.store.View(ctx, func(tx *store.Txn) error {
 		read := make(map[uuid.UUID][]uuid.UUID, batch)
 		err := tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
@@ -288,7 +288,7 @@ func (c *CDP) warmClusters(ctx context.Context) error {
 			}
 			read[root] = ms
 			if n++; len(read) == batch {
-				c.clusters.fill(tx.ReadTS(), read)
+				filled += c.clusters.fill(tx.ReadTS(), read)
 				clear(read)
 				select {
 				case <-c.stop:
@@ -298,12 +298,12 @@ func (c *CDP) warmClusters(ctx context.Context) error {
 			}
 			return nil
 		})
-		c.clusters.fill(tx.ReadTS(), read)
+		filled += c.clusters.fill(tx.ReadTS(), read)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("load clusters into memory: %w", err)
 	}
-	c.log.Debug("clusters loaded into memory", "clusters", n, "seconds", time.Since(start).Seconds())
+	c.log.Debug("clusters loaded into memory", "read", n, "filled", filled, "seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -12,6 +12,30 @@ import (
 	"github.com/custody-cdp/custody/core/store"
 )
 
+// roots looks up the roots of nodes: roots[i] is nodes[i]'s, or uuid.Nil
+// when its cluster is not in memory.
+func (cc *clusterCache) roots(nodes []uuid.UUID) []uuid.UUID {
+	out := make([]uuid.UUID, len(nodes))
+	cc.t.mu.RLock()
+	defer cc.t.mu.RUnlock()
+	for i, n := range nodes {
+		out[i] = cc.t.rootOf(n)
+	}
+	return out
+}
+
+// members looks up the member lists of roots: members[i] is roots[i]'s,
+// as the store lists them (sorted by pid), or nil when not in memory.
+func (cc *clusterCache) members(roots []uuid.UUID) [][]uuid.UUID {
+	out := make([][]uuid.UUID, len(roots))
+	cc.t.mu.RLock()
+	defer cc.t.mu.RUnlock()
+	for i, r := range roots {
+		out[i] = cc.t.ring(r)
+	}
+	return out
+}
+
 // storeClusters reads every node's root (m/) and every cluster's members
 // (n/) from the store.
 func storeClusters(t *testing.T, c *CDP) (roots map[uuid.UUID]uuid.UUID, members map[uuid.UUID][]uuid.UUID) {
@@ -205,8 +229,20 @@ func TestClusterCacheFillRules(t *testing.T) {
 		roots:   map[uuid.UUID]uuid.UUID{a: a, b: a, x: a},
 		members: map[uuid.UUID][]uuid.UUID{a: {a, b, x}, b: nil, x: nil},
 	}, {
-		name:    "a root that is not a member",
+		name: "a merge does not refuse older fills of other clusters",
+		commits: [][]store.Change{{
+			{Key: store.ClusterKey(a), Deleted: true},
+			{Key: store.ClusterKey(b), Value: list(a, b)},
+		}},
+		fillTS:  0,
+		fill:    map[uuid.UUID][]uuid.UUID{x: {x}},
+		roots:   map[uuid.UUID]uuid.UUID{a: b, x: x},
+		members: map[uuid.UUID][]uuid.UUID{x: {x}},
+	}, {
+		name:    "a root that is not a member, and an older fill",
 		commits: [][]store.Change{{{Key: store.ClusterKey(a), Value: list(b)}}},
+		fillTS:  0,
+		fill:    map[uuid.UUID][]uuid.UUID{a: {a, b}},
 		roots:   map[uuid.UUID]uuid.UUID{a: uuid.Nil, b: uuid.Nil},
 		members: map[uuid.UUID][]uuid.UUID{a: nil},
 	}, {

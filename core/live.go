@@ -160,7 +160,14 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 	rep.Segments = len(local)
 	c.memberMu.Lock()
 	defer c.memberMu.Unlock()
-	c.active.prepare(local) // before the snapshot (activeset.go)
+	// Before the snapshot: the sets of active memberships start keeping
+	// what the store reports (activeset.go), and the people are looked up
+	// in memory (clustercache.go); Settle then makes the snapshot at least
+	// as new as both, so that no node of a cluster from memory is missing
+	// from it.
+	c.active.prepare(local)
+	known, knownOrder, inMemory := c.clusters.people(nodes)
+	c.store.Settle()
 
 	type change struct {
 		root uuid.UUID // the person the record is about now
@@ -176,9 +183,11 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		// (readRoots). What is read from the store are independent point
 		// reads, most of them missing every cache: they run on every core
 		// (readRoots, readNeeded).
-		roots, order, err := c.readRoots(tx, nodes)
-		if err != nil {
-			return err
+		roots, order := known, knownOrder
+		if !inMemory {
+			if roots, order, err = c.readRoots(tx, nodes); err != nil {
+				return err
+			}
 		}
 		rep.People = len(order)
 		run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, needProps: c.needProps(set), needCtx: c.needCtx(set)}
@@ -343,15 +352,12 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 
 // readRoots returns the roots of nodes (each once, in the order of their
 // first node) with the members of each; nodes erased meanwhile are left
-// out. They come from memory (clustercache.go) when every node's cluster
-// is there. Else all are read from the transaction's snapshot, with point
-// reads on every core, and cached: people from the memory (newer) and
-// from the snapshot (older) in one update could be the same person under
-// two roots, before and after a merge.
+// out. The update takes them from memory (clusterCache.people) when every
+// node's cluster is there; else all are read here from the transaction's
+// snapshot, with point reads on every core, and cached: people from memory
+// and from the snapshot in one update could be the same person under two
+// roots, before and after a merge.
 func (c *CDP) readRoots(tx *store.Txn, nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []uuid.UUID, error) {
-	if roots, order, ok := c.clusters.people(nodes); ok {
-		return roots, order, nil
-	}
 	type found struct {
 		root uuid.UUID
 		ok   bool

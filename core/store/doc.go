@@ -28,8 +28,9 @@
 //   - Watch: a pipelined store tells Options.OnCommit the final values of
 //     the watched keys each commit wrote, in commit order and before the
 //     commit is visible, so that a cache of those keys kept by the caller
-//     is never older than what a reader can see (core keeps every node's
-//     cluster, m/ and n/, in memory this way).
+//     is never older than what a reader can see (core keeps the clusters,
+//     n/, and which memberships are active, s/, in memory this way); Settle
+//     makes a later reader's snapshot at least as new as what was reported.
 //
 // # Keyspace (schema version 2)
 //

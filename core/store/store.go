@@ -59,8 +59,10 @@ type Options struct {
 	// Watch prefix, OnCommit gets their final values (Change.Deleted: the
 	// key was deleted) and the commit's timestamp, in commit order, and
 	// before the commit becomes visible: a reader whose ReadTS is at least
-	// ts finds the cache already changed. It runs under the store's commit
-	// lock, so it must be quick and must not call the store.
+	// ts finds the cache already changed (the cache may be newer than a
+	// reader's snapshot; Settle orders the other way). It runs under the
+	// store's commit lock, blocking Begin and CommitAsync meanwhile, so it
+	// must be quick and must not call the store.
 	Watch    []Prefix
 	OnCommit func(ts uint64, changes []Change)
 	Logger   *slog.Logger
@@ -431,6 +433,15 @@ func (t *Txn) isWatched(key []byte) bool {
 		}
 	}
 	return false
+}
+
+// Settle returns once every change reported to OnCommit so far is
+// visible: a transaction begun after it reads at or after all of them.
+// (Reports come before their commit is visible, in the same critical
+// section that makes it visible.)
+func (s *Store) Settle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 }
 
 func (s *Store) finish(ts uint64, err error) { s.finishWith(ts, err, nil) }

@@ -114,3 +114,34 @@ func TestWatchNeedsPipelined(t *testing.T) {
 		t.Fatal("Watch without Pipelined: no error")
 	}
 }
+
+// Settle waits for every reported change to be visible: a report comes
+// before its commit is visible.
+func TestSettle(t *testing.T) {
+	ctx := context.Background()
+	var s *Store
+	seen := make(chan uint64, 1)
+	o := testOptions()
+	o.Pipelined = true
+	o.Watch = []Prefix{"w/"}
+	o.OnCommit = func(ts uint64, _ []Change) {
+		// Still invisible here; a reader that settles after this report
+		// must see it.
+		go func() {
+			s.Settle()
+			if c := s.committed.Load(); c < ts {
+				seen <- c
+				return
+			}
+			seen <- ts
+		}()
+	}
+	s = openTest(t, t.TempDir(), o)
+	if err := s.Update(ctx, func(tx *Txn) error { return tx.Set([]byte("w/a"), []byte("1")) }); err != nil {
+		t.Fatal(err)
+	}
+	want := s.committed.Load()
+	if got := <-seen; got != want {
+		t.Fatalf("after Settle, commits up to %d were visible; the report was of %d", got, want)
+	}
+}
