@@ -126,11 +126,12 @@ func (a *activeSets) prepare(segments []string) {
 func (a *activeSets) load(tx *store.Txn, segment string) error {
 	a.mu.Lock()
 	s := a.sets[segment]
+	ready := s != nil && s.ready
 	a.mu.Unlock()
 	if s == nil {
 		return fmt.Errorf("active members of %s: not prepared", segment)
 	}
-	if a.ready(s) {
+	if ready {
 		return nil
 	}
 	active := map[uuid.UUID]struct{}{}
@@ -154,12 +155,6 @@ func (a *activeSets) load(tx *store.Txn, segment string) error {
 	}
 	s.pending, s.ready = nil, true
 	return nil
-}
-
-func (a *activeSets) ready(s *activeSet) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return s.ready
 }
 
 // isActive looks up whether each (segment, root) has an active record;

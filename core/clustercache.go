@@ -108,11 +108,11 @@ func (cc *clusterCache) people(nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []
 	order := make([]uuid.UUID, 0, len(nodes))
 	// The nodes of the rings found, so that a cluster is walked once
 	// however many of its nodes were touched.
-	of := make(map[uuid.UUID]uuid.UUID, len(nodes))
+	seen := make(map[uuid.UUID]struct{}, len(nodes))
 	cc.t.mu.RLock()
 	defer cc.t.mu.RUnlock()
 	for _, n := range nodes {
-		if _, seen := of[n]; seen {
+		if _, ok := seen[n]; ok {
 			continue
 		}
 		r := cc.t.rootOf(n)
@@ -124,7 +124,7 @@ func (cc *clusterCache) people(nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []
 			return nil, nil, false
 		}
 		for _, m := range ms {
-			of[m] = r
+			seen[m] = struct{}{}
 		}
 		roots[r] = ms
 		order = append(order, r)

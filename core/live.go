@@ -234,16 +234,16 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		}
 		act := make([]bool, len(keys))
 		need := make([]bool, len(keys))
-		per := len(keys) / max(len(res.Segments), 1)
+		per := len(keys) / max(len(res.Segments), 1) // every segment lists the same people
 		for s, sr := range res.Segments {
 			lo, hi := s*per, (s+1)*per
 			if err := c.active.load(tx, sr.Name); err != nil {
 				return err
 			}
-			known := c.active.isActive(sr.Name, pids[lo:hi], act[lo:hi])
+			loaded := c.active.isActive(sr.Name, pids[lo:hi], act[lo:hi])
 			for i := lo; i < hi; i++ {
 				switch {
-				case !known:
+				case !loaded:
 					need[i] = true
 				case former[i]:
 					need[i] = act[i] // a former root: its record ends

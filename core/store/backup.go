@@ -432,7 +432,7 @@ func (l *Loader) Set(key, val []byte, expiresAt uint64) error {
 func (l *Loader) Flush() error {
 	err := translate(l.wb.Flush())
 	if l.s.opts.Pipelined {
-		l.s.finish(l.ts, err)
+		l.s.finish(l.ts, err, nil)
 	}
 	if err != nil {
 		return err
@@ -444,7 +444,7 @@ func (l *Loader) Flush() error {
 func (l *Loader) Cancel() {
 	l.wb.Cancel()
 	if l.s.opts.Pipelined {
-		l.s.finish(l.ts, nil) // nothing was written at ts
+		l.s.finish(l.ts, nil, nil) // nothing was written at ts
 	}
 }
 

@@ -390,7 +390,7 @@ func (t *Txn) CommitAsync(cb func(error)) error {
 	ts := s.next
 	changes := t.watchedChanges()
 	return translate(t.txn.CommitAt(ts, func(err error) {
-		s.finishWith(ts, err, changes)
+		s.finish(ts, err, changes)
 		cb(translate(err))
 	}))
 }
@@ -444,12 +444,10 @@ func (s *Store) Settle() {
 	defer s.mu.Unlock()
 }
 
-func (s *Store) finish(ts uint64, err error) { s.finishWith(ts, err, nil) }
-
-// finishWith records that commit ts finished, with its watched changes,
-// and moves the watermark past every commit finished without a gap,
-// handing their changes to OnCommit first, in order.
-func (s *Store) finishWith(ts uint64, err error, changes []Change) {
+// finish records that commit ts finished, with its watched changes, and
+// moves the watermark past every commit finished without a gap, handing
+// their changes to OnCommit first, in order.
+func (s *Store) finish(ts uint64, err error, changes []Change) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil && s.failed == nil {
