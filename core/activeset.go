@@ -19,8 +19,9 @@ import (
 // though most people's memberships do not change (docs/benchmarks.md,
 // session 16).
 //
-// A segment's set is loaded once, by the update that first needs it,
-// from that update's snapshot (a scan of s/<segment>/); the store reports
+// A segment's set is loaded once, by the updater when it starts and when
+// segments are applied (warmActive), or else by the update that first
+// needs it, from a snapshot (a scan of s/<segment>/); the store reports
 // every change to s/ (store.Options.Watch), in commit order and before it
 // is visible. Changes reported from before the snapshot began until the
 // set is loaded are kept, and applied on top of the scan if they are

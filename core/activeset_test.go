@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"math/rand"
 	"slices"
 	"testing"
 	"time"
@@ -116,4 +117,68 @@ func TestActiveSetLoad(t *testing.T) {
 		t.Fatal("a change after the load is missing")
 	}
 	checkActiveSets(t, c)
+}
+
+// The live updater loads the active memberships of the local segments
+// when it starts and when a segment is applied, so that no update pays
+// for the scan; deleting a segment drops its set.
+func TestActiveSetWarm(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Segments.LiveDelay = Duration(time.Hour) // the updater runs, and never updates by itself here
+	ctx := context.Background()
+	state := func(c *CDP, seg string) (prepared, ready bool, n int) {
+		c.active.mu.Lock()
+		defer c.active.mu.Unlock()
+		s := c.active.sets[seg]
+		if s == nil {
+			return false, false, 0
+		}
+		return true, s.ready, len(s.active)
+	}
+	waitFor := func(c *CDP, what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10s: %s", what)
+			}
+		}
+	}
+	c := openTest(t, cfg)
+	for _, tmpl := range []string{"cart_abandoners", "vip"} {
+		if _, err := c.ApplyTemplate(ctx, tmpl, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(c, "cart_abandoners not loaded after it was applied", func() bool { _, r, _ := state(c, "cart_abandoners"); return r })
+	if p, _, _ := state(c, "vip"); p {
+		t.Fatal("vip (ranked against everyone, not local) has a set")
+	}
+	rng := rand.New(rand.NewSource(3))
+	for round := range 3 {
+		if _, err := c.Ingest(ctx, randomStream(rng, round, 60, fixedNow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.RefreshSegment(ctx, "cart_abandoners", fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	checkActiveSets(t, c)
+	_, _, members := state(c, "cart_abandoners")
+	if members == 0 {
+		t.Fatal("no cart abandoners: the fixture tests nothing")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c = openTest(t, cfg)
+	waitFor(c, "cart_abandoners not loaded at Open", func() bool { _, r, _ := state(c, "cart_abandoners"); return r })
+	if _, _, n := state(c, "cart_abandoners"); n != members {
+		t.Fatalf("%d active members loaded at Open, %d before", n, members)
+	}
+	checkActiveSets(t, c)
+	if err := c.DeleteSegment(ctx, "cart_abandoners"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(c, "cart_abandoners' set kept after it was deleted", func() bool { p, _, _ := state(c, "cart_abandoners"); return !p })
 }

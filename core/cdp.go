@@ -310,6 +310,7 @@ func open(ctx context.Context, cfg Config, opts Options, mustExist bool) (*CDP, 
 	if cfg.Segments.LiveDelay > 0 {
 		c.wg.Add(2)
 		go c.liveLoop()
+		c.live.segmentsChanged() // the active memberships, first
 		go func() {
 			defer c.wg.Done()
 			if err := c.warmClusters(context.Background()); err != nil && !errors.Is(err, ErrClosed) {

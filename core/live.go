@@ -35,10 +35,22 @@ type liveQueue struct {
 	mu      sync.Mutex
 	pending map[uuid.UUID]struct{}
 	wake    chan struct{}
+	// segments says the applied segments changed: the updater loads the
+	// active memberships of the local ones (warmActive).
+	segments chan struct{}
 }
 
 func newLiveQueue() *liveQueue {
-	return &liveQueue{pending: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1)}
+	return &liveQueue{pending: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1), segments: make(chan struct{}, 1)}
+}
+
+// segmentsChanged tells the updater (when it runs) that a segment was
+// applied or deleted.
+func (q *liveQueue) segmentsChanged() {
+	select {
+	case q.segments <- struct{}{}:
+	default:
+	}
 }
 
 func (q *liveQueue) touch(evs []nodeEvent) {
@@ -106,6 +118,11 @@ func (c *CDP) liveLoop() {
 		select {
 		case <-c.stop:
 			return
+		case <-c.live.segments:
+			if err := c.warmActive(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+				c.log.Error("load active segment memberships", "err", err)
+			}
+			continue
 		case <-c.live.wake:
 		}
 		// Coalesce: a busy stream touches the same people again and again.
@@ -134,6 +151,50 @@ type LiveReport struct {
 	Exited   int `json:"exited"`
 }
 
+// localSegments are the applied segments, and the names of those the
+// live update evaluates (segments.Set.Local).
+func (c *CDP) localSegments(ctx context.Context) (*segments.Set, []string, error) {
+	defs, err := c.Segments(ctx)
+	if err != nil || len(defs) == 0 {
+		return nil, nil, err
+	}
+	set, err := segments.NewSet(c.known(), defs...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("live update: %w", err)
+	}
+	var local []string
+	for _, n := range set.Names() {
+		if set.Local(n) {
+			local = append(local, n)
+		}
+	}
+	return set, local, nil
+}
+
+// warmActive loads the active memberships of every local segment
+// (activeset.go), so that no live update pays for the scan: the updater
+// runs it when it starts and after a segment is applied or deleted. A
+// newly applied segment has no records, and its scan finds none: from
+// then on, what the store reports keeps its set.
+func (c *CDP) warmActive(ctx context.Context) error {
+	_, local, err := c.localSegments(ctx)
+	if err != nil {
+		return err
+	}
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	c.active.prepare(local)
+	c.store.Settle() // the snapshot holds every change reported before prepare
+	return c.store.View(ctx, func(tx *store.Txn) error {
+		for _, seg := range local {
+			if err := c.active.load(tx, seg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // UpdateMemberships re-evaluates the people of nodes against every local
 // segment (segments.Set.Local) at now (zero: the clock) and records who
 // entered and who left. The live updater calls it after ingestion; it is
@@ -144,22 +205,9 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		now = c.now()
 	}
 	now = now.UTC()
-	defs, err := c.Segments(ctx)
-	if err != nil || len(defs) == 0 {
+	set, local, err := c.localSegments(ctx)
+	if err != nil || len(local) == 0 {
 		return rep, err
-	}
-	set, err := segments.NewSet(c.known(), defs...)
-	if err != nil {
-		return rep, fmt.Errorf("live update: %w", err)
-	}
-	var local []string
-	for _, n := range set.Names() {
-		if set.Local(n) {
-			local = append(local, n)
-		}
-	}
-	if len(local) == 0 {
-		return rep, nil
 	}
 	rep.Segments = len(local)
 	c.memberMu.Lock()

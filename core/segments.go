@@ -66,6 +66,7 @@ func (c *CDP) ApplySegment(ctx context.Context, d *segments.Definition) error {
 		return fmt.Errorf("apply segment %s: %w", d.Name, err)
 	}
 	c.markUsed(ctx, d.Name, useApplied)
+	c.live.segmentsChanged()
 	return c.record(ctx, "segment.apply", map[string]any{"segment": d.Name, "purpose": d.Purpose})
 }
 
@@ -878,5 +879,6 @@ func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
 		}
 	}
 	c.personal.flush() // its memberships are gone
+	c.live.segmentsChanged()
 	return c.record(ctx, "segment.delete", map[string]any{"segment": name})
 }
