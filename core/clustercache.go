@@ -50,6 +50,15 @@ import (
 type clusterCache struct {
 	t       *nodeTable
 	dropped uint64 // guarded by t.mu: the last commit that erased a cluster (or wrote one that could not be linked)
+	// The rest is guarded by t.mu too. gen counts the commits that
+	// changed n/: clusters copied from memory at one gen are the store's
+	// at every snapshot begun before gen moves (list). complete says every
+	// cluster of the store is in memory: the background load (warmClusters)
+	// linked all it read, and no commit since wrote a list that could not
+	// be linked (broken counts those).
+	gen      uint64
+	complete bool
+	broken   uint64
 }
 
 func newClusterCache(t *nodeTable) *clusterCache { return &clusterCache{t: t} }
@@ -68,6 +77,7 @@ func (cc *clusterCache) committed(ts uint64, changes []store.Change) {
 	t := cc.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	cc.gen++
 	for _, ch := range changes {
 		if root, ok := clusterKeyPID(ch.Key); ok {
 			t.unlinkRing(root)
@@ -78,6 +88,8 @@ func (cc *clusterCache) committed(ts uint64, changes []store.Change) {
 			ms, err := memberPIDs(ch.Value, nil)
 			if err != nil || !t.linkRing(root, ms) {
 				cc.dropped = max(cc.dropped, ts) // readers read it, and fail
+				cc.broken++
+				cc.complete = false
 			}
 		}
 	}
@@ -142,24 +154,166 @@ func (cc *clusterCache) isRoot(root uuid.UUID) bool {
 // fill caches the clusters (root: members) a reader read at snapshot ts
 // (see above for when that is refused). A cluster is absent when none of
 // its members is in a ring: a member in one is in a newer cluster.
-// It returns how many clusters it linked.
-func (cc *clusterCache) fill(ts uint64, clusters map[uuid.UUID][]uuid.UUID) int {
+// It returns how many clusters it linked, and whether every cluster it
+// was given is in memory now (linked, or newer already).
+func (cc *clusterCache) fill(ts uint64, clusters map[uuid.UUID][]uuid.UUID) (int, bool) {
 	t := cc.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ts < cc.dropped {
-		return 0
+		return 0, len(clusters) == 0
 	}
-	n := 0
+	n, whole := 0, true
 	for root, ms := range clusters {
-		if !slices.ContainsFunc(ms, func(m uuid.UUID) bool {
+		if slices.ContainsFunc(ms, func(m uuid.UUID) bool {
 			sl := t.lookup(m)
 			return sl != nil && sl.link != uuid.Nil
-		}) && t.linkRing(root, ms) {
+		}) {
+			continue
+		}
+		if t.linkRing(root, ms) {
 			n++
+		} else {
+			whole = false
 		}
 	}
-	return n
+	return n, whole
+}
+
+// clusterList is every cluster in memory, copied at one gen: cluster i
+// has the members members[ends[i-1]:ends[i]] (sorted, as n/ lists them),
+// of which the rootAt[i]th is its root.
+type clusterList struct {
+	gen     uint64
+	members []uuid.UUID
+	ends    []uint32
+	rootAt  []uint32
+}
+
+// len is the number of clusters.
+func (l *clusterList) len() int { return len(l.ends) }
+
+// cluster returns cluster i's root and members.
+func (l *clusterList) cluster(i int) (uuid.UUID, []uuid.UUID) {
+	lo := uint32(0)
+	if i > 0 {
+		lo = l.ends[i-1]
+	}
+	ms := l.members[lo:l.ends[i]]
+	return ms[l.rootAt[i]], ms
+}
+
+// list copies every cluster from memory, a shard at a time (a commit
+// waits for one shard's walk, not the table's), or returns nil when the
+// memory does not hold every cluster of the store or a commit changed
+// one during the copy. A reader uses it instead of its snapshot's n/
+// when sameAs holds once its snapshot has begun after store.Settle
+// (CDP.clusterList): a full evaluation then reads no cluster list.
+func (cc *clusterCache) list() *clusterList {
+	t := cc.t
+	t.mu.RLock()
+	if !cc.complete {
+		t.mu.RUnlock()
+		return nil
+	}
+	l := &clusterList{gen: cc.gen, members: make([]uuid.UUID, 0, t.n), ends: make([]uint32, 0, t.n/2+1), rootAt: make([]uint32, 0, t.n/2+1)}
+	t.mu.RUnlock()
+	for i := range t.shards {
+		t.mu.RLock()
+		ok := cc.gen == l.gen && cc.complete && l.copyShard(t, &t.shards[i])
+		t.mu.RUnlock()
+		if !ok {
+			return nil
+		}
+	}
+	return l
+}
+
+// copyShard appends the clusters whose tagged link (the one into the
+// root: one per ring) is in s; false if a ring is broken.
+func (l *clusterList) copyShard(t *nodeTable, s *nodeShard) bool {
+	for i := range s.slots {
+		link := s.slots[i].link
+		if link == uuid.Nil {
+			continue
+		}
+		root, toRoot := follow(link)
+		if !toRoot {
+			continue
+		}
+		lo := len(l.members)
+		for x := root; ; {
+			sl := t.lookup(x)
+			if sl == nil || sl.link == uuid.Nil || len(l.members)-lo >= maxRing {
+				return false
+			}
+			l.members = append(l.members, x)
+			next, last := follow(sl.link)
+			if last {
+				if next != root {
+					return false
+				}
+				break
+			}
+			x = next
+		}
+		ms := l.members[lo:]
+		if len(ms) > 1 {
+			slices.SortFunc(ms, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		}
+		l.ends = append(l.ends, uint32(len(l.members)))
+		l.rootAt = append(l.rootAt, uint32(slices.Index(ms, root)))
+	}
+	return true
+}
+
+// clusterList copies every cluster from memory (nil when it cannot:
+// clusterCache.list) and then settles the store, so that a snapshot begun
+// afterwards holds every commit the copy does. The reader checks the copy
+// inside that snapshot (sameAs).
+func (c *CDP) clusterList() *clusterList {
+	l := c.clusters.list()
+	if l != nil {
+		c.store.Settle()
+	}
+	return l
+}
+
+// sameAs returns l if no commit has changed a cluster since l was copied,
+// else nil. Called once the reader's snapshot has begun (after
+// CDP.clusterList's Settle): a commit in the snapshot was reported before
+// it began, so l holds exactly the snapshot's clusters. Every commit's
+// changes to n/ are reported before it is visible (store.Options.Watch):
+// had one changed a cluster, gen would have moved.
+func (l *clusterList) sameAs(cc *clusterCache) *clusterList {
+	if l == nil {
+		return nil
+	}
+	cc.t.mu.RLock()
+	defer cc.t.mu.RUnlock()
+	if cc.gen != l.gen {
+		return nil
+	}
+	return l
+}
+
+// loaded records that the background load linked every cluster it read
+// (or found a newer one in memory); broken is the count of unlinkable
+// lists when it began. Memory is complete then unless a commit since
+// wrote a list that could not be linked.
+func (cc *clusterCache) loaded(broken uint64) {
+	cc.t.mu.Lock()
+	defer cc.t.mu.Unlock()
+	if cc.broken == broken {
+		cc.complete = true
+	}
+}
+
+// brokenCount is the number of unlinkable lists committed so far.
+func (cc *clusterCache) brokenCount() uint64 {
+	cc.t.mu.RLock()
+	defer cc.t.mu.RUnlock()
+	return cc.broken
 }
 
 // Ring links. The ring operations run with t.mu held (for writing, but
@@ -274,7 +428,13 @@ func (t *nodeTable) unlinkRing(pid uuid.UUID) {
 func (c *CDP) warmClusters(ctx context.Context) error {
 	const batch = 4096
 	start := time.Now()
-	n, filled := 0, 0
+	n, filled, whole := 0, 0, true
+	fill := func(ts uint64, read map[uuid.UUID][]uuid.UUID) {
+		k, ok := c.clusters.fill(ts, read)
+		filled += k
+		whole = whole && ok
+	}
+	broken := c.clusters.brokenCount()
 	err := c.store.View(ctx, func(tx *store.Txn) error {
 		read := make(map[uuid.UUID][]uuid.UUID, batch)
 		err := tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
@@ -284,11 +444,12 @@ func (c *CDP) warmClusters(ctx context.Context) error {
 			}
 			ms, err := memberPIDs(v, nil)
 			if err != nil {
+				whole = false
 				return nil // a reader of it fails, and says so
 			}
 			read[root] = ms
 			if n++; len(read) == batch {
-				filled += c.clusters.fill(tx.ReadTS(), read)
+				fill(tx.ReadTS(), read)
 				clear(read)
 				select {
 				case <-c.stop:
@@ -298,12 +459,15 @@ func (c *CDP) warmClusters(ctx context.Context) error {
 			}
 			return nil
 		})
-		filled += c.clusters.fill(tx.ReadTS(), read)
+		fill(tx.ReadTS(), read)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("load clusters into memory: %w", err)
 	}
-	c.log.Debug("clusters loaded into memory", "read", n, "filled", filled, "seconds", time.Since(start).Seconds())
+	if whole {
+		c.clusters.loaded(broken)
+	}
+	c.log.Debug("clusters loaded into memory", "read", n, "filled", filled, "complete", whole, "seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -309,6 +309,19 @@ func TestClusterRings(t *testing.T) {
 				}
 			}
 		}
+		// The copy a full evaluation takes: every ring once, its members
+		// sorted, its root the list's.
+		cc := &clusterCache{t: tab, complete: true}
+		l := cc.list()
+		if l == nil || l.len() != len(lists) {
+			t.Fatalf("round %d: copied %v, want %d clusters", round, l, len(lists))
+		}
+		for i := range l.len() {
+			root, ms := l.cluster(i)
+			if want := lists[root]; !slices.Equal(ms, want) {
+				t.Fatalf("round %d: cluster %d copied as %s: %v, want %v", round, i, root, ms, want)
+			}
+		}
 	}
 	for r := range lists {
 		tab.unlinkRing(r)
@@ -323,4 +336,92 @@ func TestNodeSlotIsOneCacheLine(t *testing.T) {
 	if n := unsafe.Sizeof(nodeSlot{}); n != 64 {
 		t.Fatalf("nodeSlot is %d bytes, want 64", n)
 	}
+}
+
+// checkClusterList copies every cluster from memory as a full evaluation
+// does (CDP.clusterList) and compares the copy with the store's n/: the
+// same clusters, each once, with the same root and members in the same
+// order. want says whether memory must hold them all (the copy must be
+// made); otherwise a copy that is made is checked.
+func checkClusterList(t *testing.T, c *CDP, want bool) {
+	t.Helper()
+	l := c.clusterList().sameAs(c.clusters)
+	if l == nil {
+		if want {
+			t.Fatal("no copy of the clusters from memory")
+		}
+		return
+	}
+	_, members := storeClusters(t, c)
+	if l.len() != len(members) {
+		t.Fatalf("%d clusters copied from memory, %d in the store", l.len(), len(members))
+	}
+	for i := range l.len() {
+		root, ms := l.cluster(i)
+		if want, ok := members[root]; !ok || !slices.Equal(ms, want) {
+			t.Fatalf("cluster %s: %v copied from memory, %v (%v) in the store", root, ms, want, ok)
+		}
+		delete(members, root)
+	}
+}
+
+// A full evaluation takes the clusters from memory only when memory holds
+// every one of the store's, and only if no commit changed one between the
+// copy and the evaluation's snapshot; else it reads n/.
+func TestClusterList(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Segments.LiveDelay = Duration(0) // no background load: by hand below
+	c := openTest(t, cfg)
+	if _, err := c.ApplyTemplate(ctx, "repeat_buyers", nil); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(11))
+	for round := range 3 {
+		if _, err := c.Ingest(ctx, randomStream(rng, round, 60, fixedNow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.clusterList() != nil {
+		t.Fatal("clusters copied before memory was known to hold them all")
+	}
+	if err := c.warmClusters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkClusterList(t, c, true)
+	want := memberRefs(evaluateAt(t, c, "repeat_buyers", fixedNow))
+	if len(want) == 0 {
+		t.Fatal("no repeat buyer: the fixture tests nothing")
+	}
+	if got := fullMembers(t, c, "repeat_buyers", fixedNow); !slices.Equal(got, want) {
+		t.Fatalf("from memory %v, from the store %v", want, got)
+	}
+
+	// A commit that changes a cluster after the copy: the copy is not used.
+	l := c.clusterList()
+	if _, err := c.Ingest(ctx, randomStream(rng, 3, 20, fixedNow)); err != nil {
+		t.Fatal(err)
+	}
+	if l.sameAs(c.clusters) != nil {
+		t.Fatal("a copy older than a commit that changed clusters was used")
+	}
+	checkClusterList(t, c, true)
+
+	// A list that cannot be linked (an id that is not an RFC 4122 UUID):
+	// memory no longer holds every cluster, until the next full load.
+	odd := uuid.UUID{0: 9, 6: 0x70, 8: 0x00, 15: 1}
+	v := encodeMembers([]clusterMember{{pid: odd, token: make([]byte, 32), typ: "user_id"}})
+	if err := c.store.Update(ctx, func(tx *store.Txn) error { return tx.Set(store.ClusterKey(odd), v) }); err != nil {
+		t.Fatal(err)
+	}
+	if c.clusterList() != nil {
+		t.Fatal("clusters copied from memory without an unlinkable one")
+	}
+	if err := c.store.Update(ctx, func(tx *store.Txn) error { return tx.Delete(store.ClusterKey(odd)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.warmClusters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkClusterList(t, c, true)
 }

@@ -58,8 +58,9 @@ func evaluateAt(t *testing.T, c *CDP, name string, now time.Time) *segments.Segm
 		t.Fatal(err)
 	}
 	var r *segments.SegmentResult
+	clusters := c.clusterList() // as EvaluateSegment: from memory when it holds them all
 	if err := c.store.View(ctx, func(tx *store.Txn) error {
-		r, err = c.run(ctx, tx, set, name, now)
+		r, err = c.run(ctx, tx, set, name, now, clusters.sameAs(c.clusters))
 		return err
 	}); err != nil {
 		t.Fatal(err)

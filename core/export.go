@@ -180,7 +180,7 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
 		var scanErr error
-		people, g := c.exportVia(dc, meter.counted(c.people(ctx, tx, now, set, purpose, &scanErr)), gate{c: c, role: policies.RoleMarketer})
+		people, g := c.exportVia(dc, meter.counted(c.people(ctx, tx, now, set, purpose, nil, &scanErr)), gate{c: c, role: policies.RoleMarketer})
 		res, err = segments.Export(ctx, set, name, people, g, dest, now)
 		return errors.Join(err, scanErr)
 	})

@@ -213,7 +213,7 @@ func fullMembers(t *testing.T, c *CDP, name string, now time.Time) []string {
 	defer func() { c.evalFromEvents.Store(false) }()
 	var r *segments.SegmentResult
 	err = c.store.View(context.Background(), func(tx *store.Txn) error {
-		r, err = c.run(context.Background(), tx, set, name, now)
+		r, err = c.run(context.Background(), tx, set, name, now, nil) // from the store's n/, not memory
 		return err
 	})
 	if err != nil {
@@ -254,6 +254,12 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				if _, err := c.ApplySegmentData(ctx, []byte(d)); err != nil {
 					t.Fatal(err)
 				}
+			}
+			// Loaded here too (Open started it beside the updater), so
+			// that every round's full evaluation can take the clusters
+			// from memory (checkClusterList).
+			if err := c.warmClusters(ctx); err != nil {
+				t.Fatal(err)
 			}
 			rng := rand.New(rand.NewSource(seed))
 			now := fixedNow
@@ -301,6 +307,7 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 				checkTraitPaths(t, c, now)
 				checkGatePaths(t, c)
 				checkClusterCache(t, c, true)
+				checkClusterList(t, c, true)
 				checkActiveSets(t, c)
 				for _, name := range liveSegments() {
 					if name == "vip" {
@@ -312,6 +319,10 @@ func TestLiveMembershipEqualsFullEvaluation(t *testing.T) {
 					got, want := activeMembers(t, c, name), fullMembers(t, c, name, now)
 					if !slices.Equal(got, want) {
 						t.Fatalf("round %d, %s: live members %v, full evaluation %v", round, name, got, want)
+					}
+					// Evaluated with the clusters from memory.
+					if got := memberRefs(evaluateAt(t, c, name, now)); !slices.Equal(got, want) {
+						t.Fatalf("round %d, %s: evaluated from memory %v, full evaluation %v", round, name, got, want)
 					}
 					local += len(want)
 					seen[name] += len(want)
@@ -418,7 +429,7 @@ func TestMembershipWritersRaceErasure(t *testing.T) {
 			}
 			err = c.store.View(ctx, func(tx *store.Txn) error {
 				erase(t, c)
-				r, err := c.run(ctx, tx, set, "first_time_buyers", fixedNow)
+				r, err := c.run(ctx, tx, set, "first_time_buyers", fixedNow, nil)
 				if err == nil && len(r.Members) != 0 {
 					t.Errorf("members %v: the erased person is still one", r.Members)
 				}

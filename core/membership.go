@@ -48,9 +48,10 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 	defer c.memberMu.Unlock()
 	var r *segments.SegmentResult
 	current := map[uuid.UUID]membershipRecord{}
+	clusters := c.clusterList()
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
-		if r, err = c.run(ctx, tx, sub, name, now); err != nil {
+		if r, err = c.run(ctx, tx, sub, name, now, clusters.sameAs(c.clusters)); err != nil {
 			return err
 		}
 		prefix := store.MembershipPrefix(name)

@@ -101,15 +101,25 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 			// release: the first view of each group is released before
 			// anyone fetched it, which closes the group: the others fetch
 			// alone.
+			// The people come from n/, or from the clusters in memory.
+			if err := c.warmClusters(ctx); err != nil {
+				t.Fatal(err)
+			}
+			fromMemory := c.clusterList()
+			if fromMemory == nil {
+				t.Fatal("no copy of the clusters from memory")
+			}
 			for _, tc := range []struct {
-				stopAt  int
-				release bool
-			}{{1, false}, {fetchBatch, false}, {people + 1, false}, {people + 1, true}} {
+				stopAt   int
+				release  bool
+				clusters *clusterList
+			}{{1, false, nil}, {fetchBatch, false, nil}, {people + 1, false, nil}, {people + 1, true, nil},
+				{1, false, fromMemory}, {fetchBatch, false, fromMemory}, {people + 1, false, fromMemory}, {people + 1, true, fromMemory}} {
 				stopAt := tc.stopAt
 				seen := map[string]bool{}
 				err := c.store.View(ctx, func(tx *store.Txn) error {
 					var scanErr error
-					for cand := range c.people(ctx, tx, fixedNow, set, "marketing", &scanErr) {
+					for cand := range c.people(ctx, tx, fixedNow, set, "marketing", tc.clusters, &scanErr) {
 						// The reference is the view's memory, which a
 						// released view reuses: kept as a copy.
 						ref := strings.Clone(cand.Ref)
@@ -158,7 +168,7 @@ func TestScanFetchesPeopleInBatches(t *testing.T) {
 			dropNodeEntries(c, true, true)
 			err = c.store.View(ctx, func(tx *store.Txn) error {
 				var scanErr error
-				for cand := range c.people(ctx, tx, fixedNow, set, "marketing", &scanErr) {
+				for cand := range c.people(ctx, tx, fixedNow, set, "marketing", nil, &scanErr) {
 					pv := cand.Person.(*personView)
 					if _, err := pv.gateInputs(); err != nil {
 						return err

@@ -182,7 +182,7 @@ func (c *CDP) SegmentReport(ctx context.Context, name string, since, until time.
 			return err
 		}
 		var scanErr error
-		res, err := segments.Measure(ctx, def.Purpose, c.people(ctx, tx, until, set, def.Purpose, &scanErr),
+		res, err := segments.Measure(ctx, def.Purpose, c.people(ctx, tx, until, set, def.Purpose, nil, &scanErr),
 			gate{c: c, role: policies.RoleMarketer}, func(cand segments.Candidate) error {
 				pv, ok := cand.Person.(*personView)
 				if !ok {

@@ -128,9 +128,10 @@ func (c *CDP) EvaluateSegment(ctx context.Context, name string, now time.Time) (
 		now = c.now()
 	}
 	var r *segments.SegmentResult
+	clusters := c.clusterList()
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
-		r, err = c.run(ctx, tx, sub, name, now)
+		r, err = c.run(ctx, tx, sub, name, now, clusters.sameAs(c.clusters))
 		return err
 	})
 	if err != nil {
@@ -165,7 +166,11 @@ func (c *CDP) segmentSet(ctx context.Context, name string) (*segments.Set, error
 // people yields every person of the store, decrypted lazily, in one read
 // transaction (twice when a definition needs a population).
 // A scan error ends the sequence and is left in *errp.
-func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *segments.Set, purpose string, errp *error) segments.People {
+//
+// With clusters (clusterList: every cluster in memory, the same as tx's),
+// the people are those, in the memory's order, not read from n/: callers
+// that pass them need no order (counts and memberships).
+func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *segments.Set, purpose string, clusters *clusterList, errp *error) segments.People {
 	// Made once, not per person: a million method values were garbage.
 	run := &viewRun{c: c, ctx: ctx, tx: tx, now: now, purpose: purpose, needProps: c.needProps(set), needCtx: c.needCtx(set), recycle: !c.freshViews.Load()}
 	return func(yield func(segments.Candidate) bool) {
@@ -189,7 +194,9 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 			}
 			batch = batch[:0]
 		}
-		*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
+		// person queues the view of root, with the members read by
+		// members (into the view's own array).
+		person := func(root uuid.UUID, members func(buf []uuid.UUID) ([]uuid.UUID, error)) error {
 			pv := run.reused()
 			if pv == nil {
 				if len(slab) == 0 {
@@ -203,13 +210,13 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 				slab = slab[1:]
 				pv.viewRun = run
 			}
-			pv.root = uuid.UUID(k[len(store.PrefixCluster):])
+			pv.root = root
 			var err error
 			buf := pv.oneMember[:0]
 			if cap(pv.spareMembers) > 1 {
 				buf = pv.spareMembers[:0]
 			}
-			if pv.members, err = memberPIDs(v, buf); err != nil {
+			if pv.members, err = members(buf); err != nil {
 				return err
 			}
 			// The reference lives in the view (segments.Candidate allows
@@ -223,7 +230,30 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 				return store.ErrStopScan
 			}
 			return nil
-		})
+		}
+		if clusters != nil {
+			*errp = func() error {
+				for i := range clusters.len() {
+					if i%1024 == 0 {
+						if err := ctx.Err(); err != nil {
+							return err
+						}
+					}
+					root, ms := clusters.cluster(i)
+					err := person(root, func(buf []uuid.UUID) ([]uuid.UUID, error) { return append(buf, ms...), nil })
+					if errors.Is(err, store.ErrStopScan) {
+						return nil
+					} else if err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		} else {
+			*errp = tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
+				return person(uuid.UUID(k[len(store.PrefixCluster):]), func(buf []uuid.UUID) ([]uuid.UUID, error) { return memberPIDs(v, buf) })
+			})
+		}
 		if len(batch) > 0 && *errp == nil {
 			flush()
 		}
@@ -255,9 +285,10 @@ func (g *fetchGroup) fetch(run *viewRun) {
 
 // run evaluates the named segment of set over every person, through the
 // gate, in tx.
-func (c *CDP) run(ctx context.Context, tx *store.Txn, set *segments.Set, name string, now time.Time) (*segments.SegmentResult, error) {
+// With clusters (clusterList), the people are those.
+func (c *CDP) run(ctx context.Context, tx *store.Txn, set *segments.Set, name string, now time.Time, clusters *clusterList) (*segments.SegmentResult, error) {
 	var scanErr error
-	res, err := segments.Run(ctx, set, c.people(ctx, tx, now, set, set.Get(name).Purpose(), &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
+	res, err := segments.Run(ctx, set, c.people(ctx, tx, now, set, set.Get(name).Purpose(), clusters, &scanErr), gate{c: c, role: policies.RoleMarketer}, now)
 	if err = errors.Join(err, scanErr); err != nil {
 		return nil, err
 	}
