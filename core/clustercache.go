@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -180,35 +183,58 @@ func (cc *clusterCache) fill(ts uint64, clusters map[uuid.UUID][]uuid.UUID) (int
 	return n, whole
 }
 
-// clusterList is every cluster in memory, copied at one gen: cluster i
-// has the members members[ends[i-1]:ends[i]] (sorted, as n/ lists them),
-// of which the rootAt[i]th is its root.
+// clusterList is every cluster in memory, copied at one gen, in parts
+// (one per core that copied).
 type clusterList struct {
-	gen     uint64
+	gen   uint64
+	parts []clusterPart
+}
+
+// clusterPart is clusters copied by one goroutine: cluster i has the
+// members members[ends[i-1]:ends[i]] (sorted, as n/ lists them), of which
+// the rootAt[i]th is its root.
+type clusterPart struct {
 	members []uuid.UUID
 	ends    []uint32
 	rootAt  []uint32
+	touched uint64 // what the batches' first loads read (copyShard)
 }
 
 // len is the number of clusters.
-func (l *clusterList) len() int { return len(l.ends) }
-
-// cluster returns cluster i's root and members.
-func (l *clusterList) cluster(i int) (uuid.UUID, []uuid.UUID) {
-	lo := uint32(0)
-	if i > 0 {
-		lo = l.ends[i-1]
+func (l *clusterList) len() int {
+	n := 0
+	for i := range l.parts {
+		n += len(l.parts[i].ends)
 	}
-	ms := l.members[lo:l.ends[i]]
-	return ms[l.rootAt[i]], ms
+	return n
 }
 
-// list copies every cluster from memory, a shard at a time (a commit
-// waits for one shard's walk, not the table's), or returns nil when the
-// memory does not hold every cluster of the store or a commit changed
-// one during the copy. A reader uses it instead of its snapshot's n/
-// when sameAs holds once its snapshot has begun after store.Settle
-// (CDP.clusterList): a full evaluation then reads no cluster list.
+// all yields every cluster's root and members (the list's array: read
+// only).
+func (l *clusterList) all() iter.Seq2[uuid.UUID, []uuid.UUID] {
+	return func(yield func(uuid.UUID, []uuid.UUID) bool) {
+		for i := range l.parts {
+			p := &l.parts[i]
+			lo := uint32(0)
+			for j, hi := range p.ends {
+				ms := p.members[lo:hi]
+				if !yield(ms[p.rootAt[j]], ms) {
+					return
+				}
+				lo = hi
+			}
+		}
+	}
+}
+
+// list copies every cluster from memory, or returns nil when the memory
+// does not hold every cluster of the store or a commit changed one during
+// the copy. Each core copies a range of shards, a shard at a time under
+// the read lock (a commit waits for one shard's walk, not the table's). A
+// reader uses the copy instead of its snapshot's n/ when sameAs holds
+// once its snapshot has begun after store.Settle (CDP.clusterList): a
+// full evaluation then reads no cluster list (docs/benchmarks.md,
+// session 17).
 func (cc *clusterCache) list() *clusterList {
 	t := cc.t
 	t.mu.RLock()
@@ -216,54 +242,103 @@ func (cc *clusterCache) list() *clusterList {
 		t.mu.RUnlock()
 		return nil
 	}
-	l := &clusterList{gen: cc.gen, members: make([]uuid.UUID, 0, t.n), ends: make([]uint32, 0, t.n/2+1), rootAt: make([]uint32, 0, t.n/2+1)}
+	l := &clusterList{gen: cc.gen, parts: make([]clusterPart, max(1, min(runtime.GOMAXPROCS(0), 8)))}
+	per := t.n/len(l.parts) + 1
 	t.mu.RUnlock()
-	for i := range t.shards {
-		t.mu.RLock()
-		ok := cc.gen == l.gen && cc.complete && l.copyShard(t, &t.shards[i])
-		t.mu.RUnlock()
-		if !ok {
-			return nil
-		}
+	ok := make([]bool, len(l.parts))
+	var wg sync.WaitGroup
+	for w := range l.parts {
+		wg.Go(func() {
+			p := &l.parts[w]
+			p.members = make([]uuid.UUID, 0, per)
+			p.ends, p.rootAt = make([]uint32, 0, per), make([]uint32, 0, per)
+			lo, hi := w*len(t.shards)/len(l.parts), (w+1)*len(t.shards)/len(l.parts)
+			for i := lo; i < hi; i++ {
+				t.mu.RLock()
+				good := cc.gen == l.gen && cc.complete && p.copyShard(t, &t.shards[i])
+				t.mu.RUnlock()
+				if !good {
+					return
+				}
+			}
+			ok[w] = true
+		})
+	}
+	wg.Wait()
+	if slices.Contains(ok, false) {
+		return nil
 	}
 	return l
 }
 
 // copyShard appends the clusters whose tagged link (the one into the
-// root: one per ring) is in s; false if a ring is broken.
-func (l *clusterList) copyShard(t *nodeTable, s *nodeShard) bool {
+// root: one per ring) is in s; false if a ring is broken. A node alone
+// is its own root: its cluster needs no lookup. The other roots are
+// looked up a batch at a time, their slots touched first, so that the
+// misses overlap (as nodeTable.fetchViews).
+func (p *clusterPart) copyShard(t *nodeTable, s *nodeShard) bool {
+	var batch [32]uuid.UUID
+	n := 0
+	walk := func() bool {
+		for _, r := range batch[:n] {
+			h := nodeHash(r)
+			sh := t.shard(h)
+			p.touched += uint64(sh.slots[sh.home(h)].id[0])
+		}
+		for _, r := range batch[:n] {
+			if !p.ring(t, r) {
+				return false
+			}
+		}
+		n = 0
+		return true
+	}
 	for i := range s.slots {
 		link := s.slots[i].link
 		if link == uuid.Nil {
 			continue
 		}
 		root, toRoot := follow(link)
-		if !toRoot {
-			continue
-		}
-		lo := len(l.members)
-		for x := root; ; {
-			sl := t.lookup(x)
-			if sl == nil || sl.link == uuid.Nil || len(l.members)-lo >= maxRing {
+		switch {
+		case !toRoot:
+		case root == s.slots[i].id:
+			p.members = append(p.members, root)
+			p.ends = append(p.ends, uint32(len(p.members)))
+			p.rootAt = append(p.rootAt, 0)
+		default:
+			batch[n] = root
+			if n++; n == len(batch) && !walk() {
 				return false
 			}
-			l.members = append(l.members, x)
-			next, last := follow(sl.link)
-			if last {
-				if next != root {
-					return false
-				}
-				break
-			}
-			x = next
 		}
-		ms := l.members[lo:]
-		if len(ms) > 1 {
-			slices.SortFunc(ms, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-		}
-		l.ends = append(l.ends, uint32(len(l.members)))
-		l.rootAt = append(l.rootAt, uint32(slices.Index(ms, root)))
 	}
+	return walk()
+}
+
+// ring appends root's cluster, walking its ring; false if it is broken.
+func (p *clusterPart) ring(t *nodeTable, root uuid.UUID) bool {
+	lo := len(p.members)
+	for x := root; ; {
+		sl := t.lookup(x)
+		if sl == nil || sl.link == uuid.Nil || len(p.members)-lo >= maxRing {
+			return false
+		}
+		p.members = append(p.members, x)
+		next, last := follow(sl.link)
+		if last {
+			if next != root {
+				return false
+			}
+			break
+		}
+		x = next
+	}
+	ms := p.members[lo:]
+	if len(ms) > 1 {
+		slices.SortFunc(ms, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	}
+	p.ends = append(p.ends, uint32(len(p.members)))
+	p.rootAt = append(p.rootAt, uint32(slices.Index(ms, root)))
 	return true
 }
 

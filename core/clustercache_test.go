@@ -316,10 +316,9 @@ func TestClusterRings(t *testing.T) {
 		if l == nil || l.len() != len(lists) {
 			t.Fatalf("round %d: copied %v, want %d clusters", round, l, len(lists))
 		}
-		for i := range l.len() {
-			root, ms := l.cluster(i)
+		for root, ms := range l.all() {
 			if want := lists[root]; !slices.Equal(ms, want) {
-				t.Fatalf("round %d: cluster %d copied as %s: %v, want %v", round, i, root, ms, want)
+				t.Fatalf("round %d: cluster copied as %s: %v, want %v", round, root, ms, want)
 			}
 		}
 	}
@@ -356,8 +355,7 @@ func checkClusterList(t *testing.T, c *CDP, want bool) {
 	if l.len() != len(members) {
 		t.Fatalf("%d clusters copied from memory, %d in the store", l.len(), len(members))
 	}
-	for i := range l.len() {
-		root, ms := l.cluster(i)
+	for root, ms := range l.all() {
 		if want, ok := members[root]; !ok || !slices.Equal(ms, want) {
 			t.Fatalf("cluster %s: %v copied from memory, %v (%v) in the store", root, ms, want, ok)
 		}

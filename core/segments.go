@@ -233,13 +233,13 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 		}
 		if clusters != nil {
 			*errp = func() error {
-				for i := range clusters.len() {
-					if i%1024 == 0 {
+				i := 0
+				for root, ms := range clusters.all() {
+					if i++; i%1024 == 0 {
 						if err := ctx.Err(); err != nil {
 							return err
 						}
 					}
-					root, ms := clusters.cluster(i)
 					err := person(root, func(buf []uuid.UUID) ([]uuid.UUID, error) { return append(buf, ms...), nil })
 					if errors.Is(err, store.ErrStopScan) {
 						return nil
