@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -50,6 +51,10 @@ type activeChange struct {
 
 // maxPending bounds the changes kept for a set that is not loaded yet.
 const maxPending = 1 << 16
+
+// errSetDropped: a set was not prepared, or was dropped before its load
+// (more than maxPending changes while it waited).
+var errSetDropped = errors.New("not prepared, or dropped")
 
 func newActiveSets() *activeSets { return &activeSets{sets: map[string]*activeSet{}} }
 
@@ -130,7 +135,7 @@ func (a *activeSets) load(tx *store.Txn, segment string) error {
 	ready := s != nil && s.ready
 	a.mu.Unlock()
 	if s == nil {
-		return fmt.Errorf("active members of %s: not prepared", segment)
+		return fmt.Errorf("active members of %s: %w", segment, errSetDropped)
 	}
 	if ready {
 		return nil

@@ -44,6 +44,12 @@ import (
 // version 7 (or 4) UUIDs, and a cluster with a member that is not one is
 // not cached.
 //
+// A full evaluation or sweep copies every cluster (list) instead of
+// scanning n/, when memory holds them all (complete: the background load
+// linked every cluster it read, and no commit since wrote one that could
+// not be linked) and no commit changed one between the copy and the
+// reader's snapshot (gen, sameAs).
+//
 // m/<pid> is not watched: every node is a member of exactly one n/ list
 // (its root's), and a commit that changes a node's root rewrites both
 // lists, so the rings say all that m/ says about roots.
@@ -179,6 +185,9 @@ func (cc *clusterCache) fill(ts uint64, clusters map[uuid.UUID][]uuid.UUID) (int
 		} else {
 			whole = false
 		}
+	}
+	if n > 0 {
+		cc.gen++ // a copy taken before does not have them (list)
 	}
 	return n, whole
 }
@@ -346,12 +355,25 @@ func (p *clusterPart) ring(t *nodeTable, root uuid.UUID) bool {
 // clusterCache.list) and then settles the store, so that a snapshot begun
 // afterwards holds every commit the copy does. The reader checks the copy
 // inside that snapshot (sameAs).
+//
+// When memory does not hold every cluster (a list that could not be
+// linked, an erasure during the load), the live updater is asked to load
+// them again, so that full evaluations take them from memory again.
 func (c *CDP) clusterList() *clusterList {
 	l := c.clusters.list()
 	if l != nil {
 		c.store.Settle()
+	} else if !c.clusters.isComplete() {
+		c.live.clustersWanted()
 	}
 	return l
+}
+
+// isComplete says whether memory holds every cluster of the store.
+func (cc *clusterCache) isComplete() bool {
+	cc.t.mu.RLock()
+	defer cc.t.mu.RUnlock()
+	return cc.complete
 }
 
 // sameAs returns l if no commit has changed a cluster since l was copied,
@@ -509,7 +531,10 @@ func (c *CDP) warmClusters(ctx context.Context) error {
 		filled += k
 		whole = whole && ok
 	}
+	// A list reported as unlinkable before this count is in the
+	// snapshot (Settle): the load reads it, and is not whole.
 	broken := c.clusters.brokenCount()
+	c.store.Settle()
 	err := c.store.View(ctx, func(tx *store.Txn) error {
 		read := make(map[uuid.UUID][]uuid.UUID, batch)
 		err := tx.Scan([]byte(store.PrefixCluster), store.ScanOptions{Borrow: true}, func(k, v []byte) error {
@@ -542,7 +567,10 @@ func (c *CDP) warmClusters(ctx context.Context) error {
 	}
 	if whole {
 		c.clusters.loaded(broken)
+		c.log.Debug("clusters loaded into memory", "read", n, "filled", filled, "seconds", time.Since(start).Seconds())
+	} else {
+		c.log.Info("clusters loaded into memory, not all of them: full evaluations scan the store's until the next load",
+			"read", n, "filled", filled, "seconds", time.Since(start).Seconds())
 	}
-	c.log.Debug("clusters loaded into memory", "read", n, "filled", filled, "complete", whole, "seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/google/uuid"
@@ -421,5 +422,41 @@ func TestClusterList(t *testing.T) {
 	if err := c.warmClusters(ctx); err != nil {
 		t.Fatal(err)
 	}
+	checkClusterList(t, c, true)
+}
+
+// With the live updater, memory that no longer holds every cluster is
+// loaded again when a full evaluation finds it so.
+func TestClusterListReloads(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.Segments.LiveDelay = Duration(time.Hour) // the updater runs, and never updates by itself here
+	c := openTest(t, cfg)
+	if _, err := c.Ingest(ctx, randomStream(rand.New(rand.NewSource(5)), 0, 30, fixedNow)); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); c.clusterList() == nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10s: %s", what)
+			}
+		}
+	}
+	wait("no copy of the clusters after the load at Open")
+	odd := uuid.UUID{0: 9, 6: 0x70, 8: 0x00, 15: 1}
+	v := encodeMembers([]clusterMember{{pid: odd, token: make([]byte, 32), typ: "user_id"}})
+	for _, op := range []func(tx *store.Txn) error{
+		func(tx *store.Txn) error { return tx.Set(store.ClusterKey(odd), v) },
+		func(tx *store.Txn) error { return tx.Delete(store.ClusterKey(odd)) },
+	} {
+		if err := c.store.Update(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.clusters.isComplete() {
+		t.Fatal("memory complete after a list it could not link")
+	}
+	wait("memory not loaded again")
 	checkClusterList(t, c, true)
 }

@@ -38,10 +38,22 @@ type liveQueue struct {
 	// segments says the applied segments changed: the updater loads the
 	// active memberships of the local ones (warmActive).
 	segments chan struct{}
+	// clusters asks the updater to load every cluster into memory again
+	// (warmClusters): memory no longer holds them all.
+	clusters chan struct{}
 }
 
 func newLiveQueue() *liveQueue {
-	return &liveQueue{pending: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1), segments: make(chan struct{}, 1)}
+	return &liveQueue{pending: map[uuid.UUID]struct{}{}, wake: make(chan struct{}, 1),
+		segments: make(chan struct{}, 1), clusters: make(chan struct{}, 1)}
+}
+
+// clustersWanted asks the updater (when it runs) to load the clusters.
+func (q *liveQueue) clustersWanted() {
+	select {
+	case q.clusters <- struct{}{}:
+	default:
+	}
 }
 
 // segmentsChanged tells the updater (when it runs) that a segment was
@@ -114,30 +126,47 @@ func (c *CDP) MemberCount(ctx context.Context, name string) (int, error) {
 // liveLoop is the updater goroutine; Close stops it and waits.
 func (c *CDP) liveLoop() {
 	defer c.wg.Done()
+	// The loads below stop when Close does.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	// due fires segments.live_delay after the first wake since the last
+	// update (nil: none pending): a busy stream touches the same people
+	// again and again, and they are evaluated once. Loads asked for in
+	// the meantime run at once.
+	var due <-chan time.Time
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-c.live.segments:
-			if err := c.warmActive(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+			if err := c.warmActive(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
 				c.log.Error("load active segment memberships", "err", err)
 			}
-			continue
+		case <-c.live.clusters:
+			if err := c.warmClusters(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+				c.log.Error("load clusters into memory", "err", err)
+			}
 		case <-c.live.wake:
-		}
-		// Coalesce: a busy stream touches the same people again and again.
-		select {
-		case <-c.stop:
-			return
-		case <-time.After(c.cfg.Segments.LiveDelay.D()):
-		}
-		nodes := c.live.take()
-		if len(nodes) == 0 {
-			continue
-		}
-		if _, err := c.UpdateMemberships(context.Background(), nodes, time.Time{}); err != nil {
-			if !errors.Is(err, ErrClosed) {
-				c.log.Error("live segment membership update", "people", len(nodes), "err", err)
+			if due == nil {
+				due = time.After(c.cfg.Segments.LiveDelay.D())
+			}
+		case <-due:
+			due = nil
+			nodes := c.live.take()
+			if len(nodes) == 0 {
+				continue
+			}
+			if _, err := c.UpdateMemberships(ctx, nodes, time.Time{}); err != nil {
+				if !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+					c.log.Error("live segment membership update", "people", len(nodes), "err", err)
+				}
 			}
 		}
 	}
@@ -187,7 +216,9 @@ func (c *CDP) warmActive(ctx context.Context) error {
 	c.store.Settle() // the snapshot holds every change reported before prepare
 	return c.store.View(ctx, func(tx *store.Txn) error {
 		for _, seg := range local {
-			if err := c.active.load(tx, seg); err != nil {
+			// A set dropped since prepare (too many changes while it
+			// waited) is left to the update that needs it.
+			if err := c.active.load(tx, seg); err != nil && !errors.Is(err, errSetDropped) {
 				return err
 			}
 		}

@@ -36,6 +36,13 @@ type RefreshReport struct {
 // leaves too). Memberships are keyed by the person's root profile at the
 // time; a merge that changes the root shows as an exit and an entry.
 func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (RefreshReport, error) {
+	return c.refreshSegment(ctx, name, now, nil)
+}
+
+// refreshSegment is RefreshSegment. A caller refreshing several segments
+// passes shared, so that they share a copy of the clusters from memory
+// while no commit changes one (CDP.clusterList).
+func (c *CDP) refreshSegment(ctx context.Context, name string, now time.Time, shared **clusterList) (RefreshReport, error) {
 	sub, err := c.segmentSet(ctx, name)
 	if err != nil {
 		return RefreshReport{}, err
@@ -48,7 +55,12 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 	defer c.memberMu.Unlock()
 	var r *segments.SegmentResult
 	current := map[uuid.UUID]membershipRecord{}
-	clusters := c.clusterList()
+	var clusters *clusterList
+	if shared != nil && (*shared).sameAs(c.clusters) != nil {
+		clusters = *shared // the snapshot below is newer than the one it was checked in
+	} else if clusters = c.clusterList(); shared != nil {
+		*shared = clusters
+	}
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
 		if r, err = c.run(ctx, tx, sub, name, now, clusters.sameAs(c.clusters)); err != nil {
@@ -189,8 +201,9 @@ func (c *CDP) RefreshAll(ctx context.Context, now time.Time) ([]RefreshReport, e
 		return nil, err
 	}
 	var out []RefreshReport
+	var clusters *clusterList
 	for _, d := range defs {
-		rep, err := c.RefreshSegment(ctx, d.Name, now)
+		rep, err := c.refreshSegment(ctx, d.Name, now, &clusters)
 		if err != nil {
 			return out, err
 		}
