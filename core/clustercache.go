@@ -209,15 +209,6 @@ type clusterPart struct {
 	touched uint64 // what the batches' first loads read (copyShard)
 }
 
-// len is the number of clusters.
-func (l *clusterList) len() int {
-	n := 0
-	for i := range l.parts {
-		n += len(l.parts[i].ends)
-	}
-	return n
-}
-
 // all yields every cluster's root and members (the list's array: read
 // only).
 func (l *clusterList) all() iter.Seq2[uuid.UUID, []uuid.UUID] {
@@ -312,8 +303,7 @@ func (p *clusterPart) copyShard(t *nodeTable, s *nodeShard) bool {
 		case !toRoot:
 		case root == s.slots[i].id:
 			p.members = append(p.members, root)
-			p.ends = append(p.ends, uint32(len(p.members)))
-			p.rootAt = append(p.rootAt, 0)
+			p.end(len(p.members)-1, root)
 		default:
 			batch[n] = root
 			if n++; n == len(batch) && !walk() {
@@ -342,13 +332,19 @@ func (p *clusterPart) ring(t *nodeTable, root uuid.UUID) bool {
 		}
 		x = next
 	}
+	p.end(lo, root)
+	return true
+}
+
+// end closes the cluster of root whose members were appended from lo:
+// sorted, as n/ lists them.
+func (p *clusterPart) end(lo int, root uuid.UUID) {
 	ms := p.members[lo:]
 	if len(ms) > 1 {
 		slices.SortFunc(ms, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	}
 	p.ends = append(p.ends, uint32(len(p.members)))
 	p.rootAt = append(p.rootAt, uint32(slices.Index(ms, root)))
-	return true
 }
 
 // clusterList copies every cluster from memory (nil when it cannot:

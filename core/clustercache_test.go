@@ -13,6 +13,15 @@ import (
 	"github.com/custody-cdp/custody/core/store"
 )
 
+// len is the number of clusters in l.
+func (l *clusterList) len() int {
+	n := 0
+	for i := range l.parts {
+		n += len(l.parts[i].ends)
+	}
+	return n
+}
+
 // roots looks up the roots of nodes: roots[i] is nodes[i]'s, or uuid.Nil
 // when its cluster is not in memory.
 func (cc *clusterCache) roots(nodes []uuid.UUID) []uuid.UUID {
