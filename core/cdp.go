@@ -79,7 +79,13 @@ type CDP struct {
 	live *liveQueue
 	// consented holds the nodes with consent records (consent.go).
 	consented *pidSet
-	memberMu  sync.Mutex
+	// memberMu serialises membership writers. A writer reads the
+	// definitions under it, so that a segment deleted meanwhile (which
+	// takes it too) leaves no records behind.
+	memberMu sync.Mutex
+	// defMu serialises changes to definitions (apply, delete): each checks
+	// the references (in_segment) of the definitions it then replaces.
+	defMu sync.Mutex
 	// personal is the personalisation lookup cache (personalize.go).
 	personal *personalIndex
 	// afterMemberRead, when set (tests), runs between a membership
@@ -415,7 +421,7 @@ server:
   shutdown_timeout: 20s
 
 ingest:
-  dedup_window: 7d            # how long a messageId is remembered
+  dedup_window: 24h           # how long a messageId is remembered
   group_max_messages: 10000   # messages folded into one durable commit
   group_max_bytes: 4194304
 

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -304,6 +305,22 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after close")
+}
+
+// TestInitConfigIsTheDefaults: the file `custody init` writes says its
+// values are the defaults; loading it changes nothing.
+func TestInitConfigIsTheDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "custody.yaml")
+	if err := os.WriteFile(p, []byte(defaultConfigYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	if err := cfg.LoadConfigFile(p, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := DefaultConfig(); !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("the written file is not the defaults:\n got %+v\nwant %+v", cfg, want)
+	}
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {

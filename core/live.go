@@ -206,12 +206,12 @@ func (c *CDP) localSegments(ctx context.Context) (*segments.Set, []string, error
 // newly applied segment has no records, and its scan finds none: from
 // then on, what the store reports keeps its set.
 func (c *CDP) warmActive(ctx context.Context) error {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	_, local, err := c.localSegments(ctx)
 	if err != nil {
 		return err
 	}
-	c.memberMu.Lock()
-	defer c.memberMu.Unlock()
 	c.active.prepare(local)
 	c.store.Settle() // the snapshot holds every change reported before prepare
 	return c.store.View(ctx, func(tx *store.Txn) error {
@@ -236,13 +236,13 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		now = c.now()
 	}
 	now = now.UTC()
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	set, local, err := c.localSegments(ctx)
 	if err != nil || len(local) == 0 {
 		return rep, err
 	}
 	rep.Segments = len(local)
-	c.memberMu.Lock()
-	defer c.memberMu.Unlock()
 	// Before the snapshot: the sets of active memberships start keeping
 	// what the store reports (activeset.go), and the people are looked up
 	// in memory (clustercache.go); Settle then makes the snapshot at least

@@ -43,6 +43,8 @@ func (c *CDP) RefreshSegment(ctx context.Context, name string, now time.Time) (R
 // passes shared, so that they share a copy of the clusters from memory
 // while no commit changes one (CDP.clusterList).
 func (c *CDP) refreshSegment(ctx context.Context, name string, now time.Time, shared **clusterList) (RefreshReport, error) {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	sub, err := c.segmentSet(ctx, name)
 	if err != nil {
 		return RefreshReport{}, err
@@ -51,8 +53,6 @@ func (c *CDP) refreshSegment(ctx context.Context, name string, now time.Time, sh
 		now = c.now()
 	}
 	now = now.UTC()
-	c.memberMu.Lock()
-	defer c.memberMu.Unlock()
 	var r *segments.SegmentResult
 	current := map[uuid.UUID]membershipRecord{}
 	var clusters *clusterList

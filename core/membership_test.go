@@ -3,10 +3,15 @@ package core
 import (
 	"context"
 	"errors"
+	"math/rand"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/custody-cdp/custody/core/store"
+	"github.com/custody-cdp/custody/segments"
 )
 
 func TestSegmentMembershipOverTime(t *testing.T) {
@@ -93,5 +98,85 @@ func TestDeleteSegment(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("%d keys left", n)
+	}
+}
+
+// TestDeleteSegmentWhileWriting deletes a segment while membership
+// writers (a refresh, a live update) and another definition change run:
+// no record of a deleted segment is left behind, and the stored
+// definitions never refer to one that is gone.
+func TestDeleteSegmentWhileWriting(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Segments.LiveDelay = Duration(time.Hour) // only this test's writers write
+	c := openTest(t, cfg)
+	ctx := context.Background()
+	rng := rand.New(rand.NewSource(5))
+	for round := range 3 {
+		if _, err := c.Ingest(ctx, randomStream(rng, round, 60, fixedNow)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots, _ := storeClusters(t, c)
+	var nodes []uuid.UUID
+	for n := range roots {
+		nodes = append(nodes, n)
+	}
+	const (
+		base    = `{"name":"base","purpose":"essential.service","where":{"event":"Order Completed"}}`
+		derived = `{"name":"derived","purpose":"essential.service","where":{"in_segment":"base"}}`
+	)
+	records := func(name string) int {
+		n := 0
+		_ = c.store.View(ctx, func(tx *store.Txn) error {
+			for _, p := range [][]byte{store.MembershipPrefix(name), []byte(string(store.PrefixSizes) + name + "/"), store.FlowPrefix(name)} {
+				_ = tx.Scan(p, store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
+			}
+			return nil
+		})
+		return n
+	}
+	for round := range 20 {
+		if _, err := c.ApplySegmentData(ctx, []byte(base)); err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			if _, err := c.RefreshSegment(ctx, "base", fixedNow); err != nil || records("base") == 0 {
+				t.Fatalf("no records to delete: the fixture tests nothing (%v)", err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		wg.Go(func() { _, errs[0] = c.RefreshSegment(ctx, "base", fixedNow) })
+		wg.Go(func() { _, errs[1] = c.UpdateMemberships(ctx, nodes, fixedNow) })
+		wg.Go(func() { _, errs[2] = c.ApplySegmentData(ctx, []byte(derived)) })
+		wg.Go(func() { errs[3] = c.DeleteSegment(ctx, "base") })
+		wg.Wait()
+		for i, err := range errs {
+			// The refresh may find base gone; derived may find it gone, or
+			// keep it from being deleted.
+			if err != nil && !(i == 0 && errors.Is(err, ErrSegmentNotFound)) && !(i >= 2 && errors.Is(err, ErrInvalidInput)) {
+				t.Fatalf("round %d, writer %d: %v", round, i, err)
+			}
+		}
+		defs, err := c.Segments(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := segments.NewSet(c.known(), defs...); err != nil {
+			t.Fatalf("round %d: the stored definitions are inconsistent: %v", round, err)
+		}
+		if _, err := c.ShowSegment(ctx, "base"); errors.Is(err, ErrSegmentNotFound) {
+			if n := records("base"); n != 0 {
+				t.Fatalf("round %d: %d records of the deleted segment left", round, n)
+			}
+		}
+		for _, name := range []string{"derived", "base"} {
+			if err := c.DeleteSegment(ctx, name); err != nil && !errors.Is(err, ErrSegmentNotFound) {
+				t.Fatal(err)
+			}
+			if n := records(name); n != 0 {
+				t.Fatalf("round %d: %d records of %s left", round, n, name)
+			}
+		}
 	}
 }

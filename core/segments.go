@@ -43,6 +43,8 @@ func (c *CDP) ParseSegment(data []byte) (*segments.Definition, error) {
 // checking it together with every other applied segment (in_segment
 // targets exist, no cycles).
 func (c *CDP) ApplySegment(ctx context.Context, d *segments.Definition) error {
+	c.defMu.Lock()
+	defer c.defMu.Unlock()
 	defs, err := c.Segments(ctx)
 	if err != nil {
 		return err
@@ -861,6 +863,12 @@ func (c *CDP) ApplySegmentData(ctx context.Context, data []byte) (*segments.Defi
 // it, under its name).
 // A segment another one refers to (in_segment) is refused.
 func (c *CDP) DeleteSegment(ctx context.Context, name string) error {
+	c.defMu.Lock()
+	defer c.defMu.Unlock()
+	// No membership writer runs between the scan and the last delete: one
+	// that read the definition before would write records after it.
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	defs, err := c.Segments(ctx)
 	if err != nil {
 		return err
