@@ -79,9 +79,9 @@ type CDP struct {
 	live *liveQueue
 	// consented holds the nodes with consent records (consent.go).
 	consented *pidSet
-	// memberMu serialises membership writers. A writer reads the
-	// definitions under it, so that a segment deleted meanwhile (which
-	// takes it too) leaves no records behind.
+	// memberMu serialises membership writers, from their read to their
+	// write. A segment's deletion and a person's erasure take it too, so
+	// that no writer's older read brings back records they removed.
 	memberMu sync.Mutex
 	// defMu serialises changes to definitions (apply, delete): each checks
 	// the references (in_segment) of the definitions it then replaces.
@@ -89,7 +89,7 @@ type CDP struct {
 	// personal is the personalisation lookup cache (personalize.go).
 	personal *personalIndex
 	// afterMemberRead, when set (tests), runs between a membership
-	// writer's read and its write: where an erasure can come in.
+	// writer's read and its write: where an erasure must not come in.
 	afterMemberRead func()
 	// evalFromEvents makes evaluation read full events only, never
 	// digests: the reference the tests compare digests against. Atomic:

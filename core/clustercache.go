@@ -153,13 +153,6 @@ func (cc *clusterCache) people(nodes []uuid.UUID) (map[uuid.UUID][]uuid.UUID, []
 	return roots, order, true
 }
 
-// isRoot says whether root's cluster is in memory with root as its root.
-func (cc *clusterCache) isRoot(root uuid.UUID) bool {
-	cc.t.mu.RLock()
-	defer cc.t.mu.RUnlock()
-	return cc.t.rootOf(root) == root
-}
-
 // fill caches the clusters (root: members) a reader read at snapshot ts
 // (see above for when that is refused). A cluster is absent when none of
 // its members is in a ring: a member in one is in a newer cluster.

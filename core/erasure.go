@@ -215,6 +215,12 @@ func (c *CDP) eraseRequest(ctx context.Context, r *PrivacyRequest) (DeletionCert
 	}
 	cert := DeletionCertificate{Request: r.ID, At: c.now().UTC()}
 	start := time.Now()
+	// Membership writers hold memberMu from their read to their write:
+	// the erasure waits for one that is running, so that none writes a
+	// record of the person back after the erasure removed it (the store
+	// detects no write conflicts), and one that starts after reads a
+	// snapshot without them.
+	c.memberMu.Lock()
 	err = c.runOp(ctx, func(tx *store.Txn) error {
 		cert.Records, cert.IdentifierHashes, cert.Suppressed = map[string]int{}, []string{}, []string{}
 		p, err := c.scope(ctx, tx, ik)
@@ -290,6 +296,7 @@ func (c *CDP) eraseRequest(ctx context.Context, r *PrivacyRequest) (DeletionCert
 		}
 		return nil
 	})
+	c.memberMu.Unlock()
 	if err != nil {
 		r.Erasure = nil
 		return cert, err

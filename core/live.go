@@ -405,14 +405,8 @@ func (c *CDP) UpdateMemberships(ctx context.Context, nodes []uuid.UUID, now time
 		c.afterMemberRead()
 	}
 	err = c.store.Update(ctx, func(tx *store.Txn) error {
-		gone := map[uuid.UUID]bool{}
 		flow := flowDelta{}
 		for _, ch := range changes {
-			if erased, err := c.erasedSince(tx, ch.root, gone); err != nil {
-				return err
-			} else if erased {
-				continue
-			}
 			b, _ := json.Marshal(ch.rec)
 			if err := tx.Set(ch.key, b); err != nil {
 				return err
@@ -506,34 +500,6 @@ func (c *CDP) readNeeded(tx *store.Txn, keys [][]byte, need []bool) ([]readMembe
 type readMembership struct {
 	rec   membershipRecord
 	found bool
-}
-
-// erasedSince says whether the person of root was erased after a
-// membership writer read them: erasure deletes their s/ records, and a
-// write from the older read must not bring one back. A root in memory
-// (clustercache.go) is as new as the transaction's snapshot or newer:
-// erasure deletes it before the erasure is visible. Else m/ is read. An
-// erasure committing after the check and before the write is not seen
-// (the pipelined store detects no conflicts): that window is open, as it
-// was with the read. gone caches answers.
-func (c *CDP) erasedSince(tx *store.Txn, root uuid.UUID, gone map[uuid.UUID]bool) (bool, error) {
-	if g, ok := gone[root]; ok {
-		return g, nil
-	}
-	if c.clusters.isRoot(root) {
-		gone[root] = false
-		return false, nil
-	}
-	_, err := c.getMember(tx, root)
-	if errors.Is(err, store.ErrNotFound) {
-		gone[root] = true
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	gone[root] = false
-	return false, nil
 }
 
 func getMembership(tx *store.Txn, key []byte) (membershipRecord, bool, error) {

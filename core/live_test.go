@@ -385,7 +385,8 @@ func TestLiveUpdaterRuns(t *testing.T) {
 // neither fail (their key is gone while its snapshot still holds their
 // records) nor write an s/ record back after erasure removed it. The soak
 // test found the first as "live segment membership update ... profile data
-// key has been shredded".
+// key has been shredded". An erasure asked for between a writer's read and
+// its write waits for the writer (memberMu), then removes what it wrote.
 func TestMembershipWritersRaceErasure(t *testing.T) {
 	person := identity.Identifier{Type: identity.UserID, Value: "a"}
 	load := func(t *testing.T) *CDP {
@@ -405,6 +406,35 @@ func TestMembershipWritersRaceErasure(t *testing.T) {
 		t.Helper()
 		if _, err := c.Delete(context.Background(), person); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// eraseDuring has the erasure asked for from inside the next writer,
+	// between its read and its write, and checks that it does not start
+	// its transaction there; wait waits for the erasure.
+	eraseDuring := func(t *testing.T, c *CDP) (wait func()) {
+		started := make(chan struct{}, 1)
+		c.eraseHook = func(string) error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			return nil
+		}
+		done := make(chan error, 1)
+		c.afterMemberRead = func() {
+			c.afterMemberRead = nil
+			go func() { _, err := c.Delete(context.Background(), person); done <- err }()
+			select {
+			case <-started:
+				t.Error("the erasure ran between a membership writer's read and its write")
+			case <-time.After(100 * time.Millisecond): // it waits: the writer goes on
+			}
+		}
+		return func() {
+			t.Helper()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	noRecords := func(t *testing.T, c *CDP) {
@@ -440,17 +470,19 @@ func TestMembershipWritersRaceErasure(t *testing.T) {
 			}
 		}},
 		{"live update", func(t *testing.T, c *CDP) {
-			c.afterMemberRead = func() { erase(t, c) }
+			wait := eraseDuring(t, c)
 			if _, err := c.UpdateMemberships(ctx, c.live.take(), fixedNow); err != nil {
 				t.Fatal(err)
 			}
+			wait()
 			noRecords(t, c)
 		}},
 		{"refresh", func(t *testing.T, c *CDP) {
-			c.afterMemberRead = func() { erase(t, c) }
+			wait := eraseDuring(t, c)
 			if _, err := c.RefreshSegment(ctx, "first_time_buyers", fixedNow); err != nil {
 				t.Fatal(err)
 			}
+			wait()
 			noRecords(t, c)
 		}},
 		{"exit from a refresh", func(t *testing.T, c *CDP) {
@@ -460,10 +492,11 @@ func TestMembershipWritersRaceErasure(t *testing.T) {
 			// A second order makes the person leave; they are erased
 			// between the read and the write of the exit.
 			ingestAll(t, c, `{"type":"track","messageId":"3","userId":"a","event":"Order Completed","properties":{"total":10},"timestamp":"2026-06-03T00:00:00Z"}`)
-			c.afterMemberRead = func() { erase(t, c) }
+			wait := eraseDuring(t, c)
 			if _, err := c.RefreshSegment(ctx, "first_time_buyers", fixedNow); err != nil {
 				t.Fatal(err)
 			}
+			wait()
 			noRecords(t, c)
 		}},
 	}

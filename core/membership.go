@@ -154,14 +154,8 @@ func (c *CDP) refreshSegment(ctx context.Context, name string, now time.Time, sh
 	for start := 0; start < len(changes) || start == 0; start += 2000 {
 		chunk := changes[start:min(start+2000, len(changes))]
 		err := c.store.Update(ctx, func(tx *store.Txn) error {
-			gone := map[uuid.UUID]bool{}
 			flow := flowDelta{}
 			for _, ch := range chunk {
-				if erased, err := c.erasedSince(tx, ch.root, gone); err != nil {
-					return err
-				} else if erased {
-					continue
-				}
 				b, _ := json.Marshal(ch.rec)
 				if err := tx.Set(store.MembershipKey(name, ch.root), b); err != nil {
 					return err
