@@ -120,6 +120,10 @@ func (c *CDP) separationRecords(tx *store.Txn, pid uuid.UUID) ([]Separation, err
 
 // runOp runs fn in its own transaction on the committer goroutine, the
 // single writer of identity state, and waits for it to be durable.
+// ctx bounds the wait for the committer to take the op; once taken, the op
+// runs to its end, and runOp waits for it whatever ctx says: returning
+// early would report an op that may yet commit as failed, and let the
+// caller go on (an erasure would let go of memberMu) while it runs.
 func (c *CDP) runOp(ctx context.Context, fn func(tx *store.Txn) error) error {
 	j := &job{op: fn, done: make(chan struct{})}
 	select {
@@ -129,10 +133,6 @@ func (c *CDP) runOp(ctx context.Context, fn func(tx *store.Txn) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case <-j.done:
-		return j.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	<-j.done
+	return j.err
 }

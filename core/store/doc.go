@@ -10,7 +10,9 @@
 //     with ErrWrongKey and changes nothing on disk.
 //   - A committed Update is durable (fsynced) when Options.SyncWrites is set,
 //     which is the default. Callers batch work into few transactions (group
-//     commit) to keep this cheap; see core's ingest committer.
+//     commit) to keep this cheap; see core's ingest committer. Pipelined, an
+//     Update also returns only once its commit is visible, after every
+//     earlier one: a View begun after it reads its writes.
 //   - The schema version key is checked at Open; an unknown version fails
 //     with ErrSchemaVersion before anything is written. A version between
 //     MinSchemaVersion and SchemaVersion opens: the caller (core) upgrades

@@ -107,6 +107,11 @@ type Store struct {
 	// changes are the watched keys of finished commits above committed,
 	// handed to OnCommit as committed passes them.
 	changes map[uint64][]Change
+	// moved is signalled (under mu) whenever committed moves.
+	moved sync.Cond
+	// beforeFinish, set by tests only, runs in a commit's callback before
+	// the commit is recorded as finished.
+	beforeFinish func(ts uint64)
 }
 
 // Open opens (or, unless opts.MustExist, creates) the store in dir.
@@ -167,6 +172,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, translateOpen(err))
 	}
 	s := &Store{db: db, opts: opts, log: opts.Logger, done: map[uint64]bool{}, changes: map[uint64][]Change{}}
+	s.moved.L = &s.mu
 	if opts.Pipelined {
 		s.next = db.MaxVersion()
 		s.committed.Store(s.next)
@@ -276,6 +282,9 @@ func (s *Store) View(ctx context.Context, fn func(tx *Txn) error) error {
 // Update runs fn in a read-write transaction and commits it, retrying when
 // it lost a race with a concurrent transaction. fn must be safe to run more
 // than once. With SyncWrites on, the commit is durable when Update returns.
+// Pipelined, it returns once the commit is visible too: a View that begins
+// after it reads what it wrote, even while an earlier commit (an ingest
+// group) was still being written when this one finished.
 func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 	if s.opts.Pipelined {
 		tx, err := s.Begin(ctx, nil)
@@ -287,10 +296,19 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Txn) error) error {
 			return translate(err)
 		}
 		errc := make(chan error, 1)
-		if err := tx.CommitAsync(func(err error) { errc <- err }); err != nil {
+		ts, err := tx.commitAsync(func(err error) { errc <- err })
+		if err != nil {
 			return err
 		}
-		return <-errc
+		if err := <-errc; err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for s.committed.Load() < ts {
+			s.moved.Wait()
+		}
+		s.mu.Unlock()
+		return nil
 	}
 	var err error
 	for attempt := 0; attempt < s.opts.ConflictRetries; attempt++ {
@@ -379,17 +397,26 @@ func (t *Txn) Discard() { t.txn.Discard() }
 // the order CommitAsync is called, and readers see them only when every
 // earlier one has finished too.
 func (t *Txn) CommitAsync(cb func(error)) error {
+	_, err := t.commitAsync(cb)
+	return err
+}
+
+// commitAsync is CommitAsync, returning the commit's timestamp.
+func (t *Txn) commitAsync(cb func(error)) (uint64, error) {
 	s := t.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed != nil {
 		t.txn.Discard()
-		return fmt.Errorf("%w: %v", ErrFailed, s.failed)
+		return 0, fmt.Errorf("%w: %v", ErrFailed, s.failed)
 	}
 	s.next++
 	ts := s.next
 	changes := t.watchedChanges()
-	return translate(t.txn.CommitAt(ts, func(err error) {
+	return ts, translate(t.txn.CommitAt(ts, func(err error) {
+		if s.beforeFinish != nil {
+			s.beforeFinish(ts)
+		}
 		s.finish(ts, err, changes)
 		cb(translate(err))
 	}))
@@ -467,7 +494,10 @@ func (s *Store) finish(ts uint64, err error, changes []Change) {
 			s.opts.OnCommit(c, ch)
 		}
 	}
-	s.committed.Store(c)
+	if c != s.committed.Load() {
+		s.committed.Store(c)
+		s.moved.Broadcast()
+	}
 	// Older versions may be dropped by compaction: with NumVersionsToKeep 1
 	// a deleted or overwritten value does not outlive the next compaction.
 	s.db.SetDiscardTs(c)

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A watcher gets each commit's final values of the watched keys, once per
@@ -143,5 +145,64 @@ func TestSettle(t *testing.T) {
 	want := s.committed.Load()
 	if got := <-seen; got != want {
 		t.Fatalf("after Settle, commits up to %d were visible; the report was of %d", got, want)
+	}
+}
+
+// A pipelined Update that finishes while an earlier commit is still being
+// written returns only once both are visible: a View begun after it reads
+// its writes. Membership writers and erasures rely on it: each takes over
+// from the other under one lock, and reads what the other wrote.
+func TestUpdateVisibleWhenItReturns(t *testing.T) {
+	ctx := context.Background()
+	o := testOptions()
+	o.Pipelined = true
+	s := openTest(t, t.TempDir(), o)
+	s.mu.Lock()
+	held := s.next + 1 // the next commit's timestamp
+	s.mu.Unlock()
+	hold, reached := make(chan struct{}), make(chan struct{}, 1)
+	s.beforeFinish = func(ts uint64) {
+		if ts == held {
+			<-hold
+		} else {
+			reached <- struct{}{}
+		}
+	}
+	tx, err := s.Begin(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Set([]byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	if err := tx.CommitAsync(func(err error) { first <- err }); err != nil {
+		t.Fatal(err)
+	}
+	updated := make(chan error, 1)
+	go func() {
+		updated <- s.Update(ctx, func(tx *Txn) error { return tx.Set([]byte("b"), []byte("2")) })
+	}()
+	<-reached // the Update's own commit is written
+	select {
+	case err := <-updated:
+		close(hold)
+		t.Fatalf("Update returned (%v) while an earlier commit was unfinished: a View would not see its writes", err)
+	case <-time.After(100 * time.Millisecond): // it waits, as it should
+	}
+	close(hold)
+	if err := errors.Join(<-first, <-updated); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx *Txn) error {
+		for _, k := range []string{"a", "b"} {
+			if _, err := tx.Get([]byte(k)); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
