@@ -198,6 +198,9 @@ func (c *CDP) RefreshAll(ctx context.Context, now time.Time) ([]RefreshReport, e
 	var clusters *clusterList
 	for _, d := range defs {
 		rep, err := c.refreshSegment(ctx, d.Name, now, &clusters)
+		if errors.Is(err, ErrSegmentNotFound) {
+			continue // deleted since the list was read
+		}
 		if err != nil {
 			return out, err
 		}

@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -102,7 +104,8 @@ func TestDeleteSegment(t *testing.T) {
 }
 
 // TestDeleteSegmentWhileWriting deletes a segment while membership
-// writers (a refresh, a live update) and another definition change run:
+// writers (a refresh, a live update, a sweep of every segment) and another
+// definition change run:
 // no record of a deleted segment is left behind, and the stored
 // definitions never refer to one that is gone.
 func TestDeleteSegmentWhileWriting(t *testing.T) {
@@ -135,9 +138,19 @@ func TestDeleteSegmentWhileWriting(t *testing.T) {
 		})
 		return n
 	}
+	// A use record that outlived a segment of the same name (markUsed
+	// writing as the segment was deleted) is not the new segment's.
+	if err := c.store.Update(ctx, func(tx *store.Txn) error {
+		return tx.Set(store.SegmentUseKey("base"), []byte(`{"exported":"2026-01-01T00:00:00Z"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for round := range 20 {
 		if _, err := c.ApplySegmentData(ctx, []byte(base)); err != nil {
 			t.Fatal(err)
+		}
+		if uses := segmentUses(t, c, "base"); len(uses) != 1 || uses[useApplied].IsZero() {
+			t.Fatalf("round %d: a new segment's uses are %v, want only applied", round, uses)
 		}
 		if round == 0 {
 			if _, err := c.RefreshSegment(ctx, "base", fixedNow); err != nil || records("base") == 0 {
@@ -145,11 +158,12 @@ func TestDeleteSegmentWhileWriting(t *testing.T) {
 			}
 		}
 		var wg sync.WaitGroup
-		errs := make([]error, 4)
+		errs := make([]error, 5)
 		wg.Go(func() { _, errs[0] = c.RefreshSegment(ctx, "base", fixedNow) })
 		wg.Go(func() { _, errs[1] = c.UpdateMemberships(ctx, nodes, fixedNow) })
 		wg.Go(func() { _, errs[2] = c.ApplySegmentData(ctx, []byte(derived)) })
 		wg.Go(func() { errs[3] = c.DeleteSegment(ctx, "base") })
+		wg.Go(func() { _, errs[4] = c.RefreshAll(ctx, fixedNow) }) // skips a segment deleted meanwhile
 		wg.Wait()
 		for i, err := range errs {
 			// The refresh may find base gone; derived may find it gone, or
@@ -170,6 +184,10 @@ func TestDeleteSegmentWhileWriting(t *testing.T) {
 				t.Fatalf("round %d: %d records of the deleted segment left", round, n)
 			}
 		}
+		// A use recorded as the segment goes can outlive it; the next
+		// apply starts the record afresh (checked above).
+		var use sync.WaitGroup
+		use.Go(func() { c.markUsed(ctx, "base", useExported) })
 		for _, name := range []string{"derived", "base"} {
 			if err := c.DeleteSegment(ctx, name); err != nil && !errors.Is(err, ErrSegmentNotFound) {
 				t.Fatal(err)
@@ -178,5 +196,58 @@ func TestDeleteSegmentWhileWriting(t *testing.T) {
 				t.Fatalf("round %d: %d records of %s left", round, n, name)
 			}
 		}
+		use.Wait()
+	}
+}
+
+// segmentUses reads a segment's use record (su/<name>), empty if none.
+func segmentUses(t *testing.T, c *CDP, name string) map[string]time.Time {
+	t.Helper()
+	uses := map[string]time.Time{}
+	err := c.store.View(context.Background(), func(tx *store.Txn) error {
+		v, err := tx.Get(store.SegmentUseKey(name))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return json.Unmarshal(v, &uses)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uses
+}
+
+// A sweep skips a segment deleted after it listed them, and goes on with
+// the others.
+func TestRefreshAllSkipsDeletedSegment(t *testing.T) {
+	c := openTest(t, testConfig(t))
+	ctx := context.Background()
+	ingestAll(t, c, `{"type":"track","messageId":"1","userId":"a","event":"Order Completed","properties":{"total":1}}`)
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"`+n+`","purpose":"essential.service","where":{"event":"Order Completed"}}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While a is refreshed (the sweep holds memberMu), b's definition goes.
+	c.afterMemberRead = func() {
+		c.afterMemberRead = nil
+		if err := c.store.Update(ctx, func(tx *store.Txn) error {
+			return tx.Delete([]byte(string(store.PrefixSegmentDef) + "b"))
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	reps, err := c.RefreshAll(ctx, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range reps {
+		names = append(names, r.Segment)
+	}
+	if !slices.Equal(names, []string{"a", "c"}) {
+		t.Fatalf("refreshed %v, want [a c]", names)
 	}
 }

@@ -63,7 +63,18 @@ func (c *CDP) ApplySegment(ctx context.Context, d *segments.Definition) error {
 		return err
 	}
 	if err := c.store.Update(ctx, func(tx *store.Txn) error {
-		return tx.Set([]byte(string(store.PrefixSegmentDef)+d.Name), b)
+		key := []byte(string(store.PrefixSegmentDef) + d.Name)
+		if ok, err := tx.Has(key); err != nil {
+			return err
+		} else if !ok {
+			// A new segment starts without uses: a record that a use of
+			// an earlier segment of the name wrote while it was being
+			// deleted (markUsed) is not this one's.
+			if err := tx.Delete(store.SegmentUseKey(d.Name)); err != nil {
+				return err
+			}
+		}
+		return tx.Set(key, b)
 	}); err != nil {
 		return fmt.Errorf("apply segment %s: %w", d.Name, err)
 	}
@@ -280,10 +291,11 @@ type fetchGroup struct {
 	views [fetchBatch]*personView
 	// all are the group's views, which go back to the run together when
 	// the last of them is released (out counts the others): a lock per
-	// group, not per person. Workers handing back every view to one list
-	// under one lock bounced it between the cores: up to an eighth of an
-	// evaluation's CPU. The views of a group a run stopped before it
-	// yielded them all are left to the collector.
+	// group, not per person. The run's reducer handing back every view,
+	// and the scan taking each, under one lock bounced its cache line
+	// between their cores: up to an eighth of an evaluation's CPU. The
+	// views of a group a run stopped before it released them all are left
+	// to the collector.
 	all [fetchBatch]*personView
 	out atomic.Int32
 }
@@ -440,7 +452,7 @@ type viewRun struct {
 	// the few batches in flight.
 	recycle bool
 	mu      sync.Mutex
-	free    []*personView // released, whole groups at a time (fetchGroup.all)
+	free    []*personView // released, a whole group at a time (fetchGroup.all)
 	spare   []*personView // taken from free in one go: the scan's own, no lock
 	// touched is what the groups' fetches read to bring entries into the
 	// cache (nodeTable.fetchViews), kept so that the reads are not
@@ -492,10 +504,9 @@ func (p *personView) Release() {
 	}
 	*p = keep
 	if home == nil {
-		run.mu.Lock()
-		run.free = append(run.free, p)
-		run.mu.Unlock()
-	} else if home.out.Add(-1) == 0 {
+		return // not a scan's (or released twice): left to the collector
+	}
+	if home.out.Add(-1) == 0 {
 		run.mu.Lock()
 		run.free = append(run.free, home.all[:home.n]...)
 		run.mu.Unlock()
