@@ -42,12 +42,11 @@ import (
 var now = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 type person struct {
-	user            string
-	country, state  string
-	consent         int8 // 1 granted (marketing), -1 denied, 0 none
-	firstSeen       time.Time
-	events          []ev
-	jurisdictionTag string
+	user           string
+	country, state string
+	consent        int8 // 1 granted (marketing), -1 denied, 0 none
+	firstSeen      time.Time
+	events         []ev
 }
 
 type streamedEvent struct {
