@@ -86,6 +86,14 @@ type CDP struct {
 	// defMu serialises changes to definitions (apply, delete): each checks
 	// the references (in_segment) of the definitions it then replaces.
 	defMu sync.Mutex
+	// exportMu is read-held by an export from its snapshot to its ledger
+	// write, and held by an erasure: an erasure waits for running exports,
+	// so that its certificate lists them as recipients and no ledger
+	// record of the person is written after it.
+	exportMu sync.RWMutex
+	// beforeLedger, when set (tests), runs between an export's delivery
+	// and its ledger write.
+	beforeLedger func()
 	// personal is the personalisation lookup cache (personalize.go).
 	personal *personalIndex
 	// afterMemberRead, when set (tests), runs between a membership

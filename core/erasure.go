@@ -215,11 +215,13 @@ func (c *CDP) eraseRequest(ctx context.Context, r *PrivacyRequest) (DeletionCert
 	}
 	cert := DeletionCertificate{Request: r.ID, At: c.now().UTC()}
 	start := time.Now()
-	// Membership writers hold memberMu from their read to their write:
-	// the erasure waits for one that is running, so that none writes a
-	// record of the person back after the erasure removed it (the store
-	// detects no write conflicts), and one that starts after reads a
-	// snapshot without them.
+	// Exports hold exportMu from their snapshot to their ledger write, and
+	// membership writers memberMu from their read to their write: the
+	// erasure waits for those running, so that its certificate lists every
+	// export that read the person and none writes a record of them back
+	// after the erasure removed it (the store detects no write conflicts);
+	// those that start after read a snapshot without them.
+	c.exportMu.Lock()
 	c.memberMu.Lock()
 	err = c.runOp(ctx, func(tx *store.Txn) error {
 		cert.Records, cert.IdentifierHashes, cert.Suppressed = map[string]int{}, []string{}, []string{}
@@ -297,6 +299,7 @@ func (c *CDP) eraseRequest(ctx context.Context, r *PrivacyRequest) (DeletionCert
 		return nil
 	})
 	c.memberMu.Unlock()
+	c.exportMu.Unlock()
 	if err != nil {
 		r.Erasure = nil
 		return cert, err

@@ -391,3 +391,64 @@ func TestDeletionRotationWindow(t *testing.T) {
 		t.Fatal("rotated again with nothing due")
 	}
 }
+
+// A deletion asked for while an export is between its delivery and its
+// ledger write waits for the export: its certificate lists the export as a
+// recipient (the rows were delivered), and no ledger record of the person
+// is written after the erasure.
+func TestDeleteWaitsForRunningExport(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Destinations = map[string]DestinationConfig{"newsletter": {Kind: "email", Format: "csv", Dir: t.TempDir(), Fields: []string{"email"}}}
+	c := openTest(t, cfg)
+	ctx := context.Background()
+	ingestAll(t, c,
+		`{"type":"identify","messageId":"1","userId":"a","traits":{"email":"a@example.com","address":{"country":"GB"}},"timestamp":"2026-10-01T09:00:00Z"}`,
+		`{"type":"track","messageId":"2","userId":"a","event":"Order Completed","properties":{"total":12},"timestamp":"2026-10-02T09:00:00Z"}`,
+	)
+	consentSet(t, c, "a@example.com", "marketing.communications.email", "granted", "2026-10-01T00:00:00Z", nil)
+	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	c.eraseHook = func(string) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	type outcome struct {
+		cert DeletionCertificate
+		err  error
+	}
+	erased := make(chan outcome, 1)
+	c.beforeLedger = func() {
+		go func() {
+			cert, err := c.Delete(context.Background(), identity.Identifier{Type: identity.UserID, Value: "a"})
+			erased <- outcome{cert, err}
+		}()
+		select {
+		case <-started:
+			t.Error("the erasure ran between an export's delivery and its ledger write")
+		case <-time.After(100 * time.Millisecond): // it waits: the export goes on
+		}
+	}
+	rep, err := c.ExportSegment(ctx, "buyers", "newsletter", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil || rep.Rows != 1 {
+		t.Fatalf("export %+v %v", rep, err)
+	}
+	o := <-erased
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if len(o.cert.Recipients) != 1 || o.cert.Recipients[0].Export != rep.ID {
+		t.Fatalf("recipients %+v, want the export %s", o.cert.Recipients, rep.ID)
+	}
+	n := 0
+	err = c.store.View(ctx, func(tx *store.Txn) error {
+		return tx.Scan([]byte(store.PrefixExport), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
+	})
+	if err != nil || n != 0 {
+		t.Fatalf("%d ledger records after the erasure (%v)", n, err)
+	}
+}

@@ -176,6 +176,10 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	dest := policies.Destination{Name: destination, Kind: dc.Kind, Region: dc.Region, Fields: dc.Fields}
 	purpose := set.Get(name).Purpose()
 	var res *segments.ExportResult
+	// An erasure waits from here to the ledger (exportMu): the people this
+	// export reads and delivers are in the ledger before it looks.
+	c.exportMu.RLock()
+	defer c.exportMu.RUnlock()
 	meter.stage("evaluating", 0)
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
@@ -215,6 +219,9 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 		return rep, err
 	}
 	meter.stage("ledger", len(res.Rows))
+	if c.beforeLedger != nil {
+		c.beforeLedger()
+	}
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
 		return rep, err
 	}
