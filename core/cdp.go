@@ -91,7 +91,7 @@ type CDP struct {
 	// so that its certificate lists them as recipients and no ledger
 	// record of the person is written after it.
 	exportMu sync.RWMutex
-	// beforeLedger, when set (tests), runs between an export's delivery
+	// beforeLedger, when set (tests), runs between an export's evaluation
 	// and its ledger write.
 	beforeLedger func()
 	// personal is the personalisation lookup cache (personalize.go).

@@ -392,10 +392,10 @@ func TestDeletionRotationWindow(t *testing.T) {
 	}
 }
 
-// A deletion asked for while an export is between its delivery and its
-// ledger write waits for the export: its certificate lists the export as a
-// recipient (the rows were delivered), and no ledger record of the person
-// is written after the erasure.
+// A deletion asked for while an export runs (here between its evaluation
+// and its ledger write) waits for the export: its certificate lists the
+// export as a recipient (the rows were delivered), and no ledger record of
+// the person is written after the erasure.
 func TestDeleteWaitsForRunningExport(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Destinations = map[string]DestinationConfig{"newsletter": {Kind: "email", Format: "csv", Dir: t.TempDir(), Fields: []string{"email"}}}
@@ -429,7 +429,7 @@ func TestDeleteWaitsForRunningExport(t *testing.T) {
 		}()
 		select {
 		case <-started:
-			t.Error("the erasure ran between an export's delivery and its ledger write")
+			t.Error("the erasure ran while an export was running")
 		case <-time.After(100 * time.Millisecond): // it waits: the export goes on
 		}
 	}

@@ -41,9 +41,9 @@ type ExportReport struct {
 // ExportProgress is where a running export stands: counts only, never who.
 type ExportProgress struct {
 	// Stage is "evaluating" (people read and put through the gate),
-	// "writing" (rows written to the file or sent to the webhook),
-	// "ledger" (each recipient recorded for access and deletion reports)
-	// or "done".
+	// "ledger" (each recipient recorded for access and deletion reports,
+	// before the rows go out), "writing" (rows written to the file or sent
+	// to the webhook), or "done".
 	Stage string `json:"stage"`
 	// People is how many people evaluation has read so far. A segment with
 	// a population-relative condition (top/bottom N%) reads everyone twice,
@@ -208,22 +208,27 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	if groups != nil && len(res.Rows) > 0 {
 		rep.Fields = append(rep.Fields, splitField)
 	}
-	meter.stage("writing", len(res.Rows))
-	if dc.URL != "" {
-		rep.Path = dc.URL
-		err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows, groups, meter)
-	} else {
-		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups, meter)
-	}
-	if err != nil {
-		return rep, err
-	}
+	// The ledger first: a crash while the rows go out leaves it naming
+	// every person of the export, so it may list a recipient that got
+	// nothing, never miss one that got something. A delivery that fails
+	// takes back the entries of the rows nobody received.
 	meter.stage("ledger", len(res.Rows))
 	if c.beforeLedger != nil {
 		c.beforeLedger()
 	}
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
 		return rep, err
+	}
+	meter.stage("writing", len(res.Rows))
+	held := 0
+	if dc.URL != "" {
+		rep.Path = dc.URL
+		held, err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows, groups, meter)
+	} else if rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups, meter); err == nil {
+		held = len(res.Rows)
+	}
+	if err != nil {
+		return rep, errors.Join(err, c.unwriteLedger(context.WithoutCancel(ctx), res.Rows[held:], id))
 	}
 	c.markUsed(ctx, name, useExported)
 	err = c.record(ctx, "segment.export", map[string]any{"export": id, "segment": name, "destination": destination,
@@ -248,7 +253,9 @@ func rowValue(r segments.Row, i int, name string, groups []string) (any, bool) {
 	return r.Value(name)
 }
 
-func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row, groups []string, meter *progressMeter) (string, error) {
+// writeExport writes the rows to a new file in the destination's
+// directory. A file it could not finish is removed: nobody received it.
+func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fields []string, rows []segments.Row, groups []string, meter *progressMeter) (_ string, err error) {
 	if err := os.MkdirAll(dc.Dir, 0o700); err != nil {
 		return "", fmt.Errorf("export directory: %w", err)
 	}
@@ -265,7 +272,14 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 	if err != nil {
 		return "", fmt.Errorf("export file: %w", err)
 	}
-	defer f.Close()
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			err = errors.Join(err, os.Remove(path))
+		}
+	}()
 	switch dc.Format {
 	case "csv":
 		w := csv.NewWriter(f)
@@ -305,6 +319,30 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 		}
 	}
 	return path, f.Sync()
+}
+
+// unwriteLedger deletes the ledger entries of an export for rows that
+// never went out.
+func (c *CDP) unwriteLedger(ctx context.Context, rows []segments.Row, export string) error {
+	for start := 0; start < len(rows); start += 5000 {
+		chunk := rows[start:min(start+5000, len(rows))]
+		err := c.store.Update(ctx, func(tx *store.Txn) error {
+			for _, r := range chunk {
+				pid, err := uuid.Parse(r.Ref())
+				if err != nil {
+					return err
+				}
+				if err := tx.Delete(store.ExportKey(pid, export)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("export ledger: take back %d entries: %w", len(rows)-start, err)
+		}
+	}
+	return nil
 }
 
 func (c *CDP) writeLedger(ctx context.Context, rows []segments.Row, e ledgerEntry) error {

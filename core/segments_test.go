@@ -208,7 +208,7 @@ func TestExportProgress(t *testing.T) {
 					t.Fatalf("counts went back: %+v after %+v", p, got[i-1])
 				}
 			}
-			if want := []string{"evaluating", "writing", "ledger", "done"}; !slices.Equal(stages, want) {
+			if want := []string{"evaluating", "ledger", "writing", "done"}; !slices.Equal(stages, want) {
 				t.Fatalf("stages %v, want %v", stages, want)
 			}
 			for _, p := range got {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,12 +25,15 @@ const webhookAttempts = 5
 // HMAC-SHA256 of the body under the destination's secret (rows of a
 // segment with splits carry "split": the person's group), retried with
 // exponential backoff on network errors, 429 and 5xx. A 4xx other than 429
-// fails the export at once (the receiver refuses the data). The export
-// ledger is written only after every batch was accepted.
-func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row, groups []string, meter *progressMeter) error {
+// fails the export at once (the receiver refuses the data).
+// held is how many rows, from the first, the receiver may hold: those of
+// the batches it accepted, and of the one that failed unless it refused
+// it (a batch that timed out or got a 5xx may have been kept). The export
+// keeps their ledger entries (ExportSegment).
+func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row, groups []string, meter *progressMeter) (held int, err error) {
 	secret := os.Getenv(dc.SecretEnv)
 	if secret == "" {
-		return fmt.Errorf("%w: destination %s: environment variable %s (its signing secret) is empty", ErrInvalidInput, dest, dc.SecretEnv)
+		return 0, fmt.Errorf("%w: destination %s: environment variable %s (its signing secret) is empty", ErrInvalidInput, dest, dc.SecretEnv)
 	}
 	size := dc.BatchSize
 	if size <= 0 {
@@ -51,18 +55,24 @@ func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, s
 		}
 		body, err := json.Marshal(map[string]any{"export": exportID, "segment": segment, "destination": dest, "batch": batch, "rows": objs})
 		if err != nil {
-			return err
+			return start, err
 		}
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		sig := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 		if err := postWithRetry(ctx, client, dc.URL, body, sig, exportID, batch); err != nil {
-			return fmt.Errorf("webhook %s: batch %d: %w", dest, batch, err)
+			if !errors.Is(err, errRefused) {
+				start += len(chunk)
+			}
+			return start, fmt.Errorf("webhook %s: batch %d: %w", dest, batch, err)
 		}
 		meter.rows(len(chunk))
 	}
-	return nil
+	return len(rows), nil
 }
+
+// errRefused: the receiver answered a batch with a 4xx other than 429.
+var errRefused = errors.New("refused")
 
 func postWithRetry(ctx context.Context, client *http.Client, url string, body []byte, sig, exportID string, batch int) error {
 	backoff := 200 * time.Millisecond
@@ -84,7 +94,7 @@ func postWithRetry(ctx context.Context, client *http.Client, url string, body []
 			case resp.StatusCode < 300:
 				return nil
 			case resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
-				return fmt.Errorf("refused with HTTP %d", resp.StatusCode)
+				return fmt.Errorf("%w with HTTP %d", errRefused, resp.StatusCode)
 			}
 			last = fmt.Errorf("HTTP %d", resp.StatusCode)
 		} else {

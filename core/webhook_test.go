@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,5 +83,63 @@ func TestWebhookExport(t *testing.T) {
 	})
 	if n != 1 {
 		t.Fatalf("ledger entries = %d, want 1 (only the delivered export)", n)
+	}
+}
+
+// The ledger is written before the rows go out (a receiver finds every
+// person of the export in it already), and a failed export keeps the
+// entries of the rows the receiver may hold: the batches it accepted, and
+// the failed one unless it refused it.
+func TestWebhookLedgerBeforeDelivery(t *testing.T) {
+	t.Setenv("CUSTODY_TEST_HOOK_SECRET", "s3cret-for-tests")
+	var c *CDP
+	ledger := func() int {
+		n := 0
+		if err := c.store.View(context.Background(), func(tx *store.Txn) error {
+			return tx.Scan([]byte(store.PrefixExport), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
+		}); err != nil {
+			t.Error(err)
+		}
+		return n
+	}
+	var mu sync.Mutex
+	batches, seenInLedger := 0, []int{}
+	// One person per batch; the third batch is refused.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seenInLedger = append(seenInLedger, ledger())
+		if batches++; batches == 3 {
+			w.WriteHeader(http.StatusForbidden)
+		}
+	}))
+	defer srv.Close()
+	cfg := testConfig(t)
+	cfg.Destinations = map[string]DestinationConfig{
+		"crm": {Kind: "email", URL: srv.URL, SecretEnv: "CUSTODY_TEST_HOOK_SECRET", Fields: []string{"email"}, BatchSize: 1},
+	}
+	c = openTest(t, cfg)
+	ctx := context.Background()
+	var msgs []string
+	for i := range 4 {
+		msgs = append(msgs,
+			fmt.Sprintf(`{"type":"identify","messageId":"i%d","userId":"w%d","traits":{"email":"w%d@example.com","address":{"country":"US","state":"CA"}}}`, i, i, i),
+			fmt.Sprintf(`{"type":"track","messageId":"t%d","userId":"w%d","event":"Order Completed","properties":{"total":5}}`, i, i))
+	}
+	ingestAll(t, c, msgs...)
+	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.ExportSegment(ctx, "buyers", "crm", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+	if err == nil || !strings.Contains(err.Error(), "batch 2") {
+		t.Fatalf("export with a refused third batch: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seenInLedger, []int{4, 4, 4}) {
+		t.Fatalf("the receiver found %v ledger entries at each batch, want all 4 before every one", seenInLedger)
+	}
+	if n := ledger(); n != 2 {
+		t.Fatalf("%d ledger entries after the refused batch, want 2 (the accepted batches)", n)
 	}
 }

@@ -13,7 +13,7 @@
   function stageText(p) {
     switch (p.stage) {
       case "writing": return (p.rows || 0) + " of " + p.total + " rows written…";
-      case "ledger": return p.total + " rows written; recording the recipients…";
+      case "ledger": return "recording the " + p.total + " recipients before sending…";
       case "done": return "finishing…";
       default: return (p.people || 0) + " people checked through the policy gate…";
     }
