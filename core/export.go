@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -176,10 +177,13 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 	dest := policies.Destination{Name: destination, Kind: dc.Kind, Region: dc.Region, Fields: dc.Fields}
 	purpose := set.Get(name).Purpose()
 	var res *segments.ExportResult
-	// An erasure waits from here to the ledger (exportMu): the people this
-	// export reads and delivers are in the ledger before it looks.
+	// An erasure waits from here to the ledger write (exportMu): the people
+	// this export reads and delivers are in the ledger before it looks.
+	// Not through the delivery, which can take minutes of retries: the
+	// certificate names the export either way.
 	c.exportMu.RLock()
-	defer c.exportMu.RUnlock()
+	ledgered := sync.OnceFunc(c.exportMu.RUnlock)
+	defer ledgered()
 	meter.stage("evaluating", 0)
 	err = c.store.View(ctx, func(tx *store.Txn) error {
 		var err error
@@ -217,15 +221,24 @@ func (c *CDP) ExportSegment(ctx context.Context, name, destination string, now t
 		c.beforeLedger()
 	}
 	if err := c.writeLedger(ctx, res.Rows, ledgerEntry{Export: id, Segment: name, Destination: destination, Kind: dc.Kind, At: now.UTC(), Fields: rep.Fields}); err != nil {
-		return rep, err
+		return rep, errors.Join(err, c.unwriteLedger(context.WithoutCancel(ctx), res.Rows, id))
 	}
+	ledgered()
 	meter.stage("writing", len(res.Rows))
 	held := 0
 	if dc.URL != "" {
 		rep.Path = dc.URL
 		held, err = c.sendWebhook(ctx, dc, id, name, destination, res.Rows, groups, meter)
-	} else if rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups, meter); err == nil {
-		held = len(res.Rows)
+	} else {
+		rep.Path, err = writeExport(dc, name, destination, now, rep.Fields, res.Rows, groups, meter)
+		switch {
+		case err == nil:
+			held = len(res.Rows)
+		case errors.Is(err, errFileLeft):
+			held = len(res.Rows) // whoever reads the directory may have it
+		default:
+			rep.Path = ""
+		}
 	}
 	if err != nil {
 		return rep, errors.Join(err, c.unwriteLedger(context.WithoutCancel(ctx), res.Rows[held:], id))
@@ -277,7 +290,9 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 			err = cerr
 		}
 		if err != nil {
-			err = errors.Join(err, os.Remove(path))
+			if rerr := os.Remove(path); rerr != nil {
+				err = fmt.Errorf("%w (%w): %w", err, errFileLeft, rerr)
+			}
 		}
 	}()
 	switch dc.Format {
@@ -320,6 +335,9 @@ func writeExport(dc DestinationConfig, segment, dest string, now time.Time, fiel
 	}
 	return path, f.Sync()
 }
+
+// errFileLeft: an export file that failed could not be removed either.
+var errFileLeft = errors.New("the unfinished file is left in the destination directory")
 
 // unwriteLedger deletes the ledger entries of an export for rows that
 // never went out.

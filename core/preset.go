@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -153,6 +154,11 @@ func (c *CDP) destination(name string, dc DestinationConfig) (DestinationConfig,
 	}
 	if dc.Purpose != "" && !c.engine.ValidPurpose(dc.Purpose) {
 		return dc, fmt.Errorf("%w: destination %s: purpose %q is not in the purpose taxonomy", ErrInvalidInput, name, dc.Purpose)
+	}
+	// Checked before anything is read or recorded: an export that cannot
+	// sign its batches must not get as far as the ledger.
+	if dc.URL != "" && os.Getenv(dc.SecretEnv) == "" {
+		return dc, fmt.Errorf("%w: destination %s: environment variable %s (its signing secret) is empty", ErrInvalidInput, name, dc.SecretEnv)
 	}
 	return dc, nil
 }

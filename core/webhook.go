@@ -32,7 +32,7 @@ const webhookAttempts = 5
 // keeps their ledger entries (ExportSegment).
 func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, segment, dest string, rows []segments.Row, groups []string, meter *progressMeter) (held int, err error) {
 	secret := os.Getenv(dc.SecretEnv)
-	if secret == "" {
+	if secret == "" { // checked by CDP.destination, before the ledger
 		return 0, fmt.Errorf("%w: destination %s: environment variable %s (its signing secret) is empty", ErrInvalidInput, dest, dc.SecretEnv)
 	}
 	size := dc.BatchSize
@@ -74,6 +74,10 @@ func (c *CDP) sendWebhook(ctx context.Context, dc DestinationConfig, exportID, s
 // errRefused: the receiver answered a batch with a 4xx other than 429.
 var errRefused = errors.New("refused")
 
+// postWithRetry posts one batch. Its error is errRefused only when the
+// receiver refused the batch at the first attempt: a refusal after an
+// attempt that timed out or got a 5xx (a 409 for the repeated
+// Idempotency-Key) may mean the receiver kept the batch then.
 func postWithRetry(ctx context.Context, client *http.Client, url string, body []byte, sig, exportID string, batch int) error {
 	backoff := 200 * time.Millisecond
 	var last error
@@ -94,6 +98,9 @@ func postWithRetry(ctx context.Context, client *http.Client, url string, body []
 			case resp.StatusCode < 300:
 				return nil
 			case resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
+				if attempt > 1 {
+					return fmt.Errorf("refused with HTTP %d after %v", resp.StatusCode, last)
+				}
 				return fmt.Errorf("%w with HTTP %d", errRefused, resp.StatusCode)
 			}
 			last = fmt.Errorf("HTTP %d", resp.StatusCode)

@@ -6,11 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,57 +89,99 @@ func TestWebhookExport(t *testing.T) {
 // The ledger is written before the rows go out (a receiver finds every
 // person of the export in it already), and a failed export keeps the
 // entries of the rows the receiver may hold: the batches it accepted, and
-// the failed one unless it refused it.
+// the failed one unless it refused it at once.
 func TestWebhookLedgerBeforeDelivery(t *testing.T) {
 	t.Setenv("CUSTODY_TEST_HOOK_SECRET", "s3cret-for-tests")
-	var c *CDP
-	ledger := func() int {
-		n := 0
-		if err := c.store.View(context.Background(), func(tx *store.Txn) error {
-			return tx.Scan([]byte(store.PrefixExport), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
-		}); err != nil {
-			t.Error(err)
-		}
-		return n
+	tests := []struct {
+		name  string
+		third []int // the answers to the third batch's attempts
+		kept  int
+	}{
+		{"refused", []int{http.StatusForbidden}, 2},
+		// The first attempt may have been kept; the 409 answers its
+		// repeated Idempotency-Key.
+		{"refused after a 503", []int{http.StatusServiceUnavailable, http.StatusConflict}, 3},
 	}
-	var mu sync.Mutex
-	batches, seenInLedger := 0, []int{}
-	// One person per batch; the third batch is refused.
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		seenInLedger = append(seenInLedger, ledger())
-		if batches++; batches == 3 {
-			w.WriteHeader(http.StatusForbidden)
-		}
-	}))
-	defer srv.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c *CDP
+			ledger := func() int {
+				n := 0
+				if err := c.store.View(context.Background(), func(tx *store.Txn) error {
+					return tx.Scan([]byte(store.PrefixExport), store.ScanOptions{KeysOnly: true}, func(_, _ []byte) error { n++; return nil })
+				}); err != nil {
+					t.Error(err)
+				}
+				return n
+			}
+			var mu sync.Mutex
+			var seenInLedger []int
+			third := tt.third
+			// One person per batch; the third batch gets tt.third.
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				seenInLedger = append(seenInLedger, ledger())
+				if strings.HasSuffix(r.Header.Get("Idempotency-Key"), "-2") && len(third) > 0 {
+					w.WriteHeader(third[0])
+					third = third[1:]
+				}
+			}))
+			defer srv.Close()
+			cfg := testConfig(t)
+			cfg.Destinations = map[string]DestinationConfig{
+				"crm": {Kind: "email", URL: srv.URL, SecretEnv: "CUSTODY_TEST_HOOK_SECRET", Fields: []string{"email"}, BatchSize: 1},
+			}
+			c = openTest(t, cfg)
+			ctx := context.Background()
+			var msgs []string
+			for i := range 4 {
+				msgs = append(msgs,
+					fmt.Sprintf(`{"type":"identify","messageId":"i%d","userId":"w%d","traits":{"email":"w%d@example.com","address":{"country":"US","state":"CA"}}}`, i, i, i),
+					fmt.Sprintf(`{"type":"track","messageId":"t%d","userId":"w%d","event":"Order Completed","properties":{"total":5}}`, i, i))
+			}
+			ingestAll(t, c, msgs...)
+			if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.ExportSegment(ctx, "buyers", "crm", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
+			if err == nil || !strings.Contains(err.Error(), "batch 2") {
+				t.Fatalf("export with a failing third batch: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, n := range seenInLedger {
+				if n != 4 {
+					t.Fatalf("request %d found %d ledger entries, want all 4 before every batch (%v)", i, n, seenInLedger)
+				}
+			}
+			if n := ledger(); n != tt.kept {
+				t.Fatalf("%d ledger entries after the failed batch, want %d", n, tt.kept)
+			}
+		})
+	}
+}
+
+// An export to a webhook without its signing secret fails before it
+// reads or records anything.
+func TestWebhookWithoutSecret(t *testing.T) {
+	t.Setenv("CUSTODY_TEST_NO_SECRET", "")
 	cfg := testConfig(t)
 	cfg.Destinations = map[string]DestinationConfig{
-		"crm": {Kind: "email", URL: srv.URL, SecretEnv: "CUSTODY_TEST_HOOK_SECRET", Fields: []string{"email"}, BatchSize: 1},
+		"crm": {Kind: "email", URL: "http://127.0.0.1:1/never", SecretEnv: "CUSTODY_TEST_NO_SECRET", Fields: []string{"email"}},
 	}
-	c = openTest(t, cfg)
+	c := openTest(t, cfg)
 	ctx := context.Background()
-	var msgs []string
-	for i := range 4 {
-		msgs = append(msgs,
-			fmt.Sprintf(`{"type":"identify","messageId":"i%d","userId":"w%d","traits":{"email":"w%d@example.com","address":{"country":"US","state":"CA"}}}`, i, i, i),
-			fmt.Sprintf(`{"type":"track","messageId":"t%d","userId":"w%d","event":"Order Completed","properties":{"total":5}}`, i, i))
-	}
-	ingestAll(t, c, msgs...)
-	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
+	ingestAll(t, c, `{"type":"track","messageId":"1","userId":"w","event":"Order Completed","properties":{"total":5}}`)
+	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"essential.service","where":{"event":"Order Completed"}}`)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.ExportSegment(ctx, "buyers", "crm", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC))
-	if err == nil || !strings.Contains(err.Error(), "batch 2") {
-		t.Fatalf("export with a refused third batch: %v", err)
+	reached := false
+	c.beforeLedger = func() { reached = true }
+	if _, err := c.ExportSegment(ctx, "buyers", "crm", time.Time{}); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "CUSTODY_TEST_NO_SECRET") {
+		t.Fatalf("export without a secret: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(seenInLedger, []int{4, 4, 4}) {
-		t.Fatalf("the receiver found %v ledger entries at each batch, want all 4 before every one", seenInLedger)
-	}
-	if n := ledger(); n != 2 {
-		t.Fatalf("%d ledger entries after the refused batch, want 2 (the accepted batches)", n)
+	if reached {
+		t.Fatal("the export got as far as the ledger")
 	}
 }
