@@ -409,14 +409,7 @@ func TestDeleteWaitsForRunningExport(t *testing.T) {
 	if _, err := c.ApplySegmentData(ctx, []byte(`{"name":"buyers","purpose":"marketing.communications.email","where":{"event":"Order Completed"}}`)); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan struct{}, 1)
-	c.eraseHook = func(string) error {
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		return nil
-	}
+	started := erasureStarts(c)
 	type outcome struct {
 		cert DeletionCertificate
 		err  error
@@ -451,4 +444,18 @@ func TestDeleteWaitsForRunningExport(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("%d ledger records after the erasure (%v)", n, err)
 	}
+}
+
+// erasureStarts reports when an erasure of c reaches its transaction (its
+// first step), through the fault-injection hook.
+func erasureStarts(c *CDP) <-chan struct{} {
+	started := make(chan struct{}, 1)
+	c.eraseHook = func(string) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return started
 }

@@ -412,14 +412,7 @@ func TestMembershipWritersRaceErasure(t *testing.T) {
 	// between its read and its write, and checks that it does not start
 	// its transaction there; wait waits for the erasure.
 	eraseDuring := func(t *testing.T, c *CDP) (wait func()) {
-		started := make(chan struct{}, 1)
-		c.eraseHook = func(string) error {
-			select {
-			case started <- struct{}{}:
-			default:
-			}
-			return nil
-		}
+		started := erasureStarts(c)
 		done := make(chan error, 1)
 		c.afterMemberRead = func() {
 			c.afterMemberRead = nil
