@@ -342,23 +342,11 @@ var errFileLeft = errors.New("the unfinished file is left in the destination dir
 // unwriteLedger deletes the ledger entries of an export for rows that
 // never went out.
 func (c *CDP) unwriteLedger(ctx context.Context, rows []segments.Row, export string) error {
-	for start := 0; start < len(rows); start += 5000 {
-		chunk := rows[start:min(start+5000, len(rows))]
-		err := c.store.Update(ctx, func(tx *store.Txn) error {
-			for _, r := range chunk {
-				pid, err := uuid.Parse(r.Ref())
-				if err != nil {
-					return err
-				}
-				if err := tx.Delete(store.ExportKey(pid, export)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("export ledger: take back %d entries: %w", len(rows)-start, err)
-		}
+	done, err := c.eachLedgerKey(ctx, rows, export, 5000, func(tx *store.Txn, _ uuid.UUID, key []byte) error {
+		return tx.Delete(key)
+	})
+	if err != nil {
+		return fmt.Errorf("export ledger: take back %d entries: %w", len(rows)-done, err)
 	}
 	return nil
 }
@@ -368,30 +356,42 @@ func (c *CDP) writeLedger(ctx context.Context, rows []segments.Row, e ledgerEntr
 	if err != nil {
 		return err
 	}
-	for start := 0; start < len(rows); start += 2000 {
-		chunk := rows[start:min(start+2000, len(rows))]
+	_, err = c.eachLedgerKey(ctx, rows, e.Export, 2000, func(tx *store.Txn, pid uuid.UUID, key []byte) error {
+		sealed, err := c.vault.Seal(ctx, pid, key, plain)
+		if err != nil {
+			return err
+		}
+		return tx.Set(key, sealed)
+	})
+	if err != nil {
+		return fmt.Errorf("export ledger: %w", err)
+	}
+	return nil
+}
+
+// eachLedgerKey runs fn on the ledger key of export for each row's
+// person, per rows at a time in one transaction each. done is how many
+// rows' transactions committed.
+func (c *CDP) eachLedgerKey(ctx context.Context, rows []segments.Row, export string, per int, fn func(tx *store.Txn, pid uuid.UUID, key []byte) error) (done int, err error) {
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
 		err := c.store.Update(ctx, func(tx *store.Txn) error {
 			for _, r := range chunk {
 				pid, err := uuid.Parse(r.Ref())
 				if err != nil {
 					return err
 				}
-				key := store.ExportKey(pid, e.Export)
-				sealed, err := c.vault.Seal(ctx, pid, key, plain)
-				if err != nil {
-					return err
-				}
-				if err := tx.Set(key, sealed); err != nil {
+				if err := fn(tx, pid, store.ExportKey(pid, export)); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("export ledger: %w", err)
+			return start, err
 		}
 	}
-	return nil
+	return len(rows), nil
 }
 
 // Field gives an export field's value (segments.FieldSource). Hashed

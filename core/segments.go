@@ -197,7 +197,6 @@ func (c *CDP) people(ctx context.Context, tx *store.Txn, now time.Time, set *seg
 		flush := func() {
 			g := &fetchGroup{n: len(batch)}
 			copy(g.views[:], batch)
-			copy(g.all[:], batch)
 			g.out.Store(int32(len(batch)))
 			for _, pv := range batch {
 				pv.group, pv.home = g, g
@@ -286,25 +285,21 @@ const fetchBatch = 64
 // group was fetched closes the group (Release), and its fellows fetch
 // alone.
 type fetchGroup struct {
-	once  sync.Once
-	n     int
+	once sync.Once
+	n    int
+	// views go back to the run together when the last of them is
+	// released (out counts the others): a lock per group, not per person.
+	// The run's reducer handing back every view, and the scan taking each,
+	// under one lock bounced its cache line between their cores: up to an
+	// eighth of an evaluation's CPU. The views of a group a run stopped
+	// before it released them all are left to the collector.
 	views [fetchBatch]*personView
-	// all are the group's views, which go back to the run together when
-	// the last of them is released (out counts the others): a lock per
-	// group, not per person. The run's reducer handing back every view,
-	// and the scan taking each, under one lock bounced its cache line
-	// between their cores: up to an eighth of an evaluation's CPU. The
-	// views of a group a run stopped before it released them all are left
-	// to the collector.
-	all [fetchBatch]*personView
-	out atomic.Int32
+	out   atomic.Int32
 }
 
-// fetch fetches the group's views from run's node table, and lets go of
-// them.
+// fetch fetches the group's views from run's node table.
 func (g *fetchGroup) fetch(run *viewRun) {
 	run.touched.Add(run.c.nodes.fetchViews(g.views[:g.n], run.c.aggs))
-	g.views = [fetchBatch]*personView{}
 }
 
 // run evaluates the named segment of set over every person, through the
@@ -452,7 +447,7 @@ type viewRun struct {
 	// the few batches in flight.
 	recycle bool
 	mu      sync.Mutex
-	free    []*personView // released, a whole group at a time (fetchGroup.all)
+	free    []*personView // released, a whole group at a time (fetchGroup.views)
 	spare   []*personView // taken from free in one go: the scan's own, no lock
 	// touched is what the groups' fetches read to bring entries into the
 	// cache (nodeTable.fetchViews), kept so that the reads are not
@@ -508,7 +503,7 @@ func (p *personView) Release() {
 	}
 	if home.out.Add(-1) == 0 {
 		run.mu.Lock()
-		run.free = append(run.free, home.all[:home.n]...)
+		run.free = append(run.free, home.views[:home.n]...)
 		run.mu.Unlock()
 	}
 }
